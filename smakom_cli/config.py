@@ -223,7 +223,7 @@ def _build(
 
 
 def _convert(hint: Any, value: object, path: Path, key: str) -> object:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, path, prefix=f"{key}.")
     origin = typing.get_origin(hint)
     if origin is tuple:
