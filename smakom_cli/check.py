@@ -1,0 +1,159 @@
+"""The pre-send check: everything that can be found wrong without the network.
+
+Errors stop a real send (unless forced); warnings are worth a look. Each finding says
+where to fix it: the issue file and line, the configuration, or the template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from smakom_cli.config import Config
+from smakom_cli.render import RenderedIssue
+
+GMAIL_CLIP_BYTES = 102 * 1024
+SUBJECT_MAX = 78
+IMAGE_MAX_BYTES = 1024 * 1024
+_HREF = re.compile(r"""\shref\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{%20|%7B%7B", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: Literal["error", "warning"]
+    where: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Mail:
+    """What each check looks at: the rendered issue and one recipient's bodies."""
+
+    rendered: RenderedIssue
+    config: Config
+    html: str
+    text: str
+
+    @property
+    def name(self) -> str:
+        return self.rendered.issue.path.name
+
+
+def check_issue(rendered: RenderedIssue, config: Config, html: str, text: str) -> list[Finding]:
+    """Check an issue as one recipient would get it (`html` and `text` personalised)."""
+    mail = _Mail(rendered, config, html, text)
+    checks = (_subject, _size, _images, _links, _output, _unsubscribe, _addresses, _web_version)
+    return [finding for check in checks for finding in check(mail)]
+
+
+def _subject(mail: _Mail) -> Iterator[Finding]:
+    issue = mail.rendered.issue
+    if len(issue.subject) > SUBJECT_MAX:
+        yield Finding(
+            "warning",
+            mail.name,
+            f"the subject is {len(issue.subject)} characters; mail programs show about "
+            f"{SUBJECT_MAX} in the list view.",
+        )
+    if not issue.preheader:
+        yield Finding(
+            "warning", mail.name, "no preheader: the inbox shows the first words of the body."
+        )
+
+
+def _size(mail: _Mail) -> Iterator[Finding]:
+    size = len(mail.html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        yield Finding(
+            "error",
+            mail.name,
+            f"the HTML is {size / 1024:.0f} KB; Gmail cuts messages over 102 KB and hides "
+            "the rest, the unsubscribe link included. Shorten the issue.",
+        )
+
+
+def _images(mail: _Mail) -> Iterator[Finding]:
+    for ref in mail.rendered.content.images:
+        if not ref.alt.strip():
+            yield Finding(
+                "error",
+                f"{mail.name} line {ref.line}",
+                f"the image {ref.src} has no alt text: write it inside ![…].",
+            )
+    brand = mail.config.brand
+    if brand.logo and not brand.logo_alt:
+        yield Finding(
+            "warning", mail.config.path.name, "[brand] logo_alt is empty: the logo has no alt text."
+        )
+    for image in mail.rendered.images:
+        if not image.path.is_file():
+            yield Finding("error", image.origin, f"the image {image.path} does not exist.")
+        elif image.path.stat().st_size > IMAGE_MAX_BYTES:
+            megabytes = image.path.stat().st_size / 1024 / 1024
+            yield Finding(
+                "warning",
+                image.origin,
+                f"the image {image.path.name} is {megabytes:.1f} MB and goes into every "
+                "message; make it smaller.",
+            )
+
+
+def _links(mail: _Mail) -> Iterator[Finding]:
+    body_links = {link.href: link.line for link in mail.rendered.content.links}
+    for href in dict.fromkeys(_HREF.findall(mail.html)):
+        if not re.match(r"(?i)(https?://[^/\s]+|mailto:[^@\s]+@)", href):
+            line = body_links.get(href)
+            where = f"{mail.name} line {line}" if line else "the template or smakom.toml"
+            yield Finding(
+                "error", where, f"the link '{href}' is not a full http(s):// or mailto: address."
+            )
+
+
+def _output(mail: _Mail) -> Iterator[Finding]:
+    if _PLACEHOLDER.search(mail.html) or _PLACEHOLDER.search(mail.text):
+        yield Finding("error", "the template", "a template placeholder ({{ … }}) was left.")
+    if not mail.text.strip():
+        yield Finding("error", "the template", "the plain-text part is empty.")
+
+
+def _unsubscribe(mail: _Mail) -> Iterator[Finding]:
+    if not (mail.config.unsubscribe.mailto or mail.config.unsubscribe.url):
+        yield Finding(
+            "error",
+            mail.config.path.name,
+            "no [unsubscribe] mailto or url: the List-Unsubscribe header would be missing.",
+        )
+    for part, body in (("HTML", mail.rendered.html), ("plain text", mail.rendered.text)):
+        if not any(field.name == "unsubscribe_url" for field in body.fields):
+            yield Finding("error", "the template", f"the {part} has no {{{{ unsubscribe_url }}}}.")
+
+
+def _addresses(mail: _Mail) -> Iterator[Finding]:
+    sender = mail.config.sender
+    yield from _check_address(mail.config, "sender.email", sender.email, required=True)
+    yield from _check_address(mail.config, "sender.reply_to", sender.reply_to, required=False)
+
+
+def _web_version(mail: _Mail) -> Iterator[Finding]:
+    if not mail.config.newsletter.web_base_url:
+        yield Finding(
+            "warning",
+            mail.config.path.name,
+            "[newsletter] web_base_url is not set: the mail has no link to a web version.",
+        )
+
+
+def _check_address(config: Config, key: str, value: str, *, required: bool) -> Iterator[Finding]:
+    from email_validator import EmailNotValidError, validate_email
+
+    if not value:
+        if required:
+            yield Finding("error", config.path.name, f"'{key}' is not set.")
+        return
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        yield Finding("error", config.path.name, f"'{key}' = {value!r} is not valid: {exc}")
