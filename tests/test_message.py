@@ -1,0 +1,121 @@
+"""The message each recipient gets: MIME structure, headers, encodings, unsubscribe token."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+
+from smakom_cli.config import Config, load_config
+from smakom_cli.errors import SmakomError
+from smakom_cli.issue import load_issue
+from smakom_cli.message import MessageBuilder, Recipient
+from smakom_cli.render import personal_values, render_issue
+from smakom_cli.unsubscribe_links import address_from_token, link_for, make_token
+
+from .conftest import EXAMPLES
+
+SECRET = b"s" * 32
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(EXAMPLES / "smakom.toml")
+
+
+@pytest.fixture(scope="module")
+def builder(config: Config) -> MessageBuilder:
+    rendered = render_issue(load_issue(EXAMPLES / "issues" / "2021-01.md"), config)
+    return MessageBuilder(rendered, config)
+
+
+def build(builder: MessageBuilder, config: Config, address: str, name: str) -> EmailMessage:
+    values = personal_values({"email": address, "name": name}, "")
+    raw = builder.build(Recipient(address, name, values), link_for(config, SECRET, address))
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    assert not message.defects
+    return message
+
+
+def test_headers_of_a_bulk_message(builder: MessageBuilder, config: Config) -> None:
+    """From, Reply-To, To, Subject, List-Id and the unsubscribe headers are all there."""
+    message = build(builder, config, "anna.aberg@example.com", "Anna Åberg")
+    assert message["From"] == "SmåKom <nyhetsbrev@smakom.se>"
+    assert message["Reply-To"] == "charlotta@smakom.se"
+    assert message["To"] == "Anna Åberg <anna.aberg@example.com>"
+    assert message["Subject"] == "SmåKom Nyhetsbrev Januari 2021"
+    assert message["List-Id"] == "SmåKom Nyhetsbrev <nyhetsbrev.smakom.se>"
+    assert message["Message-ID"].endswith("@smakom.se>")
+    assert message["Date"]
+    unsubscribe = message["List-Unsubscribe"]
+    assert "<mailto:avregistrera@smakom.se?subject=unsubscribe%20anna.aberg%40example.com>" in (
+        unsubscribe
+    )
+    assert "<https://www.smakom.se/avregistrera?token=" in unsubscribe
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_parts_text_first_then_html_with_embedded_images(
+    builder: MessageBuilder, config: Config
+) -> None:
+    """multipart/alternative: plain text, then the HTML with its images in multipart/related."""
+    message = build(builder, config, "anna.aberg@example.com", "Anna Åberg")
+    kinds = [part.get_content_type() for part in message.walk()]
+    assert kinds[:4] == ["multipart/alternative", "text/plain", "multipart/related", "text/html"]
+    assert kinds[4:] == ["image/png"] * 3
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    for image in list(message.walk())[4:]:
+        assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
+        assert image.get_content()[:4] == b"\x89PNG"
+
+
+def test_the_footer_link_is_the_header_link_and_carries_a_valid_token(
+    builder: MessageBuilder, config: Config
+) -> None:
+    """The visible unsubscribe link is the https one in List-Unsubscribe, and names the reader."""
+    message = build(builder, config, "eva.lindqvist@example.com", "Eva")
+    https = message["List-Unsubscribe"].split("<")[-1].rstrip(">")
+    text_part = message.get_body(("plain",))
+    html_part = message.get_body(("html",))
+    assert text_part is not None and html_part is not None
+    assert f"klicka här <{https}>" in text_part.get_content()
+    assert https.replace("&", "&amp;") in html_part.get_content()
+    assert address_from_token(SECRET, https) == "eva.lindqvist@example.com"
+
+
+def test_a_forged_token_is_refused() -> None:
+    """Editing the address inside a token does not unsubscribe someone else."""
+    token = make_token(SECRET, "eva@example.com")
+    forged = make_token(b"other" * 8, "bo@example.com").split(".")[0] + "." + token.split(".")[1]
+    with pytest.raises(SmakomError, match="not a valid unsubscribe token"):
+        address_from_token(SECRET, forged)
+
+
+def test_names_cannot_inject_headers(builder: MessageBuilder, config: Config) -> None:
+    """A name with a line break and a header in it stays inside the To header."""
+    message = build(builder, config, "eve@example.com", "Eve\r\nBcc: all@example.org")
+    assert message["Bcc"] is None
+    assert "eve@example.com" in message["To"]
+
+
+def test_internationalised_domains_are_sent_in_ascii(
+    builder: MessageBuilder, config: Config
+) -> None:
+    """An address at an IDN domain goes out as punycode, never inside an encoded word."""
+    message = build(builder, config, "asa@exämple.se", "Åsa Öberg")
+    assert message["To"].addresses[0].domain == "xn--exmple-cua.se"
+    assert message["To"].addresses[0].display_name == "Åsa Öberg"
+
+
+def test_mailto_only_lists_get_no_one_click_header(config: Config) -> None:
+    """Without an https link there is no List-Unsubscribe-Post (RFC 8058)."""
+    mailto_only = Config(path=config.path, unsubscribe=type(config.unsubscribe)(mailto="a@b.se"))
+    link = link_for(mailto_only, None, "anna@example.com")
+    assert not link.one_click
+    assert link.header == "<mailto:a@b.se?subject=unsubscribe%20anna%40example.com>"
