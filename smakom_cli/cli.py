@@ -6,6 +6,10 @@ each concept. Heavy imports happen inside the commands so `smakom --help` starts
 
 from __future__ import annotations
 
+import os
+import secrets
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,15 +21,18 @@ from smakom_cli import __version__, output
 from smakom_cli.errors import SmakomError
 
 if TYPE_CHECKING:
-    import click
+    from collections.abc import Callable
 
     from smakom_cli.config import Config
+    from smakom_cli.mailing import Mailing
+    from smakom_cli.sender import SendReport
+    from smakom_cli.suppression import Change
 
 
 class _Group(TyperGroup):
     """Turns every user error into one red line and exit code 1, in this one place."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except SmakomError as exc:
@@ -93,6 +100,470 @@ def root(
     """Write, check, preview and send the SmåKom newsletter."""
     ctx.obj = _State(config_path=config)
     ctx.meta["smakom.debug"] = debug
+
+
+IssueArgument = Annotated[
+    Path, typer.Argument(help="The issue file, e.g. issues/2021-01.md.", dir_okay=False)
+]
+
+
+def _unsubscribe_secret(config: Config, *, required: bool) -> bytes | None:
+    """The key that signs unsubscribe links, from the keyring; a throwaway one for looking."""
+    if not config.unsubscribe.url:
+        return None
+    from smakom_cli.credentials import unsubscribe_secret
+
+    try:
+        return unsubscribe_secret(config.list_id, os.environ)
+    except SmakomError as exc:
+        if required:
+            raise
+        output.warning(
+            f"{exc} The unsubscribe links shown here use a throwaway key and will not work."
+        )
+        return secrets.token_bytes(32)
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    issue: IssueArgument,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the personalised HTML to this file.")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the HTML in the web browser.")
+    ] = False,
+    as_email: Annotated[
+        str | None, typer.Option("--as", help="Preview as this subscriber (an e-mail address).")
+    ] = None,
+    subscribers: SubscribersOption = None,
+) -> None:
+    """Show the issue as a subscriber gets it: envelope, text, audience, size, warnings."""
+    from smakom_cli.mailing import prepare
+    from smakom_cli.preview import build_preview
+
+    config = _state(ctx).config()
+    mailing = prepare(
+        config,
+        issue,
+        subscribers_path=subscribers,
+        secret=_unsubscribe_secret(config, required=False),
+        images="file",
+    )
+    result = build_preview(mailing, as_email)
+    output.show_preview(result)
+    if html or open_browser:
+        target = html or config.outbox_dir / f"{mailing.issue.slug}.preview.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result.html, encoding="utf-8")
+        output.success(f"HTML written to {target}")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(target.resolve().as_uri())
+
+
+@app.command()
+def check(ctx: typer.Context, issue: IssueArgument, subscribers: SubscribersOption = None) -> None:
+    """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
+    from smakom_cli.check import check_issue
+    from smakom_cli.mailing import prepare
+
+    config = _state(ctx).config()
+    mailing = prepare(
+        config,
+        issue,
+        subscribers_path=subscribers,
+        secret=_unsubscribe_secret(config, required=False),
+    )
+    html, text = mailing.personalise(mailing.sample())
+    findings = check_issue(mailing.rendered, config, html, text)
+    output.show_findings(findings)
+    if any(finding.severity == "error" for finding in findings):
+        raise typer.Exit(1)
+    output.success(f"{issue} is ready to send.")
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    issue: IssueArgument,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Write every message to the outbox folder; send nothing."),
+    ] = False,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--outbox", help="Folder for --dry-run (default: outbox/<issue> in the folder)."
+        ),
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="Send a proof to this address only (repeatable)."),
+    ] = None,
+    as_email: Annotated[
+        str | None, typer.Option("--as", help="Personalise a proof as this subscriber.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send even when `smakom check` finds errors.")
+    ] = False,
+    resend_uncertain: Annotated[
+        bool,
+        typer.Option(
+            "--resend-uncertain",
+            help="Also send to those whose message was in flight when a send was cut off.",
+        ),
+    ] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again", help="Send the issue again to everyone, even those who already got it."
+        ),
+    ] = False,
+    subscribers: SubscribersOption = None,
+) -> None:
+    """Send the issue: a dry run to files, a proof to yourself, or to every subscriber."""
+    from smakom_cli.mailing import prepare, write_outbox
+
+    config = _state(ctx).config()
+    mailing = prepare(
+        config,
+        issue,
+        subscribers_path=subscribers,
+        secret=_unsubscribe_secret(config, required=not dry_run),
+    )
+    if dry_run:
+        folder = outbox or config.outbox_dir / mailing.issue.slug
+        report = write_outbox(mailing, folder)
+        output.show_outbox(report, mailing.audience())
+        return
+    password = _smtp_password(config)
+    if to:
+        _send_proofs(mailing, to, as_email, password)
+        return
+    _send_to_list(
+        mailing, password, yes=yes, force=force, resend_uncertain=resend_uncertain, again=again
+    )
+
+
+def _smtp_password(config: Config) -> str | None:
+    if not config.smtp.username:
+        return None
+    from smakom_cli.credentials import lookup_password
+
+    password = lookup_password(config.smtp.username, os.environ)
+    if password is None:
+        raise SmakomError(
+            f"no password is stored for {config.smtp.username}. Run `smakom login` first "
+            "(or set SMAKOM_SMTP_PASSWORD for unattended runs)."
+        )
+    return password
+
+
+def _send_proofs(
+    mailing: Mailing, to: list[str], as_email: str | None, password: str | None
+) -> None:
+    from smakom_cli.sender import send_messages
+    from smakom_cli.subscribers import parse_address
+
+    addresses = [parse_address(address).send_to for address in to]
+    sample = mailing.sample(as_email)
+    report = send_messages(
+        mailing.proofs(addresses, sample),
+        mailing.config.smtp,
+        envelope_from=mailing.config.sender.email,
+        password=password,
+        journal=None,
+        is_suppressed=lambda _key: False,
+    )
+    output.show_send_report(report, None)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+def _send_to_list(
+    mailing: Mailing,
+    password: str | None,
+    *,
+    yes: bool,
+    force: bool,
+    resend_uncertain: bool,
+    again: bool,
+) -> None:
+    from smakom_cli.check import check_issue
+    from smakom_cli.journal import Journal
+    from smakom_cli.mailing import journal_path, write_send_report
+    from smakom_cli.sender import send_messages
+
+    config = mailing.config
+    html, text = mailing.personalise(mailing.sample())
+    findings = check_issue(mailing.rendered, config, html, text)
+    if any(finding.severity == "error" for finding in findings):
+        output.show_findings(findings)
+        if not force:
+            raise SmakomError("the check found errors; fix them (or send with --force).")
+    path = journal_path(mailing)
+    with Journal.open(path, fresh=again) as journal:
+        done = journal.done if resend_uncertain else journal.done | journal.uncertain
+        if journal.uncertain and not resend_uncertain:
+            output.warning(
+                f"{len(journal.uncertain)} message(s) were in flight when an earlier send was "
+                "cut off and may have arrived; they are not sent again. Use "
+                "--resend-uncertain to send them anyway: " + ", ".join(sorted(journal.uncertain))
+            )
+        pending = sum(1 for s in mailing.recipients() if s.key not in done)
+        if pending == 0:
+            output.success(
+                f"'{mailing.issue.subject}' has already gone to everyone on "
+                f"{mailing.subscribers_path.name}; nothing to send."
+            )
+            return
+        if not yes:
+            typer.confirm(
+                f"Send '{mailing.issue.subject}' to {pending} recipient(s) via {config.smtp.host}?",
+                abort=True,
+            )
+        recipients = (s for s in mailing.recipients() if s.key not in done)
+        with output.send_progress(pending) as progress:
+            report = _interruptible(
+                lambda stop: send_messages(
+                    mailing.messages(recipients),
+                    config.smtp,
+                    envelope_from=config.sender.email,
+                    password=password,
+                    journal=journal,
+                    is_suppressed=mailing.suppression.is_suppressed,
+                    on_progress=progress,
+                    stop=stop,
+                )
+            )
+        report_file = write_send_report(mailing, report, path)
+    output.show_send_report(report, report_file)
+    if report.interrupted:
+        output.info("Run the same command again to send to those not yet sent.")
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+def _interruptible(run: Callable[[threading.Event], SendReport]) -> SendReport:
+    """Ctrl-C asks the send to stop after the message in progress, instead of killing it."""
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    try:
+        return run(stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The folder to create or fill.", file_okay=False)],
+) -> None:
+    """Create a newsletter folder: smakom.toml, subscribers.csv and a first issue."""
+    import datetime as dt
+
+    from smakom_cli.scaffold import create_newsletter
+
+    for path in create_newsletter(folder, dt.date.today()):
+        output.success(f"created {path}")
+    output.info(
+        f"Next: edit {folder / 'smakom.toml'}, then `smakom preview` the issue in "
+        f"{folder / 'issues'}."
+    )
+
+
+SubscribersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscribers",
+        help="The subscriber list (CSV) to use instead of the one named in smakom.toml.",
+        dir_okay=False,
+        metavar="PATH",
+        show_default=False,
+    ),
+]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why, kept in unsubscribed.csv (e.g. 'asked by phone').")
+]
+
+
+def _subscribers_path(config: Config, option: Path | None) -> Path:
+    """The list a command uses: --subscribers when given, else the one in smakom.toml."""
+    return option or config.subscribers_path
+
+
+def _address_from_argument(arg: str) -> str:
+    """The e-mail address one `smakom unsubscribe` argument stands for."""
+    return arg.strip()
+
+
+def _listed(path: Path, keys: list[str]) -> set[str] | None:
+    """Which of these addresses are on the subscriber list; None when it cannot be read."""
+    from smakom_cli.subscribers import find_subscribers
+
+    try:
+        return set(find_subscribers(path, keys))
+    except SmakomError as exc:
+        output.warning(f"Could not check which addresses are on the subscriber list: {exc}")
+        return None
+
+
+def _report(
+    changes: list[Change], listed: set[str] | None, *, done: str, already: str, unlisted: str
+) -> None:
+    """One line per address: what happened, and whether it is on the subscriber list."""
+    for change in changes:
+        note = ""
+        if listed is not None:
+            note = " (on the subscriber list)" if change.email in listed else f" ({unlisted})"
+        if change.already:
+            output.info(f"{change.email} {already}{note}.")
+        else:
+            output.success(f"{change.email} {done}{note}.")
+
+
+@app.command()
+def unsubscribe(
+    ctx: typer.Context,
+    emails: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The addresses to unsubscribe.", metavar="EMAIL...", show_default=False
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="A text file with one address per line (blank lines and # comments skipped).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    reason: ReasonOption = "",
+    subscriber_list: SubscribersOption = None,
+) -> None:
+    """Stop sending the newsletter to these addresses; repeating it is harmless."""
+    from smakom_cli.suppression import SuppressionList, read_addresses
+
+    config = _state(ctx).config()
+    from_file = read_addresses(file) if file else []
+    from_arguments = [_address_from_argument(arg) for arg in emails or []]
+    if not from_file and not from_arguments:
+        raise SmakomError("Give the addresses to unsubscribe, or --file with one address a line.")
+    suppression = SuppressionList(config.suppression_path)
+    changes = suppression.unsubscribe(from_arguments, source="command", reason=reason)
+    changes += suppression.unsubscribe(from_file, source="file", reason=reason)
+    _report(
+        changes,
+        _listed(_subscribers_path(config, subscriber_list), [c.email for c in changes]),
+        done="is now unsubscribed",
+        already="was already unsubscribed",
+        unlisted="not on the subscriber list; kept on record so a later import cannot mail it",
+    )
+
+
+@app.command()
+def resubscribe(
+    ctx: typer.Context,
+    emails: Annotated[
+        list[str],
+        typer.Argument(
+            help="The addresses that asked to get the newsletter again.", metavar="EMAIL..."
+        ),
+    ],
+    reason: ReasonOption = "",
+    subscriber_list: SubscribersOption = None,
+) -> None:
+    """Send the newsletter again to people who unsubscribed and then opted back in."""
+    from smakom_cli.suppression import SuppressionList
+
+    config = _state(ctx).config()
+    changes = SuppressionList(config.suppression_path).resubscribe(
+        emails, source="command", reason=reason
+    )
+    _report(
+        changes,
+        _listed(_subscribers_path(config, subscriber_list), [c.email for c in changes]),
+        done="is subscribed again",
+        already="was not unsubscribed",
+        unlisted="not on the subscriber list: add it there to send it the newsletter",
+    )
+
+
+@app.command("subscribers")
+def subscribers_command(
+    ctx: typer.Context,
+    subscriber_list: SubscribersOption = None,
+    show_list: Annotated[
+        bool, typer.Option("--list", help="Also list everyone who will receive the newsletter.")
+    ] = False,
+) -> None:
+    """Check the subscriber list: who will receive the newsletter and which rows are wrong."""
+    from smakom_cli.subscribers import iter_recipients, summarise
+    from smakom_cli.suppression import SuppressionList
+
+    config = _state(ctx).config()
+    path = _subscribers_path(config, subscriber_list)
+    suppressed = SuppressionList(config.suppression_path).is_suppressed
+    summary = summarise(path, suppressed)
+    counts = [
+        ("Rows", summary.rows),
+        ("Valid addresses", summary.valid),
+        ("Will receive the newsletter", summary.active),
+        ("Unsubscribed", summary.unsubscribed),
+        ("Duplicates (sent once)", summary.duplicates),
+        ("Invalid (left out)", len(summary.invalid)),
+    ]
+    output.table(("", "Count"), [(label, str(n)) for label, n in counts], title=str(path))
+    if summary.invalid:
+        output.info(f"These rows are left out of every send; fix them in {path.name}:")
+    for row in summary.invalid:
+        output.info(f"  line {row.line}: {row.reason}")
+    if show_list:
+        output.table(
+            ("E-mail", "Name", "Organisation"),
+            (
+                (s.email, s.name, s.fields.get("organisation", ""))
+                for s in iter_recipients(path, suppressed)
+            ),
+            title="Will receive the newsletter",
+        )
+
+
+@app.command()
+def archive(
+    ctx: typer.Context,
+    issues: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="The issues to publish (default: every .md in the issues folder); "
+            "the index and the feed list exactly these.",
+            dir_okay=False,
+            metavar="ISSUE",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The folder to write the site to (default: site/ in the newsletter folder).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the web version: a page per issue, an index and an Atom feed, ready to upload."""
+    from smakom_cli.archive import write_archive
+
+    config = _state(ctx).config()
+    report = write_archive(config, issues or (), out)
+    output.show_archive(report, config.newsletter.web_base_url)
 
 
 def main() -> None:

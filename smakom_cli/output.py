@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from smakom_cli.archive import ArchiveReport
+    from smakom_cli.check import Finding
+    from smakom_cli.mailing import OutboxReport
+    from smakom_cli.preview import Preview
+    from smakom_cli.sender import ProgressEvent, SendReport
+    from smakom_cli.subscribers import AudienceSummary
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -10,16 +34,139 @@ err_console = Console(stderr=True, highlight=False)
 
 def error(message: str) -> None:
     """One red line on standard error: what went wrong and what to do."""
-    err_console.print(f"[bold red]Error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(Text.assemble(("Error: ", "bold red"), message), soft_wrap=True)
 
 
 def warning(message: str) -> None:
-    err_console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
+    err_console.print(Text.assemble(("Warning: ", "yellow"), message), soft_wrap=True)
 
 
 def success(message: str) -> None:
-    console.print(f"[green]✓[/] {message}", soft_wrap=True)
+    console.print(Text.assemble(("✓ ", "green"), message), soft_wrap=True)
 
 
 def info(message: str) -> None:
-    console.print(message, soft_wrap=True)
+    console.print(Text(message), soft_wrap=True)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str = "") -> None:
+    """A table on standard output; cells are shown as written, never read as Rich markup."""
+    grid = Table(*columns, title=title or None, title_justify="left")
+    for row in rows:
+        grid.add_row(*(Text(cell) for cell in row))
+    console.print(grid)
+
+
+def show_findings(findings: Sequence[Finding]) -> None:
+    """The check's findings, errors first, each with where to fix it."""
+    for finding in sorted(findings, key=lambda f: f.severity != "error"):
+        style = "bold red" if finding.severity == "error" else "yellow"
+        label = "Error" if finding.severity == "error" else "Warning"
+        console.print(
+            Text.assemble((f"{label}: ", style), (f"{finding.where}: ", "bold"), finding.message),
+            soft_wrap=True,
+        )
+
+
+def audience_line(audience: AudienceSummary) -> str:
+    parts = [f"{audience.active} will receive it"]
+    if audience.unsubscribed:
+        parts.append(f"{audience.unsubscribed} unsubscribed")
+    if audience.duplicates:
+        parts.append(f"{audience.duplicates} duplicate(s) skipped")
+    if audience.invalid:
+        parts.append(f"{len(audience.invalid)} invalid row(s) left out")
+    return f"{audience.rows} rows: " + ", ".join(parts)
+
+
+def show_preview(preview: Preview) -> None:
+    """Envelope, the plain text as its reader sees it, audience, size and findings."""
+    envelope = Table.grid(padding=(0, 2))
+    envelope.add_column(style="bold")
+    envelope.add_column()
+    envelope.add_row("From", Text(preview.sender))
+    envelope.add_row("Reply-To", Text(preview.reply_to or "—"))
+    envelope.add_row("To", Text(f"{preview.recipient.name} <{preview.recipient.address}>"))
+    envelope.add_row("Subject", Text(preview.subject))
+    envelope.add_row("Preheader", Text(preview.preheader or "—"))
+    console.print(Panel(envelope, title="Envelope", title_align="left"))
+    console.print(Panel(Text(preview.text), title="Plain text", title_align="left"))
+    size = preview.html_bytes / 1024
+    console.print(Text.assemble(("Audience: ", "bold"), audience_line(preview.audience)))
+    console.print(Text.assemble(("HTML size: ", "bold"), f"{size:.1f} KB (Gmail clips at 102 KB)"))
+    if preview.findings:
+        show_findings(preview.findings)
+    else:
+        success("No problems found.")
+
+
+def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("Messages written", str(report.messages))
+    summary.add_row("Skipped as unsubscribed", str(audience.unsubscribed))
+    summary.add_row("Duplicates skipped", str(audience.duplicates))
+    summary.add_row("Invalid rows left out", str(len(audience.invalid)))
+    summary.add_row("Total size", f"{report.total_bytes / 1024 / 1024:.1f} MB")
+    summary.add_row("Folder", Text(str(report.folder)))
+    console.print(Panel(summary, title="Dry run: nothing was sent", title_align="left"))
+    for row in audience.invalid:
+        warning(f"line {row.line}: {row.reason}")
+
+
+def show_send_report(report: SendReport, report_file: Path | None) -> None:
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("Sent", str(report.sent))
+    summary.add_row("Failed for good", str(len(report.failed)))
+    summary.add_row("Retried", str(report.retried))
+    summary.add_row("Skipped (unsubscribed during the send)", str(report.skipped))
+    if report.uncertain:
+        summary.add_row("Uncertain (in flight when stopped)", str(len(report.uncertain)))
+    if report_file:
+        summary.add_row("Report", Text(str(report_file)))
+    title = "Send interrupted" if report.interrupted else "Send finished"
+    console.print(Panel(summary, title=title, title_align="left"))
+    for failure in report.failed:
+        console.print(Text.assemble(("Failed: ", "bold red"), f"{failure.key}: {failure.reply}"))
+    for key in report.uncertain:
+        warning(f"{key}: the message was in flight; it may or may not have arrived.")
+
+
+@contextmanager
+def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
+    """A progress bar with rate and time left; yields the callback the sender calls."""
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("Sending", total=total, rate="")
+
+        def advance(event: ProgressEvent) -> None:
+            if event.kind != "retry":
+                progress.advance(task)
+            speed = progress.tasks[0].speed
+            progress.update(task, rate=f"{speed * 60:.0f}/min" if speed else "")
+
+        yield advance
+
+
+def show_archive(report: ArchiveReport, web_base_url: str) -> None:
+    """What `smakom archive` wrote, and where it has to go for the mails' web links to work."""
+    success(
+        f"Web version written to {report.folder}: {len(report.pages)} issue page(s), "
+        f"{report.index.name}, {report.feed.name} and {len(report.images)} image(s)."
+    )
+    if web_base_url:
+        info(f"Upload everything in that folder to {web_base_url}/ as it is.")
+    else:
+        warning(
+            "[newsletter] web_base_url is not set in smakom.toml, so the mails do not link "
+            "to these pages."
+        )

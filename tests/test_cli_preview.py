@@ -1,0 +1,174 @@
+"""`smakom preview`, `smakom init` and the errors a user can make, through the real CLI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smakom_cli.cli import app
+
+SECTIONS = (
+    "År 2021 – tillbaka till det ”normala”?",
+    "Rapport från styrelsemöte",
+    "Dialogmöte med utredningsansvariga",
+    "På gång i SmåKom",
+    "SKL Kommentus",
+    "Följ oss i sociala medier",
+    "Kontakt",
+)
+
+
+def test_preview_shows_envelope_sections_audience_and_size(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """The example previews with its subject, every section, the audience and the HTML size."""
+    result = runner.invoke(app, ["preview", "issues/2021-01.md"])
+    assert result.exit_code == 0, result.output
+    assert "SmåKom Nyhetsbrev Januari 2021" in result.output
+    assert "Nyhetsbrev med senaste nytt." in result.output
+    assert "charlotta@smakom.se" in result.output
+    for heading in SECTIONS:
+        assert heading in result.output
+    assert re.search(r"Audience: 38 rows: 35 will receive it", result.output)
+    assert re.search(r"HTML size: \d+\.\d KB", result.output)
+
+
+def test_preview_writes_personalised_html(runner: CliRunner, newsletter: Path) -> None:
+    """`--html FILE --as EMAIL` writes that subscriber's HTML, local images shown from disk."""
+    result = runner.invoke(
+        app,
+        ["preview", "issues/2021-01.md", "--html", "out.html", "--as", "EVA.lindqvist@example.com"],
+    )
+    assert result.exit_code == 0, result.output
+    html = (newsletter / "out.html").read_text(encoding="utf-8")
+    assert "Eva Lindqvist" in result.output
+    assert re.search(r'src="file://[^"]+styrelsen\.png"', html)
+    assert "avregistrera?token=" in html
+
+
+def test_preview_as_someone_not_on_the_list(runner: CliRunner, newsletter: Path) -> None:
+    """Previewing as an unknown address is one clear error."""
+    result = runner.invoke(app, ["preview", "issues/2021-01.md", "--as", "nobody@example.net"])
+    assert result.exit_code == 1
+    assert "nobody@example.net is not on the list" in result.output
+
+
+def test_preview_does_not_show_cssutils_noise(runner: CliRunner, newsletter: Path) -> None:
+    """CSS the validator does not know (mso-hide, @media) produces no warnings on screen."""
+    result = runner.invoke(app, ["preview", "issues/2021-01.md"])
+    assert result.exit_code == 0, result.output
+    assert "cssutils" not in result.output
+    assert "Unknown Property" not in result.output
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def make_config(folder: Path, text: str) -> None:
+    write(folder / "smakom.toml", text)
+
+
+def add_template(folder: Path, text: str) -> None:
+    (folder / "templates").mkdir()
+    write(folder / "templates" / "newsletter.html", text)
+
+
+EXAMPLE = "issues/2021-01.md"
+BAD_INPUT = {
+    "missing-issue": (lambda f: None, "issues/x.md", "no such issue file"),
+    "bad-yaml": (
+        lambda f: write(f / "issues/x.md", "---\nsubject: [unclosed\n---\nText\n"),
+        "issues/x.md",
+        r"x\.md line \d+: the front matter is not valid YAML",
+    ),
+    "no-subject": (
+        lambda f: write(f / "issues/x.md", "---\ntitle: Hej\n---\nText\n"),
+        "issues/x.md",
+        "no 'subject:' line",
+    ),
+    "unknown-key": (
+        lambda f: write(f / "issues/x.md", "---\nsubject: Hej\nauthor: Bo\n---\n"),
+        "issues/x.md",
+        r"x\.md line 3: unknown key 'author'",
+    ),
+    "unknown-template-variable": (
+        lambda f: add_template(f, "{{ subjekt }}"),
+        EXAMPLE,
+        "unknown variable: 'subjekt' is undefined",
+    ),
+    "no-config": (lambda f: (f / "smakom.toml").unlink(), EXAMPLE, "No smakom.toml found"),
+    "config-unknown-key": (
+        lambda f: make_config(f, "[smtp]\nhots = 'x'\n"),
+        EXAMPLE,
+        "unknown key 'smtp.hots'",
+    ),
+    "config-wrong-type": (
+        lambda f: make_config(f, "[smtp]\nport = 'femhundra'\n"),
+        EXAMPLE,
+        "'smtp.port' must be a whole number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_one_clear_line(
+    runner: CliRunner, newsletter: Path, case: tuple[Callable[[Path], object], str, str]
+) -> None:
+    """Each mistake gives one red line and exit 1, never a traceback."""
+    prepare, issue, expected = case
+    prepare(newsletter)
+    result = runner.invoke(app, ["preview", issue])
+    assert result.exit_code == 1, result.output
+    assert re.search(expected, result.output), result.output
+    assert "Traceback" not in result.output
+    assert result.output.startswith("Error: ")
+
+
+def test_debug_shows_the_traceback(runner: CliRunner, newsletter: Path) -> None:
+    """`--debug` lets the exception through for whoever investigates."""
+    result = runner.invoke(app, ["--debug", "preview", "issues/none.md"])
+    assert result.exit_code == 1
+    assert result.exception is not None
+    assert "no such issue file" in str(result.exception)
+
+
+def test_init_creates_a_folder_that_previews(runner: CliRunner, tmp_path: Path) -> None:
+    """`smakom init DIR` makes a newsletter folder whose first issue previews as it is."""
+    result = runner.invoke(app, ["init", str(tmp_path / "brev")])
+    assert result.exit_code == 0, result.output
+    issues = list((tmp_path / "brev" / "issues").glob("*.md"))
+    assert len(issues) == 1
+    assert (tmp_path / "brev" / "subscribers.csv").read_text(encoding="utf-8").startswith("email")
+    config = str(tmp_path / "brev" / "smakom.toml")
+    result = runner.invoke(app, ["--config", config, "preview", str(issues[0])])
+    assert result.exit_code == 0, result.output
+    assert "Rubrik på första artikeln" in result.output
+    assert "0 rows" in result.output
+
+
+def test_init_never_overwrites(runner: CliRunner, tmp_path: Path) -> None:
+    """A second `smakom init` into the same folder refuses and changes nothing."""
+    folder = tmp_path / "brev"
+    assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
+    (folder / "smakom.toml").write_text("# mine\n", encoding="utf-8")
+    result = runner.invoke(app, ["init", str(folder)])
+    assert result.exit_code == 1
+    assert "never overwrites" in result.output
+    assert (folder / "smakom.toml").read_text(encoding="utf-8") == "# mine\n"
+
+
+def test_every_command_has_help(runner: CliRunner) -> None:
+    """Each command explains itself in `--help`."""
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    commands = re.findall(r"│ (\w+)\s{2,}\S", result.output)
+    assert {"preview", "send", "init", "check", "unsubscribe"} <= set(commands)
+    for command in commands:
+        help_result = runner.invoke(app, [command, "--help"])
+        assert help_result.exit_code == 0, command
+        assert "Usage:" in help_result.output
