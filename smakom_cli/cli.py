@@ -396,9 +396,17 @@ def _subscribers_path(config: Config, option: Path | None) -> Path:
     return option or config.subscribers_path
 
 
-def _address_from_argument(arg: str) -> str:
-    """The e-mail address one `smakom unsubscribe` argument stands for."""
-    return arg.strip()
+def _address_from_argument(config: Config, arg: str) -> str:
+    """An address as written, or the one a signed unsubscribe link (or its token) names."""
+    text = arg.strip()
+    if "@" in text and "://" not in text:
+        return text
+    from smakom_cli.unsubscribe_links import address_from_token
+
+    secret = _unsubscribe_secret(config, required=True)
+    if secret is None:
+        raise SmakomError(f"'{text}' is not an e-mail address.")
+    return address_from_token(secret, text)
 
 
 def _listed(path: Path, keys: list[str]) -> set[str] | None:
@@ -452,7 +460,7 @@ def unsubscribe(
 
     config = _state(ctx).config()
     from_file = read_addresses(file) if file else []
-    from_arguments = [_address_from_argument(arg) for arg in emails or []]
+    from_arguments = [_address_from_argument(config, arg) for arg in emails or []]
     if not from_file and not from_arguments:
         raise SmakomError("Give the addresses to unsubscribe, or --file with one address a line.")
     suppression = SuppressionList(config.suppression_path)
