@@ -6,6 +6,7 @@ where to fix it: the issue file and line, the configuration, or the template.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,7 +104,8 @@ def _images(mail: _Mail) -> Iterator[Finding]:
 
 def _links(mail: _Mail) -> Iterator[Finding]:
     body_links = {link.href: link.line for link in mail.rendered.content.links}
-    for href in dict.fromkeys(_HREF.findall(mail.html)):
+    # The HTML writes `&` in a link as `&amp;`; the issue file and the reader see `&`.
+    for href in dict.fromkeys(map(html.unescape, _HREF.findall(mail.html))):
         if not re.match(r"(?i)(https?://[^/\s]+|mailto:[^@\s]+@)", href):
             line = body_links.get(href)
             where = f"{mail.name} line {line}" if line else "the template or smakom.toml"

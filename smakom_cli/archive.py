@@ -1,0 +1,217 @@
+"""The web version: a page per issue, an index newest first and an Atom feed, as static files.
+
+Each page is `<slug>.html`, the address `render.web_url` puts in every mail. A page is the
+same for every reader, so its templates get no subscriber and no unsubscribe token: only the
+general unsubscribe page (or address) from `smakom.toml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import re
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from smakom_cli.config import Config
+from smakom_cli.content import Section, markdown_html
+from smakom_cli.errors import SmakomError
+from smakom_cli.issue import Issue, load_issue
+from smakom_cli.render import RenderedIssue, render_issue, template_environment
+
+DEFAULT_FOLDER = "site"
+PAGE_TEMPLATE = "web.html"
+INDEX_TEMPLATE = "index.html"
+FEED_NAME = "feed.xml"
+ATOM = "http://www.w3.org/2005/Atom"
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_HEADING = re.compile(r"<(/?)h([1-5])\b")
+
+
+@dataclass(frozen=True)
+class ArchiveReport:
+    """What `smakom archive` wrote, all inside `folder`."""
+
+    folder: Path
+    pages: tuple[Path, ...]
+    index: Path
+    feed: Path
+    images: tuple[Path, ...]
+
+
+def write_archive(
+    config: Config, issue_files: Sequence[Path] = (), folder: Path | None = None
+) -> ArchiveReport:
+    """Write the site for these issues (default: every `*.md` in the issues folder).
+
+    The index and the feed list exactly these issues, so a draft left out stays unpublished.
+    """
+    folder = folder or config.folder / DEFAULT_FOLDER
+    issues = _load_issues(config, issue_files)
+    env = template_environment(config)
+    rendered = [render_issue(issue, config, images="web", template_env=env) for issue in issues]
+    images = {image.path: image for r in rendered for image in r.images}
+    site = _site_context(config, {path: image.src for path, image in images.items()})
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for one in rendered:
+        page = folder / _page_name(one.issue)
+        page.write_text(_render(env, PAGE_TEMPLATE, _page_context(site, one)), encoding="utf-8")
+        pages.append(page)
+    copied = []
+    for image in images.values():
+        if not image.path.is_file():
+            raise SmakomError(f"{image.origin}: the image {image.path} does not exist.")
+        target = folder / image.src
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copied.append(Path(shutil.copyfile(image.path, target)))
+    index = folder / "index.html"
+    entries = [(issue, _page_name(issue)) for issue in issues]
+    index.write_text(_render(env, INDEX_TEMPLATE, {**site, "entries": entries}), encoding="utf-8")
+    feed = folder / FEED_NAME
+    ET.ElementTree(_feed(config, rendered)).write(feed, encoding="utf-8", xml_declaration=True)
+    return ArchiveReport(folder, tuple(pages), index, feed, tuple(copied))
+
+
+def _load_issues(config: Config, issue_files: Sequence[Path]) -> list[Issue]:
+    """The issues, newest first: by front-matter `date`, else by file name."""
+    paths = list(issue_files) or sorted(config.issues_dir.glob("*.md"))
+    if not paths:
+        raise SmakomError(f"no issues (*.md files) in {config.issues_dir}.")
+    by_slug: dict[str, Issue] = {}
+    for path in paths:
+        issue = by_slug.setdefault(path.stem, load_issue(path))
+        if issue.path.resolve() != path.resolve():
+            raise SmakomError(
+                f"{issue.path} and {path} would both become {_page_name(issue)}; rename one."
+            )
+    return sorted(by_slug.values(), key=lambda i: (str(i.date or i.slug), i.slug), reverse=True)
+
+
+def _page_name(issue: Issue) -> str:
+    return f"{issue.slug}.html"
+
+
+def _site_context(config: Config, image_srcs: Mapping[Path, str]) -> dict[str, Any]:
+    """What every page shows: brand, social and contact blocks, footer, the way out."""
+
+    def web_src(value: str) -> str:
+        # Configured images are copied where the issue's render put them (`images/…`).
+        if not value or "://" in value:
+            return value
+        return image_srcs.get((config.folder / value).resolve(), "")
+
+    unsubscribe = config.unsubscribe
+    return {
+        "config": config,
+        "brand": config.brand,
+        "contact": config.contact,
+        "social": config.social,
+        "footer": config.footer,
+        "logo_src": web_src(config.brand.logo),
+        "social_html": Markup(markdown_html(config.social.text)),  # noqa: S704 - the office's own config
+        "social_links": [
+            {"label": link.label, "url": link.url, "icon_src": web_src(link.icon)}
+            for link in config.social.links
+        ],
+        "unsubscribe_url": unsubscribe.url
+        or (f"mailto:{unsubscribe.mailto}" if unsubscribe.mailto else ""),
+        "feed_url": FEED_NAME,
+    }
+
+
+def _page_context(site: Mapping[str, Any], rendered: RenderedIssue) -> dict[str, Any]:
+    issue = rendered.issue
+    return {
+        **site,
+        "issue": issue,
+        "banner": issue.banner or site["brand"].banner,
+        "sections": [_web_section(section) for section in rendered.content.sections],
+    }
+
+
+def _web_section(section: Section) -> Section:
+    """On the page the issue title is the one `<h1>`, so the section's headings move down."""
+    demoted = _HEADING.sub(lambda m: f"<{m[1]}h{int(m[2]) + 1}", section.html)
+    return dataclasses.replace(section, html=demoted)
+
+
+def _render(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise SmakomError(
+            f"template {exc.filename or name} line {exc.lineno}: {exc.message}."
+        ) from None
+    except jinja2.UndefinedError as exc:
+        raise SmakomError(
+            f"template {name}: unknown variable: {exc.message}. A web page is the same for "
+            "every reader, so it has no subscriber fields."
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise SmakomError(f"template {exc.name} not found.") from None
+
+
+def _feed(config: Config, rendered: Sequence[RenderedIssue]) -> ET.Element:
+    """An Atom 1.0 feed (RFC 4287). Links are relative to the feed, like the pages' links;
+    ids are derived from the list id so they survive a move to another web host."""
+    # Plain tag names under an explicit xmlns: ElementTree would otherwise invent an `ns0:`
+    # prefix, and registering one changes its global state.
+    feed = ET.Element("feed", xmlns=ATOM)
+    if config.newsletter.web_base_url:
+        feed.set(_XML_BASE, config.newsletter.web_base_url.rstrip("/") + "/")
+    _add(feed, "id", _atom_id(config.list_id))
+    _add(feed, "title", config.newsletter.name)
+    _add(feed, "updated", max(_updated(r.issue) for r in rendered).isoformat())
+    _add(feed, "link", rel="self", href=FEED_NAME, type="application/atom+xml")
+    _add(feed, "link", rel="alternate", href="index.html", type="text/html")
+    author = _add(feed, "author")
+    _add(author, "name", config.sender.name or config.newsletter.name)
+    feed.extend(_entry(config, r) for r in rendered)
+    ET.indent(feed)
+    return feed
+
+
+def _entry(config: Config, rendered: RenderedIssue) -> ET.Element:
+    issue = rendered.issue
+    article = "".join(
+        (f"<h2>{html.escape(s.title)}</h2>" if s.title else "") + _web_section(s).html
+        for s in rendered.content.sections
+    )
+    entry = ET.Element("entry")
+    _add(entry, "id", _atom_id(f"{config.list_id}/{issue.slug}"))
+    _add(entry, "title", issue.title)
+    _add(entry, "updated", _updated(issue).isoformat())
+    _add(entry, "link", rel="alternate", href=_page_name(issue), type="text/html")
+    if issue.preheader:
+        _add(entry, "summary", issue.preheader)
+    _add(entry, "content", article, type="html")
+    return entry
+
+
+def _updated(issue: Issue) -> dt.datetime:
+    """The issue's date, or when its file last changed if it has none."""
+    if issue.date:
+        return dt.datetime.combine(issue.date, dt.time(), dt.UTC)
+    changed = dt.datetime.fromtimestamp(issue.path.stat().st_mtime, dt.UTC)
+    return changed.replace(microsecond=0)
+
+
+def _add(parent: ET.Element, tag: str, text: str = "", **attributes: str) -> ET.Element:
+    child = ET.SubElement(parent, tag, attributes)
+    child.text = text or None
+    return child
+
+
+def _atom_id(name: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"smakom:{name}").urn
