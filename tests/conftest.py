@@ -16,6 +16,14 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
+from .smtp_server import (
+    Certificates,
+    SmtpTestServer,
+    closed_port,
+    make_certificates,
+    running_server,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -48,3 +56,37 @@ def newsletter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(EXAMPLES, folder, ignore=shutil.ignore_patterns("outbox", "sent", "site"))
     monkeypatch.chdir(folder)
     return folder
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # aiosmtpd itself sets the deprecated Session.login_data on every successful AUTH.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Session.login_data is deprecated:DeprecationWarning"
+    )
+
+
+@pytest.fixture(scope="session")
+def smtp_certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA and a certificate for 127.0.0.1, made once per test run."""
+    return make_certificates(tmp_path_factory.mktemp("smtp-certificates"))
+
+
+@pytest.fixture
+def smtp_server(smtp_certificates: Certificates) -> Iterator[SmtpTestServer]:
+    """An SMTP server requiring STARTTLS and AUTH, storing what it accepts."""
+    with running_server(smtp_certificates) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server_tls(smtp_certificates: Certificates) -> Iterator[SmtpTestServer]:
+    """The same server speaking TLS from the first byte (port 465 style)."""
+    with running_server(smtp_certificates, implicit_tls=True) as server:
+        yield server
+
+
+@pytest.fixture
+def closed_smtp_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where no server listens."""
+    with closed_port() as port:
+        yield port

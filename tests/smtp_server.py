@@ -1,0 +1,281 @@
+"""A real SMTP server on 127.0.0.1 for tests: STARTTLS or implicit TLS, AUTH, faults on demand.
+
+It is aiosmtpd's `Controller` (its own thread and event loop) with a handler that keeps every
+message it accepts and can misbehave the way real servers do: greylisting, unknown users, a
+connection closed after N messages, a 421, a connection lost after the message arrived. The
+fixtures in conftest.py (`smtp_server`, `smtp_server_tls`, `smtp_certificates`,
+`closed_smtp_port`) hand these out; a test typically does
+
+    server = smtp_server
+    server.faults.reject.add("okand@kommun.se")
+    report = send_messages(..., server.config(), password=server.password, ...)
+    assert server.recipients() == [...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from smakom_cli.config import SmtpConfig
+
+HOST = "127.0.0.1"
+USERNAME = "kansli@smakom.se"
+# Not plain ASCII on purpose: Swedish passwords have å, ä and ö.
+PASSWORD = "Vårsol-i-Åsele-2021"
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A CA that signed the server's certificate, and another CA that did not."""
+
+    ca: trustme.CA
+    server_cert: trustme.LeafCert
+    ca_file: Path
+    other_ca_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.server_cert.configure_cert(context)
+        return context
+
+
+def make_certificates(folder: Path) -> Certificates:
+    """Certificates for 127.0.0.1 and localhost, with the CAs' PEM files in `folder`."""
+    ca = trustme.CA()
+    other = trustme.CA()
+    ca_file = folder / "ca.pem"
+    other_ca_file = folder / "other-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    other.cert_pem.write_to_path(str(other_ca_file))
+    return Certificates(ca, ca.issue_cert(HOST, "localhost"), ca_file, other_ca_file)
+
+
+@dataclass(frozen=True)
+class Received:
+    envelope_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+@dataclass
+class Faults:
+    """Misbehaviour on demand; set before sending. Counts are of messages accepted so far."""
+
+    greylist: set[str] = field(default_factory=set)
+    """451 to the first RCPT TO for each of these addresses, 250 after that."""
+    tempfail: set[str] = field(default_factory=set)
+    """452 to every RCPT TO for these addresses (a mailbox that stays full)."""
+    reject: set[str] = field(default_factory=set)
+    """550 to every RCPT TO for these addresses."""
+    drop_after: int | None = None
+    """Close the connection right after accepting this many messages (once)."""
+    reply_421_after: int | None = None
+    """Once this many messages are accepted, answer the next RCPT TO with 421 and close."""
+    vanish_after_data: set[str] = field(default_factory=set)
+    """Keep the message for these addresses but close the connection instead of answering,
+    so the client cannot know it arrived."""
+
+
+class RecordingHandler:
+    """Stores what arrives (thread-safe), counts connections and AUTH attempts."""
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self._lock = threading.Lock()
+        self._messages: list[Received] = []
+        self._greylisted: set[str] = set()
+        self._tripped: set[str] = set()
+        self.connections = 0
+        self.auth_attempts = 0
+
+    @property
+    def messages(self) -> list[Received]:
+        with self._lock:
+            return list(self._messages)
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        with self._lock:
+            self.auth_attempts += 1
+        ok = isinstance(data, LoginPassword) and data == (
+            USERNAME.encode(),
+            PASSWORD.encode(),
+        )
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 235 or 535
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self._trip("reply_421_after", self.faults.reply_421_after):
+            _close_soon(server)
+            return "421 4.3.2 Service shutting down, try again later"
+        if address in self.faults.reject:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address in self.faults.tempfail:
+            return "452 4.2.2 Mailbox full"
+        if address in self.faults.greylist and address not in self._greylisted:
+            self._greylisted.add(address)
+            return "451 4.7.1 Greylisted, please try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received = Received(
+            str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(envelope.original_content)
+        )
+        with self._lock:
+            self._messages.append(received)
+        if self.faults.vanish_after_data & set(received.rcpt_tos):
+            assert server.transport is not None
+            server.transport.abort()  # the "250" below is never written
+        elif self._trip("drop_after", self.faults.drop_after):
+            _close_soon(server)
+        return "250 OK"
+
+    def _trip(self, fault: str, after: int | None) -> bool:
+        """True once, when a fault set to fire after `after` messages is due."""
+        with self._lock:
+            due = after is not None and len(self._messages) >= after
+            if due and fault not in self._tripped:
+                self._tripped.add(fault)
+                return True
+            return False
+
+
+def _close_soon(server: SMTP) -> None:
+    """Close the connection right after the reply being returned has been written."""
+    transport = server.transport
+    assert transport is not None
+    asyncio.get_running_loop().call_soon(transport.close)
+
+
+class _Controller(Controller):
+    """aiosmtpd's Controller on a port the OS picks, counting connections."""
+
+    def factory(self) -> SMTP:
+        self.handler.connections += 1
+        return super().factory()
+
+    def _trigger_server(self) -> None:
+        # Listening on port 0 gives a free port; learn it before the readiness probe uses it.
+        assert self.server is not None
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+@dataclass
+class SmtpTestServer:
+    """A running server and what a test needs to talk to it and check what it got."""
+
+    host: str
+    port: int
+    ca_file: Path
+    security: str
+    handler: RecordingHandler
+    username: str = USERNAME
+    password: str = PASSWORD
+
+    @property
+    def faults(self) -> Faults:
+        return self.handler.faults
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.handler.messages
+
+    @property
+    def connections(self) -> int:
+        return self.handler.connections
+
+    @property
+    def auth_attempts(self) -> int:
+        return self.handler.auth_attempts
+
+    def recipients(self) -> list[str]:
+        """Every RCPT TO of every accepted message, in the order they arrived."""
+        return [rcpt for message in self.messages for rcpt in message.rcpt_tos]
+
+    def config(self, **changes: Any) -> SmtpConfig:
+        """An [smtp] section for this server, with retries fast enough for tests."""
+        smtp = SmtpConfig(
+            host=self.host,
+            port=self.port,
+            security=self.security,
+            username=self.username,
+            ca_file=str(self.ca_file),
+            timeout=5.0,
+            retry_attempts=3,
+            retry_delay=0.05,
+        )
+        return replace(smtp, **changes)
+
+    def toml(self) -> str:
+        """The same [smtp] section as smakom.toml text."""
+        smtp = self.config()
+        return (
+            "[smtp]\n"
+            f'host = "{smtp.host}"\nport = {smtp.port}\nsecurity = "{smtp.security}"\n'
+            f'username = "{smtp.username}"\nca_file = {str(self.ca_file)!r}\n'
+            f"timeout = {smtp.timeout}\nretry_attempts = {smtp.retry_attempts}\n"
+            f"retry_delay = {smtp.retry_delay}\n"
+        )
+
+
+@contextmanager
+def running_server(
+    certificates: Certificates, *, implicit_tls: bool = False
+) -> Iterator[SmtpTestServer]:
+    """Start a server (STARTTLS required, or TLS from the first byte) and stop it after."""
+    handler = RecordingHandler()
+    context = certificates.server_context()
+    if implicit_tls:
+        # aiosmtpd does not see implicit TLS as TLS for auth_require_tls (aiosmtpd#281);
+        # the connection is encrypted from the first byte anyway.
+        tls: dict[str, Any] = {"ssl_context": context, "auth_require_tls": False}
+    else:
+        tls = {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+    controller = _Controller(
+        handler, hostname=HOST, port=0, authenticator=handler.authenticate, **tls
+    )
+    controller.start()
+    handler.connections = 0  # the readiness probe is not a client
+    try:
+        yield SmtpTestServer(
+            host=HOST,
+            port=controller.port,
+            ca_file=certificates.ca_file,
+            security="tls" if implicit_tls else "starttls",
+            handler=handler,
+        )
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where nothing listens, held so nothing else takes it meanwhile."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        yield sock.getsockname()[1]
