@@ -117,12 +117,26 @@ class _Tracker:
 
 
 def _decode(line: bytes) -> dict[str, Any]:
-    record = json.loads(line.decode("utf-8"))
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except ValueError:  # also UnicodeDecodeError
+        raise ValueError("not JSON") from None
     if not isinstance(record, dict) or record.get("event") not in _EVENTS:
         raise ValueError("not a journal record")
     if record["event"] != "complete" and not isinstance(record.get("key"), str):
         raise ValueError("no recipient key")
     return record
+
+
+def _archive_name(path: Path) -> Path:
+    """A name beside `path`, with the date and time, that no earlier journal has."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.stem}.until-{stamp}{path.suffix}")
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}.until-{stamp}-{number}{path.suffix}")
+    return candidate
 
 
 def _open_for_append(path: Path) -> tuple[IO[bytes], _Tracker]:
@@ -169,8 +183,7 @@ class Journal:
             ) from None
         try:
             if fresh and path.exists():
-                stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-                path.rename(path.with_name(f"{path.stem}.until-{stamp}{path.suffix}"))
+                path.rename(_archive_name(path))
             file, tracker = _open_for_append(path)
         except BaseException:
             lock.release()

@@ -130,14 +130,18 @@ def send_messages(
     workers = [_Worker(shared, first if n == 0 else None) for n in range(smtp.connections)]
     for worker in workers:
         worker.start()
+    dispatcher = _Dispatcher(shared, on_progress, stop)
     try:
-        report = _Dispatcher(shared, on_progress, stop).run(iter(outgoing))
+        finished = dispatcher.feed(iter(outgoing))
     finally:
-        shared.halt.set()  # wakes any worker waiting for its turn
+        # Workers finish the message in hand, give back the others unsent, and hang up.
+        shared.halt.set()
         for _ in workers:
             shared.work.put(None)
         for worker in workers:
             worker.join()
+    dispatcher.drain()
+    report = dispatcher.report(interrupted=not finished)
     if journal is not None and report.complete and not journal.uncertain:
         journal.mark_complete()
     return report
@@ -279,17 +283,23 @@ class _Dispatcher:
         self.uncertain: list[str] = []
         self.error: BaseException | None = None
 
-    def run(self, source: Iterator[Outgoing]) -> SendReport:
-        finished = False
+    def feed(self, source: Iterator[Outgoing]) -> bool:
+        """Hand out messages and take in outcomes until all are done; False if stopped."""
         try:
-            finished = self._feed(source)
+            return self._feed(source)
         except KeyboardInterrupt:
-            pass  # like `stop`: let the messages in progress finish, then report
-        finally:
-            if not finished:
-                self.shared.halt.set()
-            while self.outstanding:
-                self._collect(_POLL_SECONDS)
+            return False  # like `stop`: the messages in progress finish, then a report
+
+    def drain(self) -> None:
+        """Take the outcomes still queued, once the workers have finished."""
+        while True:
+            try:
+                result = self.shared.results.get_nowait()
+            except queue.Empty:
+                return
+            self._take(result)
+
+    def report(self, *, interrupted: bool) -> SendReport:
         if self.error is not None:
             raise self.error
         return SendReport(
@@ -298,11 +308,10 @@ class _Dispatcher:
             retried=self.retried,
             skipped=self.skipped,
             uncertain=tuple(self.uncertain),
-            interrupted=not finished,
+            interrupted=interrupted,
         )
 
     def _feed(self, source: Iterator[Outgoing]) -> bool:
-        """Hand out messages and take in outcomes until all are done; False if stopped."""
         exhausted = False
         while True:
             if self.stop is not None and self.stop.is_set():
@@ -622,7 +631,10 @@ def _explain(exc: OSError, smtp: SmtpConfig) -> SmakomError:
             'TLS from the start (usually port 465), set [smtp] security = "tls".'
         )
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return _Unreachable(f"{where} closed the connection before smakom could send ({exc}).")
+        return _Unreachable(
+            f"{where} closed the connection before smakom could send ({exc}). Check [smtp] "
+            'port and security: "starttls" is usual on port 587, "tls" on port 465.'
+        )
     if isinstance(exc, smtplib.SMTPResponseException):
         kind = _Unreachable if 400 <= exc.smtp_code < 500 else SmakomError
         return kind(f"{where} refused the connection ({_reply(exc.smtp_code, exc.smtp_error)}).")
