@@ -352,8 +352,7 @@ class _Dispatcher:
     def _take(self, result: _Result) -> None:
         key = result.item.outgoing.key
         if result.error is not None and self.error is None:
-            self.error = result.error
-            self.shared.halt.set()
+            self.error = result.error  # the worker has already stopped the run
         if result.outcome == "sent":
             self.sent += 1
             self._progress("sent", key)
@@ -405,7 +404,10 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         while (item := self.shared.work.get()) is not None:
-            self.shared.results.put(self._deliver(item))
+            result = self._deliver(item)
+            if result.error is not None:
+                self.shared.halt.set()  # at once, so no connection starts another message
+            self.shared.results.put(result)
         if self.connection is not None:
             _hang_up(self.connection)
 

@@ -78,11 +78,13 @@ class Faults:
     tempfail: set[str] = field(default_factory=set)
     """452 to every RCPT TO for these addresses (a mailbox that stays full)."""
     reject: set[str] = field(default_factory=set)
-    """550 to every RCPT TO for these addresses."""
+    """550 to these addresses, as sender (MAIL FROM) or recipient (RCPT TO)."""
     drop_after: int | None = None
     """Close the connection right after accepting this many messages (once)."""
     reply_421_after: int | None = None
     """Once this many messages are accepted, answer the next RCPT TO with 421 and close."""
+    unavailable: bool = False
+    """Answer every MAIL FROM with 421 and close: a server that will not take mail now."""
     vanish_after_data: set[str] = field(default_factory=set)
     """Keep the message for these addresses but close the connection instead of answering,
     so the client cannot know it arrived."""
@@ -121,6 +123,11 @@ class RecordingHandler:
     ) -> str:
         if not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if self.faults.unavailable:
+            _close_soon(server)
+            return "421 4.3.2 Service not available, try again later"
+        if address in self.faults.reject:
+            return f"550 5.7.1 <{address}>: Sender address rejected: not owned by user"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"

@@ -199,6 +199,29 @@ def test_connection_lost_after_the_message_is_uncertain_and_not_resent(
     assert not journal.completed
 
 
+def test_server_that_keeps_closing_stops_the_run(
+    smtp_server: SmtpTestServer, journal: Journal
+) -> None:
+    """A 421 on every try ends the run with one sentence instead of looping; nothing is lost."""
+    smtp_server.faults.unavailable = True
+
+    with pytest.raises(SmakomError, match="keeps closing the connection"):
+        send(smtp_server, journal=journal)
+
+    assert smtp_server.connections == 3
+    assert journal.state == JournalState()  # deferred: the next run sends to everyone
+
+
+def test_refused_sender_stops_the_run(smtp_server: SmtpTestServer, journal: Journal) -> None:
+    """A 5xx to MAIL FROM concerns every message: stop, rather than fail every recipient."""
+    smtp_server.faults.reject.add(SENDER)
+
+    with pytest.raises(SmakomError, match=r"refused the sender address nyhetsbrev@smakom\.se"):
+        send(smtp_server, journal=journal)
+
+    assert journal.state == JournalState()
+
+
 def test_server_down_at_start(
     smtp_server: SmtpTestServer, closed_smtp_port: int, journal: Journal
 ) -> None:
