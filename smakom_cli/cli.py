@@ -167,7 +167,6 @@ def preview(
 @app.command()
 def check(ctx: typer.Context, issue: IssueArgument, subscribers: SubscribersOption = None) -> None:
     """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
-    from smakom_cli.check import check_issue
     from smakom_cli.mailing import prepare
 
     config = _state(ctx).config()
@@ -177,8 +176,7 @@ def check(ctx: typer.Context, issue: IssueArgument, subscribers: SubscribersOpti
         subscribers_path=subscribers,
         secret=_unsubscribe_secret(config, required=False),
     )
-    html, text = mailing.personalise(mailing.sample())
-    findings = check_issue(mailing.rendered, config, html, text)
+    findings = mailing.check()
     output.show_findings(findings)
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(1)
@@ -239,6 +237,7 @@ def send(
         folder = outbox or config.outbox_dir / mailing.issue.slug
         report = write_outbox(mailing, folder)
         output.show_outbox(report, mailing.audience())
+        output.show_findings(mailing.check())
         return
     password = _smtp_password(config)
     if to:
@@ -293,14 +292,12 @@ def _send_to_list(
     resend_uncertain: bool,
     again: bool,
 ) -> None:
-    from smakom_cli.check import check_issue
     from smakom_cli.journal import Journal
     from smakom_cli.mailing import journal_path, write_send_report
     from smakom_cli.sender import send_messages
 
     config = mailing.config
-    html, text = mailing.personalise(mailing.sample())
-    findings = check_issue(mailing.rendered, config, html, text)
+    findings = mailing.check()
     if any(finding.severity == "error" for finding in findings):
         output.show_findings(findings)
         if not force:
@@ -572,6 +569,55 @@ def archive(
     config = _state(ctx).config()
     report = write_archive(config, issues or (), out)
     output.show_archive(report, config.newsletter.web_base_url)
+
+
+def _smtp_username(config: Config) -> str:
+    if not config.smtp.username:
+        raise SmakomError(
+            f"{config.path}: [smtp] has no username. Add the account name the mail server "
+            "expects (often your e-mail address), then run the command again."
+        )
+    return config.smtp.username
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Connect and log in to the mail server, without sending anything."
+        ),
+    ] = False,
+) -> None:
+    """Store the SMTP password in the system keyring (asked for, never shown)."""
+    from smakom_cli.credentials import lookup_password, store_password
+
+    config = _state(ctx).config()
+    username = _smtp_username(config)
+    where = f"{config.smtp.host}:{config.smtp.port}"
+    if check:
+        from smakom_cli.sender import check_login
+
+        check_login(config.smtp, lookup_password(username, os.environ))
+        output.success(f"Logged in to {where} as {username}.")
+        return
+    password = typer.prompt(f"Password for {username} at {where}", hide_input=True)
+    keyring_name = store_password(username, password)
+    output.success(f"Stored the password for {username} in the system keyring ({keyring_name}).")
+    output.info("Run `smakom login --check` to test it against the mail server.")
+
+
+@app.command()
+def logout(ctx: typer.Context) -> None:
+    """Remove the SMTP password from the system keyring."""
+    from smakom_cli.credentials import delete_password
+
+    username = _smtp_username(_state(ctx).config())
+    if delete_password(username):
+        output.success(f"Removed the password for {username} from the system keyring.")
+    else:
+        output.info(f"No password for {username} was stored in the system keyring.")
 
 
 def main() -> None:

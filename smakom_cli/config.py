@@ -193,6 +193,9 @@ def load_config(path: Path) -> Config:
         )
     config = _build(Config, table, path, prefix="", extra={"path": path.resolve()})
     _check_values(config)
+    if config.smtp.ca_file:
+        ca_file = str(config.folder / config.smtp.ca_file)
+        config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, ca_file=ca_file))
     return config
 
 

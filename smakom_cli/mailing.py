@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from smakom_cli.check import Finding, check_issue
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
 from smakom_cli.issue import Issue, load_issue
@@ -76,6 +77,11 @@ class Mailing:
         """The HTML and plain text this subscriber would read."""
         link = link_for(self.config, self.secret, subscriber.key)
         return self.rendered.personalise(personal_values(subscriber.fields, link.footer_url))
+
+    def check(self) -> list[Finding]:
+        """The pre-send check, on the message the first recipient would get."""
+        html, text = self.personalise(self.sample())
+        return check_issue(self.rendered, self.config, html, text)
 
     def messages(
         self, subscribers: Iterable[Subscriber], *, subject_prefix: str = ""

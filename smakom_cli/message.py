@@ -110,8 +110,9 @@ class MessageBuilder:
             f"To: {_address_header(recipient.name, recipient.address)}",
             f"Date: {formatdate(localtime=True)}",
             f"Message-ID: <{time.time_ns():x}.{uuid.uuid4().hex[:16]}@{self._domain}>",
-            f"List-Unsubscribe: {unsubscribe.header}",
         ]
+        if unsubscribe.header:
+            headers.append(f"List-Unsubscribe: {unsubscribe.header}")
         if unsubscribe.one_click:
             headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         parts = [
