@@ -137,7 +137,10 @@ def show_send_report(report: SendReport, report_file: Path | None) -> None:
 
 @contextmanager
 def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
-    """A progress bar with rate and time left; yields the callback the sender calls."""
+    """A progress bar with rate and time left; yields the callback the sender calls.
+
+    The bar appears with the first outcome, so a refused login is not shown under a bar.
+    """
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -145,16 +148,21 @@ def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("Sending", total=total, rate="")
+    progress = Progress(*columns, console=console, transient=False)
+    task = progress.add_task("Sending", total=total, rate="")
 
-        def advance(event: ProgressEvent) -> None:
-            if event.kind != "retry":
-                progress.advance(task)
-            speed = progress.tasks[0].speed
-            progress.update(task, rate=f"{speed * 60:.0f}/min" if speed else "")
+    def advance(event: ProgressEvent) -> None:
+        progress.start()
+        if event.kind != "retry":
+            progress.advance(task)
+        speed = progress.tasks[0].speed
+        progress.update(task, rate=f"{speed * 60:.0f}/min" if speed else "")
 
+    try:
         yield advance
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def show_archive(report: ArchiveReport, web_base_url: str) -> None:
