@@ -124,11 +124,20 @@ def prepare(
 
 
 def journal_path(mailing: Mailing) -> Path:
-    """One journal per issue and list: `sent/2021-01--subscribers-<hash>.jsonl`."""
+    """One journal per issue and list: `sent/2021-01--subscribers.jsonl`.
+
+    A list inside the newsletter folder is named by its path there, so moving or copying the
+    whole folder keeps the journal (and nobody gets the issue twice); a list elsewhere also
+    carries a hash of its full path.
+    """
     list_path = mailing.subscribers_path.resolve()
-    digest = hashlib.sha1(str(list_path).encode(), usedforsecurity=False).hexdigest()[:8]
-    name = f"{mailing.issue.slug}--{list_path.stem}-{digest}"
-    return mailing.config.journal_dir / f"{name}.jsonl"
+    try:
+        name = list_path.relative_to(mailing.config.folder.resolve()).with_suffix("").as_posix()
+    except ValueError:
+        digest = hashlib.sha1(str(list_path).encode(), usedforsecurity=False).hexdigest()[:8]
+        name = f"{list_path.stem}-{digest}"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return mailing.config.journal_dir / f"{mailing.issue.slug}--{safe}.jsonl"
 
 
 @dataclass(frozen=True)

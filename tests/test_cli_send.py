@@ -216,3 +216,17 @@ def test_a_send_killed_half_way_resumes_with_nobody_twice(
     assert all(count == 1 for count in counts.values()), counts
     assert set(counts) | uncertain == set(expected)
     assert len(uncertain) <= 1
+
+
+def test_a_moved_newsletter_folder_keeps_its_journal(
+    runner: CliRunner, newsletter: Path, live: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the whole folder is moved (another laptop, another path), nobody gets it twice."""
+    assert runner.invoke(app, ["send", ISSUE, "--yes"]).exit_code == 0
+    count = len(live.messages)
+    moved = newsletter.rename(newsletter.parent / "flyttad")
+    monkeypatch.chdir(moved)
+    result = runner.invoke(app, ["send", ISSUE, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "already gone to everyone" in result.output
+    assert len(live.messages) == count
