@@ -230,3 +230,42 @@ def test_a_moved_newsletter_folder_keeps_its_journal(
     assert result.exit_code == 0, result.output
     assert "already gone to everyone" in result.output
     assert len(live.messages) == count
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name == "nt", reason="a console Ctrl-C cannot be sent to a child here")
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
+    newsletter: Path, smtp_server: SmtpTestServer
+) -> None:
+    """Ctrl-C ends after the message in progress with a summary; running again finishes the
+    list, and every address has exactly one message."""
+    use_server(newsletter, smtp_server, extra="rate_per_minute = 900\n")
+    env = {**os.environ, "SMAKOM_SMTP_PASSWORD": smtp_server.password}
+    command = [sys.executable, "-m", "smakom_cli", "send", ISSUE, "--yes"]
+    child = subprocess.Popen(
+        command,
+        cwd=newsletter,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    expected = active_addresses(newsletter)
+    deadline = time.monotonic() + 30
+    while len(smtp_server.messages) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    stopped_output, _ = child.communicate(timeout=30)
+    assert child.returncode == 1, stopped_output
+    assert "Send interrupted" in stopped_output
+    assert "Run the same command again" in stopped_output
+    assert len(smtp_server.messages) < len(expected)
+
+    resumed = subprocess.run(
+        command, cwd=newsletter, env=env, capture_output=True, text=True, check=False
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "in flight" not in resumed.stderr
+    counts = collections.Counter(r.lower() for r in smtp_server.recipients())
+    assert sorted(counts) == sorted(expected)
+    assert set(counts.values()) == {1}
