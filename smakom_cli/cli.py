@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from smakom_cli.config import Config
     from smakom_cli.mailing import Mailing
+    from smakom_cli.render import ImageMode
     from smakom_cli.sender import SendReport
     from smakom_cli.suppression import Change
 
@@ -102,6 +103,16 @@ def root(
     ctx.meta["smakom.debug"] = debug
 
 
+SubscribersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscribers",
+        help="The subscriber list (CSV) to use instead of the one named in smakom.toml.",
+        dir_okay=False,
+        metavar="PATH",
+        show_default=False,
+    ),
+]
 IssueArgument = Annotated[
     Path, typer.Argument(help="The issue file, e.g. issues/2021-01.md.", dir_okay=False)
 ]
@@ -124,6 +135,22 @@ def _unsubscribe_secret(config: Config, *, required: bool) -> bytes | None:
         return secrets.token_bytes(32)
 
 
+def _prepare(
+    ctx: typer.Context,
+    issue: Path,
+    subscribers: Path | None,
+    *,
+    sending: bool,
+    images: ImageMode = "embed",
+) -> Mailing:
+    """Load the configuration and render the issue for the list, with the link-signing key."""
+    from smakom_cli.mailing import prepare
+
+    config = _state(ctx).config()
+    secret = _unsubscribe_secret(config, required=sending)
+    return prepare(config, issue, subscribers_path=subscribers, secret=secret, images=images)
+
+
 @app.command()
 def preview(
     ctx: typer.Context,
@@ -140,17 +167,10 @@ def preview(
     subscribers: SubscribersOption = None,
 ) -> None:
     """Show the issue as a subscriber gets it: envelope, text, audience, size, warnings."""
-    from smakom_cli.mailing import prepare
     from smakom_cli.preview import build_preview
 
-    config = _state(ctx).config()
-    mailing = prepare(
-        config,
-        issue,
-        subscribers_path=subscribers,
-        secret=_unsubscribe_secret(config, required=False),
-        images="file",
-    )
+    mailing = _prepare(ctx, issue, subscribers, sending=False, images="file")
+    config = mailing.config
     result = build_preview(mailing, as_email)
     output.show_preview(result)
     if html or open_browser:
@@ -167,16 +187,7 @@ def preview(
 @app.command()
 def check(ctx: typer.Context, issue: IssueArgument, subscribers: SubscribersOption = None) -> None:
     """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
-    from smakom_cli.mailing import prepare
-
-    config = _state(ctx).config()
-    mailing = prepare(
-        config,
-        issue,
-        subscribers_path=subscribers,
-        secret=_unsubscribe_secret(config, required=False),
-    )
-    findings = mailing.check()
+    findings = _prepare(ctx, issue, subscribers, sending=False).check()
     output.show_findings(findings)
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(1)
@@ -224,15 +235,10 @@ def send(
     subscribers: SubscribersOption = None,
 ) -> None:
     """Send the issue: a dry run to files, a proof to yourself, or to every subscriber."""
-    from smakom_cli.mailing import prepare, write_outbox
+    from smakom_cli.mailing import write_outbox
 
-    config = _state(ctx).config()
-    mailing = prepare(
-        config,
-        issue,
-        subscribers_path=subscribers,
-        secret=_unsubscribe_secret(config, required=not dry_run),
-    )
+    mailing = _prepare(ctx, issue, subscribers, sending=not dry_run)
+    config = mailing.config
     if dry_run:
         folder = outbox or config.outbox_dir / mailing.issue.slug
         report = write_outbox(mailing, folder)
@@ -373,16 +379,6 @@ def init(
     )
 
 
-SubscribersOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--subscribers",
-        help="The subscriber list (CSV) to use instead of the one named in smakom.toml.",
-        dir_okay=False,
-        metavar="PATH",
-        show_default=False,
-    ),
-]
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why, kept in unsubscribed.csv (e.g. 'asked by phone').")
 ]
