@@ -130,7 +130,8 @@ def _unsubscribe_secret(config: Config, *, required: bool) -> bytes | None:
         if required:
             raise
         output.warning(
-            f"{exc} The unsubscribe links shown here use a throwaway key and will not work."
+            f"{exc} The unsubscribe links in this preview or dry run are signed with a "
+            "throwaway key and will not work."
         )
         return secrets.token_bytes(32)
 

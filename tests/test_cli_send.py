@@ -109,6 +109,18 @@ def test_a_finished_issue_is_not_sent_again(
     assert live.recipients()[count:] == ["ny.medlem@example.org"]
 
 
+def test_again_sends_a_finished_issue_to_everyone_once_more(
+    runner: CliRunner, newsletter: Path, live: SmtpTestServer
+) -> None:
+    """`--again` is the explicit way to send a finished issue anew; the old journal is kept."""
+    assert runner.invoke(app, ["send", ISSUE, "--yes"]).exit_code == 0
+    first = sorted(live.recipients())
+    result = runner.invoke(app, ["send", ISSUE, "--yes", "--again"])
+    assert result.exit_code == 0, result.output
+    assert sorted(live.recipients()) == sorted(first * 2)
+    assert len(list((newsletter / "sent").glob("2021-01--subscribers*.jsonl"))) == 2
+
+
 def test_confirmation_shows_the_count_and_no_sends_nothing(
     runner: CliRunner, newsletter: Path, live: SmtpTestServer
 ) -> None:
