@@ -1,8 +1,11 @@
 """The send journal: what happened to each recipient of one issue, kept safe across crashes.
 
-One JSON object per line, appended and forced to disk as it happens. Before a message is
-handed to the server an `in-flight` line is written; its outcome (`sent`, `failed`, `deferred`,
-`skipped`) follows. After Ctrl-C, a crash or a power cut, the journal tells a resumed send who
+One JSON object per line. Before a message is handed to the server an `in-flight` line is
+written and forced to disk; its outcome (`sent`, `failed`, `deferred`, `skipped`) follows,
+handed to the operating system at once (so it survives a crash of smakom) and forced to disk
+with the next `in-flight` line or on closing. A power cut can thus lose an outcome line, which
+leaves that message uncertain, never sent twice; and the send pays one fsync per message.
+After Ctrl-C, a crash or a power cut, the journal tells a resumed send who
 already has the issue (never send twice) and whose message may or may not have arrived
 (`in-flight` with no outcome: "uncertain", reported and not re-sent unless asked).
 """
@@ -204,6 +207,8 @@ class Journal:
     def close(self) -> None:
         """Close the file and let another send of this issue start."""
         with self._write_lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
             self._file.close()
         self._lock.release()
 
@@ -226,7 +231,7 @@ class Journal:
 
     def mark_in_flight(self, key: str) -> None:
         """Written, and on disk, before the message is handed to the server."""
-        self._append("in-flight", key)
+        self._append("in-flight", key, durable=True)
 
     def record_sent(self, key: str) -> None:
         self._append("sent", key)
@@ -245,9 +250,16 @@ class Journal:
 
     def mark_complete(self) -> None:
         """Every message of the issue has gone out."""
-        self._append("complete")
+        self._append("complete", durable=True)
 
-    def _append(self, event: Event, key: str | None = None, reply: str | None = None) -> None:
+    def _append(
+        self,
+        event: Event,
+        key: str | None = None,
+        reply: str | None = None,
+        *,
+        durable: bool = False,
+    ) -> None:
         record: dict[str, str] = {
             "time": datetime.now().astimezone().isoformat(timespec="seconds"),
             "event": event,
@@ -260,5 +272,6 @@ class Journal:
         with self._write_lock:
             self._file.write(line)
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if durable:
+                os.fsync(self._file.fileno())
             self._tracker.apply(record)
