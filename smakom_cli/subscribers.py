@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
@@ -73,9 +72,6 @@ class AudienceSummary:
     invalid: tuple[InvalidRow, ...]
 
 
-# The suppression list re-reads the same addresses whenever its file changes; checking an
-# address costs about 40 µs, which adds up to seconds for a list of 20,000 events.
-@functools.lru_cache(maxsize=1 << 16)
 def parse_address(text: str) -> Address:
     """Check an address; internationalised domains are sent in their ASCII (punycode) form."""
     text = text.strip()
