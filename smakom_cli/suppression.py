@@ -212,7 +212,7 @@ def _parse(text: str, name: str) -> dict[str, str]:
 # The file is read again whenever it changes, also during a send; checking an address costs
 # about 40 µs. The cache is the suppression list's own, so that streaming a long subscriber
 # list does not fill it (memory must not grow with the list).
-@functools.lru_cache(maxsize=1 << 13)
+@functools.lru_cache(maxsize=1 << 15)
 def _key(email: str) -> str:
     return parse_address(email).key
 
