@@ -1,0 +1,26 @@
+"""Real programs some tests need (Dovecot, Chromium, smtp-sink): found on the PATH, or else.
+
+Where one is missing a test skips and says why; in CI (`CI=true`) a missing one is a failure,
+because `.ci/run` installs them all and a skip there would hide a broken install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+# Debian installs some daemons outside a normal user's PATH.
+_EXTRA_DIRS = ("/usr/sbin", "/usr/lib/postfix/sbin", "/usr/lib/dovecot")
+
+
+def require_program(name: str, package: str) -> str:
+    """The full path of `name`; skips the test (fails it in CI) when it is not installed."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(_EXTRA_DIRS))
+    if found:
+        return found
+    reason = f"{name} is not installed (Debian package {package}; .ci/run installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"in CI every real server must run: {reason}")
+    pytest.skip(reason)
