@@ -81,24 +81,44 @@ class SuppressionList:
         return key in self.suppressed()
 
     def unsubscribe(
-        self, addresses: Sequence[str], *, source: str, reason: str = ""
+        self,
+        addresses: Sequence[str],
+        *,
+        source: str,
+        reason: str = "",
+        when: datetime | None = None,
     ) -> list[Change]:
-        """Record that these addresses opted out; an invalid one stops it before any write."""
-        return self._record(addresses, UNSUBSCRIBED, source, reason)
+        """Record that these addresses opted out; an invalid one stops it before any write.
+
+        `when` is the moment the reader asked (a click on the web, a bounce's date); now
+        when not given.
+        """
+        return self._record(addresses, UNSUBSCRIBED, source, reason, when)
 
     def resubscribe(
-        self, addresses: Sequence[str], *, source: str, reason: str = ""
+        self,
+        addresses: Sequence[str],
+        *,
+        source: str,
+        reason: str = "",
+        when: datetime | None = None,
     ) -> list[Change]:
         """Record that these addresses opted back in."""
-        return self._record(addresses, RESUBSCRIBED, source, reason)
+        return self._record(addresses, RESUBSCRIBED, source, reason, when)
 
     def _record(
-        self, addresses: Sequence[str], action: str, source: str, reason: str
+        self,
+        addresses: Sequence[str],
+        action: str,
+        source: str,
+        reason: str,
+        when: datetime | None,
     ) -> list[Change]:
         keys = [parse_address(address).key for address in addresses]
+        stamp = (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             with FileLock(self._lock_path, timeout=LOCK_TIMEOUT):
-                return self._record_locked(keys, action, source, reason)
+                return self._record_locked(keys, action, source, reason, stamp)
         except Timeout:
             raise SmakomError(
                 f"{self.path.name} stayed locked by another smakom command for "
@@ -106,13 +126,12 @@ class SuppressionList:
             ) from None
 
     def _record_locked(
-        self, keys: list[str], action: str, source: str, reason: str
+        self, keys: list[str], action: str, source: str, reason: str, when: str
     ) -> list[Change]:
         """Read, change and replace the file; only ever called while holding the lock."""
         _remove_stale_temporary_files(self.path)
         text = self._read_text()
         latest = _parse(text, self.path.name) if text is not None else {}
-        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         changes: list[Change] = []
         new_rows: list[tuple[str, ...]] = []
         for key in keys:

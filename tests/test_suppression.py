@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,15 @@ def test_a_killed_writer_leaves_the_old_or_the_new_file(path: Path) -> None:
         written = {key for key in keys if key.startswith(f"round{round_number}-")}
         # The kill may land after a write and before its print, never before a printed one.
         assert len(written) in (finished, finished + 1)
+
+
+def test_an_event_keeps_the_time_the_reader_asked(path: Path) -> None:
+    """A click on the web recorded later keeps its own time, written in UTC."""
+    clicked = datetime(2021, 1, 6, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+    SuppressionList(path).unsubscribe(["eva@example.se"], source="one-click", when=clicked)
+    assert data_rows(path)[0].split(",")[:4] == [
+        "eva@example.se",
+        "unsubscribed",
+        "2021-01-06T09:30:00Z",
+        "one-click",
+    ]
