@@ -149,7 +149,11 @@ def _prepare(
 
     config = _state(ctx).config()
     secret = _unsubscribe_secret(config, required=sending)
-    return prepare(config, issue, subscribers_path=subscribers, secret=secret, images=images)
+    mailing = prepare(config, issue, subscribers_path=subscribers, secret=secret, images=images)
+    # A damaged suppression list stops every command here, before an outbox or a journal
+    # is touched: read as shorter, it would mail people who asked to leave.
+    mailing.suppression.suppressed()
+    return mailing
 
 
 @app.command()
@@ -495,6 +499,30 @@ def resubscribe(
         already="was not unsubscribed",
         unlisted="not on the subscriber list: add it there to send it the newsletter",
     )
+
+
+@app.command()
+def unsubscribed(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check every line of unsubscribed.csv and say how to repair damage."
+        ),
+    ] = False,
+) -> None:
+    """List everyone who unsubscribed: the address, since when, how, and why."""
+    from smakom_cli.suppression import SuppressionList
+
+    suppression = SuppressionList(_state(ctx).config().suppression_path)
+    if check:
+        reading = suppression.read()
+        output.show_suppression_check(reading)
+        if reading.damage:
+            raise typer.Exit(1)
+        return
+    suppression.suppressed()  # a damaged file is one line naming the damage, not a table
+    output.show_unsubscribed(suppression.read())
 
 
 @app.command("subscribers")
