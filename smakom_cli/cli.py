@@ -10,7 +10,7 @@ import os
 import secrets
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -119,21 +119,33 @@ IssueArgument = Annotated[
 
 
 def _unsubscribe_secret(config: Config, *, required: bool) -> bytes | None:
-    """The key that signs unsubscribe links, from the keyring; a throwaway one for looking."""
+    """The key that signs unsubscribe links, from the keyring; a throwaway one for looking.
+
+    Only a real send (`required`) makes and stores the key when there is none: looking
+    never writes to the keyring.
+    """
     if not config.unsubscribe.url:
         return None
-    from smakom_cli.credentials import unsubscribe_secret
+    from smakom_cli.credentials import ensure_unsubscribe_secret, unsubscribe_secret
 
+    if required:
+        return ensure_unsubscribe_secret(config.list_id, os.environ)
+    throwaway = (
+        "The unsubscribe links in this preview or dry run are signed with a throwaway key "
+        "and will not work."
+    )
     try:
-        return unsubscribe_secret(config.list_id, os.environ)
+        secret = unsubscribe_secret(config.list_id, os.environ)
     except SmakomError as exc:
-        if required:
-            raise
+        output.warning(f"{exc} {throwaway}")
+        return secrets.token_bytes(32)
+    if secret is None:
         output.warning(
-            f"{exc} The unsubscribe links in this preview or dry run are signed with a "
-            "throwaway key and will not work."
+            f"No key to sign the unsubscribe links of {config.list_id} has been made yet "
+            f"(`smakom login` makes it). {throwaway}"
         )
         return secrets.token_bytes(32)
+    return secret
 
 
 def _prepare(
@@ -148,12 +160,12 @@ def _prepare(
     from smakom_cli.mailing import prepare
 
     config = _state(ctx).config()
-    secret = _unsubscribe_secret(config, required=sending)
-    mailing = prepare(config, issue, subscribers_path=subscribers, secret=secret, images=images)
+    mailing = prepare(config, issue, subscribers_path=subscribers, secret=None, images=images)
     # A damaged suppression list stops every command here, before an outbox or a journal
     # is touched: read as shorter, it would mail people who asked to leave.
     mailing.suppression.suppressed()
-    return mailing
+    # The key last, so a mistake in the issue is the first thing said.
+    return replace(mailing, secret=_unsubscribe_secret(config, required=sending))
 
 
 @app.command()
@@ -399,11 +411,18 @@ def _address_from_argument(config: Config, arg: str) -> str:
     text = arg.strip()
     if "@" in text and "://" not in text:
         return text
+    from smakom_cli.credentials import unsubscribe_secret
     from smakom_cli.unsubscribe_links import address_from_token
 
-    secret = _unsubscribe_secret(config, required=True)
-    if secret is None:
+    if not config.unsubscribe.url:
         raise SmakomError(f"'{text}' is not an e-mail address.")
+    secret = unsubscribe_secret(config.list_id, os.environ)
+    if secret is None:
+        raise SmakomError(
+            f"'{text}' is not an e-mail address, and no unsubscribe link of "
+            f"{config.list_id} can be checked on this computer: its key is not in the keyring "
+            "(set SMAKOM_UNSUBSCRIBE_SECRET as on the computer that sent the issue)."
+        )
     return address_from_token(secret, text)
 
 
@@ -621,6 +640,7 @@ def login(
     config = _state(ctx).config()
     username = _smtp_username(config)
     where = f"{config.smtp.host}:{config.smtp.port}"
+    _warn_if_unencrypted_keyring()
     if check:
         from smakom_cli.sender import check_login
 
@@ -630,7 +650,38 @@ def login(
     password = typer.prompt(f"Password for {username} at {where}", hide_input=True)
     keyring_name = store_password(username, password)
     output.success(f"Stored the password for {username} in the system keyring ({keyring_name}).")
+    _make_unsubscribe_secret(config)
     output.info("Run `smakom login --check` to test it against the mail server.")
+
+
+def _warn_if_unencrypted_keyring() -> None:
+    """Say so when the keyring is a plain file: the password would be readable in it."""
+    from smakom_cli.credentials import PASSWORD_VARIABLE, unencrypted_keyring
+
+    found = unencrypted_keyring()
+    if found is None:
+        return
+    where = f"in {found.file}" if found.file else "in a file"
+    output.warning(
+        f"the keyring backend ({found.backend}) keeps passwords unencrypted {where}: anyone "
+        "who can read that file can read the password. Use a secure backend (Windows "
+        "Credential Locker, macOS Keychain, or Secret Service on Linux; `keyring "
+        "--list-backends` shows them, PYTHON_KEYRING_BACKEND chooses one), or on a server set "
+        f"{PASSWORD_VARIABLE} in the environment instead of `smakom login`."
+    )
+
+
+def _make_unsubscribe_secret(config: Config) -> None:
+    """Make the key that signs the unsubscribe links, once per list, and say so."""
+    from smakom_cli.credentials import create_unsubscribe_secret, unsubscribe_secret
+
+    if not config.unsubscribe.url or unsubscribe_secret(config.list_id, os.environ):
+        return
+    create_unsubscribe_secret(config.list_id)
+    output.success(
+        f"Made the key that signs the unsubscribe links of {config.list_id} and stored it in "
+        "the system keyring; the links in every issue depend on it, so it is kept from now on."
+    )
 
 
 @app.command()
