@@ -332,7 +332,7 @@ class _Events:
                     "lines after it would be read as part of this one"
                 )
             else:
-                problem = f"the quote marks are wrong ({exc})"
+                problem = f"the line cannot be read as comma-separated values ({exc})"
             return Damage(number, problem, _QUOTE_FIX)
         row = rows[0] if rows else []
         if header:

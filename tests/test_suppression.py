@@ -266,7 +266,7 @@ def test_an_event_keeps_the_time_the_reader_asked(path: Path) -> None:
         ),
         (
             'email,action,when,source,reason\na@example.se,unsubscribed,2025-01-01,c,"x"y\n',
-            "line 2: the quote marks are wrong",
+            "line 2: the line cannot be read as comma-separated values",
         ),
         (
             "email,action,when,source,reason\na@example.se,unsubscribed,2025-01-01,c,x,\n",
