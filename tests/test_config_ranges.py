@@ -150,3 +150,10 @@ def test_whole_numbers_are_accepted_for_seconds(tmp_path: Path) -> None:
     assert isinstance(smtp.timeout, float)
     assert smtp.retry_delay == 0.0
     assert not math.isnan(smtp.timeout)
+
+
+def test_the_readme_lists_every_range() -> None:
+    """The README's table of allowed values names every number setting."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for key in RANGES:
+        assert f"`{key}`" in readme, f"add '{key}' to the README's table of allowed values"
