@@ -186,11 +186,17 @@ def show_unsubscribed(reading: Reading) -> None:
     if not reading.entries:
         info(f"Nobody has unsubscribed ({reading.path.name} lists nobody).")
         return
-    table(
-        ("E-mail", "Since", "Source", "Reason"),
-        ((e.email, e.since, e.source, e.reason) for e in reading.entries),
-        title=f"{reading.path}: {len(reading.entries)} unsubscribed",
-    )
+    grid = Table(title=f"{reading.path}: {len(reading.entries)} unsubscribed", title_justify="left")
+    # An address is never cut short: it is what the office looks for in this table.
+    grid.add_column("E-mail", overflow="fold")
+    grid.add_column("Since", no_wrap=True)
+    grid.add_column("Source", no_wrap=True)
+    grid.add_column("Reason")
+    for entry in reading.entries:
+        grid.add_row(
+            *(Text(cell) for cell in (entry.email, entry.since, entry.source, entry.reason))
+        )
+    console.print(grid)
 
 
 def show_suppression_check(reading: Reading) -> None:
