@@ -128,8 +128,10 @@ class SuppressionList:
         return key in self.suppressed()
 
     def read(self) -> Reading:
-        """Every suppressed address with its latest event, and every damaged line, never raising
-        for damage (`smakom unsubscribed`)."""
+        """Every suppressed address with its latest event, and every damaged line.
+
+        Damage is reported, not raised, so `smakom unsubscribed --check` can explain it all.
+        """
         data = self._read_bytes()
         events = _Events(self.path.name)
         damage = events.read(data) if data is not None else []
