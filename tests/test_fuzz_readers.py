@@ -36,9 +36,9 @@ from smakom_cli.suppression import (
     unprotect,
 )
 
-# Small and bounded: these run in every suite and in CI (all of them in about 10 s).
+# Small and bounded: these run in every suite and in CI (all of them in about 5 s).
 FUZZ = settings(
-    max_examples=120,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
