@@ -36,7 +36,7 @@ from smakom_cli.suppression import (
     unprotect,
 )
 
-# Small and bounded: these run in every suite and in CI (all of them in about 5 s).
+# Small and bounded: these run in every suite and in CI (together well under 20 s).
 FUZZ = settings(
     max_examples=200,
     deadline=None,
