@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.images import IMAGE_MODES
 
 T = TypeVar("T")
 
@@ -33,6 +34,7 @@ class NewsletterConfig:
     templates: str = "templates"
     web_base_url: str = ""
     test_subject_prefix: str = "[TEST] "
+    images: str = "embed"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class SmtpConfig:
     rate_per_hour: int = 0
     retry_attempts: int = 5
     retry_delay: float = 30.0
+    max_message_mb: float = 25.0
 
 
 @dataclass(frozen=True)
@@ -263,3 +266,21 @@ def _check_values(config: Config) -> None:
     url = config.unsubscribe.url
     if url and not url.startswith("https://"):
         raise SmakomError(f"{path}: 'unsubscribe.url' must start with https:// (RFC 8058).")
+    _check_images(config)
+
+
+def _check_images(config: Config) -> None:
+    """`[newsletter] images` and the provider's size limit: the keys the message size needs."""
+    path = config.path
+    mode = config.newsletter.images
+    if mode not in IMAGE_MODES:
+        raise SmakomError(f'{path}: \'newsletter.images\' must be "embed" or "link", not {mode!r}.')
+    if mode == "link" and not config.newsletter.web_base_url:
+        raise SmakomError(
+            f"{path}: 'newsletter.images' = \"link\" needs 'newsletter.web_base_url', where "
+            "`smakom archive` publishes the images."
+        )
+    if config.smtp.max_message_mb <= 0:
+        raise SmakomError(
+            f"{path}: 'smtp.max_message_mb' must be above 0 (your provider's limit in MB, e.g. 25)."
+        )

@@ -97,15 +97,98 @@ def test_personal_links_survive_css_inlining(example: RenderedIssue) -> None:
     assert "{{" not in html and "smakomfield" not in html
 
 
-def test_css_is_inlined_and_only_media_rules_stay(example: RenderedIssue) -> None:
-    """Visible elements carry inline styles; the one <style> left holds the @media rules."""
+def outside_comments(html: str) -> str:
+    """The HTML every client reads: without the `<!--[if mso]>` blocks only Outlook reads."""
+    return re.sub(r"<!--.*?-->", "", html, flags=re.DOTALL)
+
+
+def test_css_is_inlined_and_only_the_kept_block_stays(example: RenderedIssue) -> None:
+    """Visible elements carry inline styles; the one <style> left holds the client resets,
+    the small-screen and the dark-mode rules, written as the template has them."""
     html, _ = personalise(example)
-    styles = re.findall(r"<style[^>]*>(.*?)</style>", html, re.DOTALL)
+    styles = re.findall(r"<style[^>]*>(.*?)</style>", outside_comments(html), re.DOTALL)
     assert len(styles) == 1
-    assert styles[0].strip().startswith("@media")
-    for tag in ("h1", "h2", "p", "blockquote", "td"):
+    kept = styles[0]
+    assert "mso-table-lspace" in kept and "-webkit-text-size-adjust" in kept
+    assert "a[x-apple-data-detectors]" in kept
+    assert "@media only screen and (max-width: 600px)" in kept
+    assert "@media (prefers-color-scheme: dark)" in kept
+    assert "data-premailer" not in html
+    for tag in ("h1", "h2", "h3", "p", "blockquote", "td"):
         assert re.search(rf"<{tag}\b[^>]*style=[\"'][^\"']+", html), tag
-    assert re.search(r'<div class="preheader" style="[^"]*display:none', html)
+
+
+def test_the_head_has_what_outlook_and_dark_mode_need(example: RenderedIssue) -> None:
+    """Swedish, Outlook's namespaces and 96 dpi setting, colour-scheme metas, no phone-number
+    or address detection."""
+    html, _ = personalise(example)
+    root = re.search(r"<html[^>]*>", html)
+    assert root
+    assert 'lang="sv"' in root.group(0)
+    assert 'xmlns:v="urn:schemas-microsoft-com:vml"' in root.group(0)
+    assert 'xmlns:o="urn:schemas-microsoft-com:office:office"' in root.group(0)
+    assert re.search(
+        r"<!--\[if gte mso 9\]>.*<o:OfficeDocumentSettings>.*"
+        r"<o:PixelsPerInch>96</o:PixelsPerInch>.*<!\[endif\]-->",
+        html,
+        re.DOTALL,
+    )
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert '<meta name="supported-color-schemes" content="light dark">' in html
+    assert '<meta name="format-detection" content="telephone=no' in html
+    assert '<meta name="x-apple-disable-message-reformatting">' in html
+
+
+def test_outlook_gets_a_600_px_ghost_table_and_others_a_fluid_one(
+    example: RenderedIssue,
+) -> None:
+    """Outlook for Windows ignores max-width: it gets a fixed 600 px table in an MSO
+    comment; every other client a 100 % table inside a 600 px max-width box."""
+    html, _ = personalise(example)
+    assert re.search(r'<!--\[if mso\]><table [^>]*width="600"', html)
+    assert re.search(r'<div style="max-width: ?600px; margin: ?0 auto;?"', html)
+    tables = re.findall(r"<table\b[^>]*>", outside_comments(html))
+    assert tables
+    assert all('role="presentation"' in table for table in tables)
+    assert not any(re.search(r'width="600"', table) for table in tables)
+
+
+def test_one_h1_then_h2_sections_and_h3_sub_headings(example: RenderedIssue) -> None:
+    """The issue title is the only <h1>; sections are <h2>, their sub-headings <h3>."""
+    html, _ = personalise(example)
+    assert re.findall(r"<h1\b[^>]*>([^<]*)</h1>", html) == ["Nyhetsbrev Januari 2021"]
+    h2 = re.findall(r"<h2\b[^>]*>([^<]*)</h2>", html)
+    assert h2[:2] == ["År 2021 – tillbaka till det ”normala”?", "Rapport från styrelsemöte"]
+    assert "Följ oss i sociala medier" in h2 and "Kontakt" in h2
+    assert re.findall(r"<h3\b[^>]*>([^<]*)</h3>", html)[:2] == ["Vindkraft", "Statlig service"]
+
+
+def test_images_have_pixel_widths_that_fit_the_column(example: RenderedIssue) -> None:
+    """Each image has a whole-pixel width no wider than the 552 px column, the height to
+    match, and never the invalid height="auto"; the 560 px photo is drawn at 552."""
+    html, _ = personalise(example)
+    images = re.findall(r"<img\b[^>]*>", html)
+    assert len(images) >= 3
+    for image in images:
+        width = re.search(r'\swidth="(\d+)"', image)
+        assert width and int(width.group(1)) <= 552, image
+        assert not re.search(r'\sheight="(?!\d+")', image), image
+    board = next(image for image in images if "styrelsen" in image)
+    assert 'width="552"' in board and 'height="296"' in board
+    assert "max-width:552px" in board.replace(" ", "")
+
+
+def test_the_preheader_is_hidden_without_colour_tricks(example: RenderedIssue) -> None:
+    """The preheader is hidden by display, height and overflow (and mso-hide for Outlook),
+    never by text coloured like the background, which spam filters score against."""
+    html, _ = personalise(example)
+    found = re.search(r'<div class="preheader"[^>]*style="([^"]*)"[^>]*>([^<]*)</div>', html)
+    assert found
+    style = found.group(1).replace(" ", "")
+    for rule in ("display:none", "max-height:0", "overflow:hidden", "mso-hide:all"):
+        assert rule in style
+    assert "color" not in style and "font-size" not in style and "opacity" not in style
+    assert found.group(2).startswith("Nyhetsbrev med senaste nytt.\u200c\xa0\u200c\xa0")
 
 
 def test_the_web_version_link_comes_first(example: RenderedIssue) -> None:
