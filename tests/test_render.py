@@ -204,7 +204,8 @@ def test_local_images_are_embedded_once_with_captions(example: RenderedIssue) ->
     """The board photo and the logo are referenced by cid, and the caption follows the photo."""
     html, _ = personalise(example)
     names = sorted(image.path.name for image in example.images)
-    assert names == ["logo.png", "styrelsen.png", "utredningen.png"]
+    icons = [f"social-{name}.png" for name in ("facebook", "homepage", "instagram")]
+    assert names == ["logo.png", *icons, "styrelsen.png", "utredningen.png"]
     assert all(image.src.startswith("cid:") for image in example.images)
     assert re.search(r'<img[^>]+src="cid:[^"]+styrelsen.png@smakom"[^>]+alt="Styrelsen', html)
     assert re.search(r'class="caption"[^>]*>Styrelsen, fr v; Kristine Hästmark', html)
@@ -260,3 +261,44 @@ def test_a_filtered_personal_field_is_refused(newsletter: Path) -> None:
     write_template(newsletter, "newsletter.html", "<p>{{ subscriber.name | upper }}</p>")
     with pytest.raises(SmakomError, match="personal field"):
         render_folder(newsletter)
+
+
+def render_body(folder: Path, body: str) -> tuple[str, str]:
+    """The example folder with an issue of this body; its HTML and text for a subscriber."""
+    (folder / "issues" / "2021-01.md").write_text(
+        f"---\nsubject: Prov\n---\n\n# Avsnitt\n\n{body}\n", encoding="utf-8"
+    )
+    return personalise(render_folder(folder))
+
+
+def test_plain_text_keeps_emphasis_and_strong(newsletter: Path) -> None:
+    """`*Ingen*` and `**viktigt**` stay marked in the text part, as plain-text readers know."""
+    html, text = render_body(newsletter, "*Ingen* kommun är för liten, **det är viktigt**.")
+    assert "*Ingen* kommun är för liten, **det är viktigt**." in text
+    assert "<em>Ingen</em>" in html and "<strong>det är viktigt</strong>" in html
+
+
+def test_plain_text_shows_images_by_their_alt_text(newsletter: Path) -> None:
+    """A photo leaves `[Bild: what it shows]` and its caption; an inline one its alt text."""
+    _, text = render_body(
+        newsletter,
+        '![Styrelsen samlad](../images/styrelsen.png "Styrelsen, fr v; Kristine Hästmark")\n\n'
+        "Se kartan ![Karta över länet](../images/utredningen.png) här.",
+    )
+    assert "[Bild: Styrelsen samlad]\nStyrelsen, fr v; Kristine Hästmark" in text
+    assert "Se kartan [Bild: Karta över länet] här." in text
+
+
+def test_links_read_with_swedish_letters_but_stay_valid(newsletter: Path) -> None:
+    """The text part shows `Småland` and `exämpel.se` as written; the HTML link itself is
+    percent-encoded (and the domain in punycode), so every mail program can open it."""
+    html, text = render_body(
+        newsletter,
+        "Läs om [Småland](https://sv.wikipedia.org/wiki/Småland_(landskap)) och "
+        "[en sida med mellanslag](https://www.smakom.se/a%20b/ö) eller www.exämpel.se/sjö.",
+    )
+    assert "Småland <https://sv.wikipedia.org/wiki/Småland_(landskap)>" in text
+    assert "<https://www.smakom.se/a%20b/ö>" in text
+    assert "www.exämpel.se/sjö" in text and "xn--" not in text and "%C3" not in text
+    assert 'href="https://sv.wikipedia.org/wiki/Sm%C3%A5land_(landskap)"' in html
+    assert 'href="http://www.xn--exmpel-cua.se/sj%C3%B6"' in html
