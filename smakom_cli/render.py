@@ -197,7 +197,8 @@ def render_issue(
     context = _context(issue, config, content, image_src)
     html_text = _render(env, HTML_TEMPLATE, context, columns)
     text = _render(env, TEXT_TEMPLATE, context, columns)
-    inlined, css_problems = _inline_css(html_text)
+    template_name = _template_name(env, config)
+    inlined, css_problems = _inline_css(html_text, diagnose=template_name != HTML_TEMPLATE)
     return RenderedIssue(
         issue=issue,
         html=_personal_text(inlined, is_html=True),
@@ -207,7 +208,7 @@ def render_issue(
         web_url=context["web_url"],
         image_mode=mode,
         css_problems=css_problems,
-        template_name=_template_name(env, config),
+        template_name=template_name,
     )
 
 
@@ -378,22 +379,26 @@ def _personal_text(rendered: tuple[str, tuple[Field, ...]], *, is_html: bool) ->
 
 
 def _inline_css(
-    rendered: tuple[str, tuple[Field, ...]],
+    rendered: tuple[str, tuple[Field, ...]], *, diagnose: bool
 ) -> tuple[tuple[str, tuple[Field, ...]], tuple[str, ...]]:
     """Inline the layout's CSS once per issue, and what the CSS parser said about it.
 
     A `<style data-premailer="ignore">` (client resets, dark mode, small screens) is kept
-    as written; it is parsed here only to report its errors. Premailer is kept from turning
-    CSS widths and heights into `width`/`height` attributes: an image's pixel `width` is
-    what Outlook for Windows draws it at, and `height="auto"` is not valid HTML.
+    as written. Premailer is kept from turning CSS widths and heights into `width`/`height`
+    attributes: an image's pixel `width` is what Outlook for Windows draws it at, and
+    `height="auto"` is not valid HTML. With `diagnose` (a template of the folder's own;
+    the shipped one is tested clean) the parser's messages are collected, the kept block
+    parsed for them too, and premailer's cache of parsed CSS is bypassed so that a second
+    render in the same process reports the same problems.
     """
     import cssutils
     import premailer
 
     text, fields = rendered
     with _css_messages() as messages:
-        for block in _IGNORED_STYLE.findall(text):
-            cssutils.parseString(block, validate=False)
+        if diagnose:
+            for block in _IGNORED_STYLE.findall(text):
+                cssutils.parseString(block, validate=False)
         inliner = premailer.Premailer(
             text,
             keep_style_tags=False,
@@ -402,10 +407,10 @@ def _inline_css(
             disable_validation=True,
             disable_basic_attributes=["width", "height"],
             allow_network=False,
-            cache_css_parsing=False,
+            cache_css_parsing=not diagnose,
         )
         inlined = inliner.transform(pretty_print=False)
-    return (inlined, fields), tuple(dict.fromkeys(messages))
+    return (inlined, fields), tuple(dict.fromkeys(messages)) if diagnose else ()
 
 
 @contextmanager
