@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smakom_cli.config import Config, load_config
 from smakom_cli.errors import SmakomError
@@ -302,3 +305,34 @@ def test_links_read_with_swedish_letters_but_stay_valid(newsletter: Path) -> Non
     assert "www.exämpel.se/sjö" in text and "xn--" not in text and "%C3" not in text
     assert 'href="https://sv.wikipedia.org/wiki/Sm%C3%A5land_(landskap)"' in html
     assert 'href="http://www.xn--exmpel-cua.se/sj%C3%B6"' in html
+
+
+@given(st.text(max_size=40))
+def test_a_readable_link_still_names_the_same_address(path: str) -> None:
+    """Whatever a link's path holds, the text part's readable form turns back into exactly
+    the percent-encoded link the HTML carries (RFC 3987's mapping of an IRI to a URI)."""
+    from markdown_it import MarkdownIt
+
+    from smakom_cli.content import readable_url
+
+    href = MarkdownIt().normalizeLink(f"https://www.smakom.se/{path}")
+    shown = readable_url(href)
+    assert "".join(quote(c) if ord(c) > 127 else c for c in shown) == href
+    assert not re.search(r"%C3%(A5|A4|B6|85|84|96)", shown), shown
+
+
+@given(st.sampled_from(["embed", "link", "länk", "", "1", "[embed]", "{a: b}"]))
+def test_the_images_key_of_an_issue_is_checked(value: str) -> None:
+    """`images:` in the front matter is embed or link, or an error naming the line."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.md"
+        path.write_text(f"---\nsubject: Hej\nimages: {value}\n---\n", encoding="utf-8")
+        if value in ("embed", "link"):
+            assert load_issue(path).images == value
+        elif value == "":
+            assert load_issue(path).images is None
+        else:
+            with pytest.raises(SmakomError, match=r"x\.md line 3: 'images' must be embed"):
+                load_issue(path)
