@@ -7,8 +7,9 @@ import html as html_lib
 from dataclasses import dataclass
 
 from smakom_cli.check import Finding, check_issue
+from smakom_cli.errors import SmakomError
 from smakom_cli.mailing import Mailing
-from smakom_cli.message import MessageBuilder, Recipient
+from smakom_cli.message import MessageBuilder, Recipient, estimated_size
 from smakom_cli.render import RenderedIssue, personal_values
 from smakom_cli.subscribers import AudienceSummary, Subscriber
 from smakom_cli.unsubscribe_links import link_for
@@ -38,10 +39,17 @@ def build_preview(mailing: Mailing, as_email: str | None = None) -> Preview:
     config = mailing.config
     recipient = mailing.sample(as_email)
     html, text = mailing.personalise(recipient)
-    message = MessageBuilder(mailing.rendered, config).build(
-        Recipient(recipient.address, recipient.name, personal_values(recipient.fields, "")),
-        link_for(config, mailing.secret, recipient.key),
-    )
+    findings = tuple(check_issue(mailing.rendered, config, html, text))
+    try:
+        message_bytes = len(
+            MessageBuilder(mailing.rendered, config).build(
+                Recipient(recipient.address, recipient.name, personal_values(recipient.fields, "")),
+                link_for(config, mailing.secret, recipient.key),
+            )
+        )
+    except SmakomError:
+        # An image that cannot be read is one of the findings; the preview still shows.
+        message_bytes = estimated_size(mailing.rendered, html, text)
     sender = config.sender
     return Preview(
         sender=f"{sender.name} <{sender.email}>" if sender.name else sender.email,
@@ -52,8 +60,8 @@ def build_preview(mailing: Mailing, as_email: str | None = None) -> Preview:
         text=text,
         html=html,
         audience=mailing.audience(),
-        findings=tuple(check_issue(mailing.rendered, config, html, text)),
-        message_bytes=len(message),
+        findings=findings,
+        message_bytes=message_bytes,
         image_mode=mailing.rendered.image_mode,
     )
 

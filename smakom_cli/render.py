@@ -34,7 +34,6 @@ from smakom_cli.content import (
 )
 from smakom_cli.errors import SmakomError
 from smakom_cli.images import (
-    COLUMN_WIDTH,
     archive_path,
     content_id,
     display_size,
@@ -51,7 +50,9 @@ ALWAYS_FIELDS = ("email", "name", "organisation")
 SOCIAL_ICON_SIZE = 24
 _MARKER = re.compile(r"smakomfield(\d+)end")
 _HEADING = re.compile(r"<(/?)h([1-5])\b")
-_IGNORED_STYLE = re.compile(r'<style data-premailer="ignore">(.*?)</style>', re.DOTALL)
+_IGNORED_STYLE = re.compile(
+    r"""<style\b[^>]*\bdata-premailer=["']ignore["'][^>]*>(.*?)</style>""", re.DOTALL
+)
 _CSS_LOGGER = "CSSUTILS"  # the logger cssutils (and so premailer) reports CSS errors to
 # Premailer checks inline `style` attributes against a list of CSS properties that knows no
 # mail-client ones (`mso-line-height-rule`); stylesheets are read without that check.
@@ -264,7 +265,6 @@ def _context(
     return {
         "issue": issue,
         "sections": [_demoted(section) for section in content.sections],
-        "column_width": COLUMN_WIDTH,
         "logo_width": logo_width,
         "logo_height": logo_height,
         "social_icon_size": SOCIAL_ICON_SIZE,

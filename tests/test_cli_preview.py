@@ -196,6 +196,7 @@ AGREEMENT_CASES = {
         (f / "images" / "stor.png").write_bytes(b"\0" * 1_400_000),
         append_to_example(f, "![Stor bild](../images/stor.png)"),
     ),
+    "missing-image": lambda f: append_to_example(f, "![Karta](../images/karta.png)"),
     "broken-css": lambda f: copy_template(f, "p { margin: 0 0 14px 0; }", "p { margin 0 }"),
     "relative-link-and-no-preheader": lambda f: (
         append_to_example(f, "Läs [mer](sida.html)."),
