@@ -53,6 +53,7 @@ def check_issue(rendered: RenderedIssue, config: Config, html: str, text: str) -
         _size,
         _message_size,
         _images,
+        _linked_images,
         _css,
         _links,
         _output,
@@ -121,6 +122,31 @@ def _message_size(mail: _Mail) -> Iterator[Finding]:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
+
+
+def _linked_images(mail: _Mail) -> Iterator[Finding]:
+    """Linked images must be on the web before the mail goes out, or every reader sees a
+    broken image; the check can only look at the site folder `smakom archive` writes."""
+    from smakom_cli.archive import DEFAULT_FOLDER
+    from smakom_cli.images import archive_path
+
+    if mail.rendered.image_mode != "link":
+        return
+    site = mail.config.folder / DEFAULT_FOLDER
+    missing = [
+        image
+        for image in mail.rendered.images
+        if image.path.is_file()
+        and not (site / archive_path(mail.config.folder, image.path)).is_file()
+    ]
+    if missing:
+        yield Finding(
+            "warning",
+            mail.name,
+            f"the images are linked from {mail.config.newsletter.web_base_url}, but "
+            f"{len(missing)} of them are not in the web version ({DEFAULT_FOLDER}/) yet: run "
+            f"`smakom archive` and upload {DEFAULT_FOLDER}/ before sending.",
+        )
 
 
 def _css(mail: _Mail) -> Iterator[Finding]:

@@ -46,6 +46,12 @@ def test_linked_images_come_from_where_the_archive_puts_them(
     """With `images: link` the message carries no image parts, and each image's address is
     `web_base_url` plus the very path `smakom archive` writes the file to."""
     replace_in(newsletter / ISSUE, "date: 2021-01-05\n", "date: 2021-01-05\nimages: link\n")
+    before = runner.invoke(app, ["check", ISSUE])
+    assert "6 of them are not in the web version (site/) yet: run `smakom archive`" in (
+        before.output
+    )
+    assert runner.invoke(app, ["archive"]).exit_code == 0
+    assert "not in the web version" not in runner.invoke(app, ["check", ISSUE]).output
     raw = dry_run_message(runner, tmp_path / "out")
     html, kinds = html_of(raw)
     assert "image/png" not in kinds and "multipart/related" not in kinds
