@@ -34,6 +34,7 @@ from smakom_cli.content import (
 )
 from smakom_cli.errors import SmakomError
 from smakom_cli.images import (
+    COLUMN_WIDTH,
     archive_path,
     content_id,
     display_size,
@@ -260,7 +261,7 @@ def _context(
         return image_src(value, _local_image(config, value), f"{config.path.name} {key}")
 
     logo_width, logo_height = display_size(
-        _local_image(config, config.brand.logo), config.brand.logo_width
+        _local_image(config, config.brand.logo), min(config.brand.logo_width, COLUMN_WIDTH)
     )
     return {
         "issue": issue,
