@@ -121,6 +121,14 @@ def test_css_is_inlined_and_only_the_kept_block_stays(example: RenderedIssue) ->
         assert re.search(rf"<{tag}\b[^>]*style=[\"'][^\"']+", html), tag
 
 
+def test_the_mail_is_valid_html5(example: RenderedIssue) -> None:
+    """The HTML part parses as HTML5 without a single error (Outlook's parts are comments)."""
+    import html5lib
+
+    html, _ = personalise(example)
+    html5lib.HTMLParser(strict=True).parse(html)
+
+
 def test_the_head_has_what_outlook_and_dark_mode_need(example: RenderedIssue) -> None:
     """Swedish, Outlook's namespaces and 96 dpi setting, colour-scheme metas, no phone-number
     or address detection."""

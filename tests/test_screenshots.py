@@ -76,6 +76,8 @@ return {
   text: getComputedStyle(document.querySelector('td.section')).color,
   link: getComputedStyle(link).color,
   title: document.querySelector('h1').getBoundingClientRect().width,
+  header: getComputedStyle(document.querySelector('td.header')).backgroundColor,
+  preheader: document.querySelector('.preheader').getBoundingClientRect().height,
 };
 """
 
@@ -188,7 +190,9 @@ def test_the_newsletter_fits_phone_and_desktop_in_light_and_dark(
     browser: Any, pages: list[Path], tmp_path: Path
 ) -> None:
     """At 800 and 375 px, light and dark, nothing is wider than the screen, every image loads
-    and fits its column, and in dark mode text and links stay light on a dark sheet."""
+    and fits its column, the preheader stays hidden, and in dark mode text and links turn
+    light on a dark sheet while the logo keeps its brand-coloured header."""
+    headers = set()
     for page in pages:
         for width in WIDTHS:
             for scheme in SCHEMES:
@@ -202,11 +206,14 @@ def test_the_newsletter_fits_phone_and_desktop_in_light_and_dark(
                     assert image["loaded"], f"{where}: {image['src']} did not load"
                     assert 0 < image["width"] <= image["column"] + 0.5, f"{where}: {image}"
                 assert found["title"] <= min(width, 600), where
+                assert found["preheader"] == 0, where
+                headers.add(found["header"])
                 sheet, text, link = (brightness(found[k]) for k in ("sheet", "text", "link"))
                 if scheme == "dark":
                     assert sheet < 60 and text > 180 and link > 140, f"{where}: {found}"
                 else:
                     assert sheet > 240 and text < 80 and link < 120, f"{where}: {found}"
+    assert headers == {"rgb(0, 90, 122)"}  # [brand] primary_color, #005a7a, in both schemes
 
 
 def test_a_remote_image_is_drawn_at_the_column_width_on_a_phone(
