@@ -93,12 +93,9 @@ def show_preview(preview: Preview) -> None:
     console.print(Panel(Text(preview.text), title="Plain text", title_align="left"))
     size = preview.html_bytes / 1024
     carried = "images embedded" if preview.image_mode == "embed" else "images linked"
+    message = f"{_size(preview.message_bytes)} ({carried}), what each subscriber receives"
     console.print(Text.assemble(("Audience: ", "bold"), audience_line(preview.audience)))
-    console.print(
-        Text.assemble(
-            ("Message size: ", "bold"), f"{_size(preview.message_bytes)} ({carried}), sent to each"
-        )
-    )
+    console.print(Text.assemble(("Message size: ", "bold"), message))
     console.print(Text.assemble(("HTML size: ", "bold"), f"{size:.1f} KB (Gmail clips at 102 KB)"))
     if preview.findings:
         show_findings(preview.findings)
