@@ -159,3 +159,35 @@ def test_any_image_file_gives_a_size_or_none(data: bytes) -> None:
             assert size is None or all(isinstance(n, int) and n >= 0 for n in size)
             width, height = display_size(path, 552)
             assert 0 < width <= 552 and (height is None or height >= 1)
+
+
+@given(
+    st.one_of(
+        st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+        st.sampled_from(["embed", "link", "Embed", " link"]),
+    ),
+    st.one_of(st.integers(-5, 100), st.floats(-5, 100, allow_nan=False)),
+)
+def test_the_images_and_size_keys_are_checked(mode: str, limit: float) -> None:
+    """Any `images` value and provider limit in smakom.toml is taken as written or refused
+    in one sentence naming the key; never a traceback."""
+    import json
+    import tempfile
+
+    from smakom_cli.config import load_config
+    from smakom_cli.errors import SmakomError
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "smakom.toml"
+        quoted = json.dumps(mode, ensure_ascii=False)
+        path.write_text(
+            f'[newsletter]\nweb_base_url = "{WEB}"\nimages = {quoted}\n'
+            f"[smtp]\nmax_message_mb = {limit!r}\n",
+            encoding="utf-8",
+        )
+        if mode in ("embed", "link") and limit > 0:
+            config = load_config(path)
+            assert (config.newsletter.images, config.smtp.max_message_mb) == (mode, limit)
+        else:
+            with pytest.raises(SmakomError, match=r"'(newsletter\.images|smtp\.max_message_mb)'"):
+                load_config(path)
