@@ -327,7 +327,7 @@ def time_render(config: Config, issue_path: Path, columns: tuple[str, ...]) -> l
     from smakom_cli.issue import load_issue
 
     issue = load_issue(issue_path)
-    resolve = render._image_resolver("embed", {})
+    resolve = render._image_resolver("embed", config, {})
     t0 = time.perf_counter()
     content = render_content(
         issue, lambda ref: resolve(ref.src, ref.local_path, f"line {ref.line}")
@@ -338,7 +338,7 @@ def time_render(config: Config, issue_path: Path, columns: tuple[str, ...]) -> l
     html = render._render(env, render.HTML_TEMPLATE, context, columns)
     render._render(env, render.TEXT_TEMPLATE, context, columns)
     t2 = time.perf_counter()
-    render._inline_css(html)
+    render._inline_css(html, diagnose=False)
     t3 = time.perf_counter()
     render.render_issue(issue, config, columns=columns)
     t4 = time.perf_counter()

@@ -18,6 +18,8 @@ from smakom_cli.render import RenderedIssue
 GMAIL_CLIP_BYTES = 102 * 1024
 SUBJECT_MAX = 78
 IMAGE_MAX_BYTES = 1024 * 1024
+MESSAGE_WARN_BYTES = 500 * 1024  # every subscriber downloads it; most newsletters stay under
+CSS_PROBLEMS_SHOWN = 5
 _HREF = re.compile(r"""\shref\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{%20|%7B%7B", re.DOTALL)
 
@@ -46,7 +48,19 @@ class _Mail:
 def check_issue(rendered: RenderedIssue, config: Config, html: str, text: str) -> list[Finding]:
     """Check an issue as one recipient would get it (`html` and `text` personalised)."""
     mail = _Mail(rendered, config, html, text)
-    checks = (_subject, _size, _images, _links, _output, _unsubscribe, _addresses, _web_version)
+    checks = (
+        _subject,
+        _size,
+        _message_size,
+        _images,
+        _linked_images,
+        _css,
+        _links,
+        _output,
+        _unsubscribe,
+        _addresses,
+        _web_version,
+    )
     return [finding for check in checks for finding in check(mail)]
 
 
@@ -76,6 +90,82 @@ def _size(mail: _Mail) -> Iterator[Finding]:
         )
 
 
+def _message_size(mail: _Mail) -> Iterator[Finding]:
+    """The whole message, embedded images included: what each subscriber downloads, and
+    what the provider may refuse (`[smtp] max_message_mb`)."""
+    from smakom_cli.message import estimated_size
+
+    size = estimated_size(mail.rendered, mail.html, mail.text)
+    limit = mail.config.smtp.max_message_mb * 1024 * 1024
+    shown = _megabytes(size)
+    advice = (
+        "link the images from the web version instead ('images: link' in the issue, or "
+        '[newsletter] images = "link")'
+        if mail.rendered.image_mode == "embed" and mail.rendered.images
+        else "make the images smaller"
+    )
+    if size > limit:
+        yield Finding(
+            "error",
+            mail.name,
+            f"the message is {shown}, over the mail provider's limit of "
+            f"{mail.config.smtp.max_message_mb:g} MB ([smtp] max_message_mb); {advice}.",
+        )
+    elif size > MESSAGE_WARN_BYTES:
+        yield Finding(
+            "warning",
+            mail.name,
+            f"the message is {shown} and goes to every subscriber (keep it under "
+            f"{MESSAGE_WARN_BYTES // 1024} KB); {advice}.",
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
+
+
+def _linked_images(mail: _Mail) -> Iterator[Finding]:
+    """Linked images must be on the web before the mail goes out, or every reader sees a
+    broken image; the check can only look at the site folder `smakom archive` writes."""
+    from smakom_cli.archive import DEFAULT_FOLDER
+    from smakom_cli.images import archive_path
+
+    if mail.rendered.image_mode != "link":
+        return
+    site = mail.config.folder / DEFAULT_FOLDER
+    missing = [
+        image
+        for image in mail.rendered.images
+        if image.path.is_file()
+        and not (site / archive_path(mail.config.folder, image.path)).is_file()
+    ]
+    if missing:
+        yield Finding(
+            "warning",
+            mail.name,
+            f"the images are linked from {mail.config.newsletter.web_base_url}, but "
+            f"{len(missing)} of them are not in the web version ({DEFAULT_FOLDER}/) yet: run "
+            f"`smakom archive` and upload {DEFAULT_FOLDER}/ before sending.",
+        )
+
+
+def _css(mail: _Mail) -> Iterator[Finding]:
+    """What the CSS parser could not read in the template: mail programs skip those rules."""
+    problems = mail.rendered.css_problems
+    for problem in problems[:CSS_PROBLEMS_SHOWN]:
+        yield Finding(
+            "warning",
+            mail.rendered.template_name,
+            f"a CSS rule cannot be read and is left out: {problem}",
+        )
+    if len(problems) > CSS_PROBLEMS_SHOWN:
+        yield Finding(
+            "warning",
+            mail.rendered.template_name,
+            f"{len(problems) - CSS_PROBLEMS_SHOWN} more CSS problems like these.",
+        )
+
+
 def _images(mail: _Mail) -> Iterator[Finding]:
     for ref in mail.rendered.content.images:
         if not ref.alt.strip():
@@ -94,11 +184,16 @@ def _images(mail: _Mail) -> Iterator[Finding]:
             yield Finding("error", image.origin, f"the image {image.path} does not exist.")
         elif image.path.stat().st_size > IMAGE_MAX_BYTES:
             megabytes = image.path.stat().st_size / 1024 / 1024
+            travels = (
+                "goes into every message"
+                if mail.rendered.image_mode == "embed"
+                else "is downloaded by every reader"
+            )
             yield Finding(
                 "warning",
                 image.origin,
-                f"the image {image.path.name} is {megabytes:.1f} MB and goes into every "
-                "message; make it smaller.",
+                f"the image {image.path.name} is {megabytes:.1f} MB and {travels}; make it "
+                "smaller.",
             )
 
 

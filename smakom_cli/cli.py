@@ -156,7 +156,7 @@ def _prepare(
     subscribers: Path | None,
     *,
     sending: bool,
-    images: ImageMode = "embed",
+    images: ImageMode = "mail",
 ) -> Mailing:
     """Load the configuration and render the issue for the list, with the link-signing key."""
     from smakom_cli.mailing import prepare
@@ -185,17 +185,18 @@ def preview(
     ] = None,
     subscribers: SubscribersOption = None,
 ) -> None:
-    """Show the issue as a subscriber gets it: envelope, text, audience, size, warnings."""
-    from smakom_cli.preview import build_preview
+    """Show the issue as a subscriber gets it: envelope, text, audience, sizes and every
+    finding of `smakom check`."""
+    from smakom_cli.preview import browser_html, build_preview
 
-    mailing = _prepare(ctx, issue, subscribers, sending=False, images="file")
+    mailing = _prepare(ctx, issue, subscribers, sending=False)
     config = mailing.config
     result = build_preview(mailing, as_email)
     output.show_preview(result)
     if html or open_browser:
         target = html or config.outbox_dir / f"{mailing.issue.slug}.preview.html"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result.html, encoding="utf-8")
+        target.write_text(browser_html(mailing.rendered, result.html), encoding="utf-8")
         output.success(f"HTML written to {target}")
         if open_browser:
             import webbrowser

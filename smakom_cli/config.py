@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.images import IMAGE_MODES
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ RANGES: dict[str, Range] = {
     "smtp.retry_attempts": Range(0, 20),
     "smtp.retry_delay": Range(0, 3600, unit="seconds"),
     "brand.logo_width": Range(1, 600, unit="pixels"),
+    "smtp.max_message_mb": Range(0, 1000, above=True, note="your provider's limit, e.g. 25"),
 }
 
 Format = Literal["email", "url", "unsubscribe_url", "color"]
@@ -98,6 +100,7 @@ class NewsletterConfig:
     templates: str = "templates"
     web_base_url: str = ""
     test_subject_prefix: str = "[TEST] "
+    images: str = "embed"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class SmtpConfig:
     rate_per_hour: int = 0
     retry_attempts: int = 5
     retry_delay: float = 30.0
+    max_message_mb: float = 25.0
 
 
 @dataclass(frozen=True)
@@ -322,6 +326,7 @@ def _check_values(config: Config) -> None:
             f"{path}: 'smtp.security' must be one of {', '.join(SECURITY_MODES)}, "
             f"not {smtp.security!r}."
         )
+    _check_images(config)
 
 
 def _pattern(key: str) -> str:
@@ -399,3 +404,16 @@ def _shown(value: object) -> str:
 
 def _number(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else str(value)
+
+
+def _check_images(config: Config) -> None:
+    """`[newsletter] images` and the provider's size limit: the keys the message size needs."""
+    path = config.path
+    mode = config.newsletter.images
+    if mode not in IMAGE_MODES:
+        raise SmakomError(f'{path}: \'newsletter.images\' must be "embed" or "link", not {mode!r}.')
+    if mode == "link" and not config.newsletter.web_base_url:
+        raise SmakomError(
+            f"{path}: 'newsletter.images' = \"link\" needs 'newsletter.web_base_url', where "
+            "`smakom archive` publishes the images."
+        )

@@ -8,7 +8,9 @@ holds the signature under an article.
 
 from __future__ import annotations
 
+import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -21,10 +23,14 @@ from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 from mdit_py_plugins.container import container_plugin
 
+from smakom_cli.images import COLUMN_WIDTH, display_size
 from smakom_cli.issue import Issue
 
 TEXT_WIDTH = 72
 CONTAINERS = ("signature",)
+# Plain-text readers know these from decades of mail: *emphasis*, **strong**, ~~struck~~.
+_TEXT_MARKS = {"em": "*", "strong": "**", "s": "~~"}
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,7 @@ def _render_figure(
     image: ImageRef = tokens[idx].meta["image"]
     html = (
         f'<div class="figure"><img class="figure-image" src="{escape(env["image_src"](image))}"'
-        f' alt="{escape(image.alt)}" width="560"></div>\n'
+        f' alt="{escape(image.alt)}"{_size_attributes(image)}></div>\n'
     )
     if image.caption:
         html += f'<p class="caption">{escape(image.caption)}</p>\n'
@@ -179,7 +185,18 @@ def _render_image(
 ) -> str:
     token = tokens[idx]
     image = _image_ref(env["issue"], token, 0)
-    return f'<img src="{escape(env["image_src"](image))}" alt="{escape(image.alt)}">'
+    return (
+        f'<img class="inline-image" src="{escape(env["image_src"](image))}"'
+        f' alt="{escape(image.alt)}"{_size_attributes(image)}>'
+    )
+
+
+def _size_attributes(image: ImageRef) -> str:
+    """Pixel `width` (and `height`) no wider than the column, and a `max-width` to match:
+    Outlook for Windows draws the attributes, everything else the style."""
+    width, height = display_size(image.local_path, COLUMN_WIDTH)
+    size = f' width="{width}"' + (f' height="{height}"' if height else "")
+    return f'{size} style="max-width: {width}px;"'
 
 
 def _blocks_to_text(nodes: Sequence[SyntaxTreeNode], indent: str = "") -> str:
@@ -201,7 +218,7 @@ def _block_to_text(node: SyntaxTreeNode, indent: str) -> str:
         return _blocks_to_text(node.children, indent + "    ")
     if kind == "figure":
         image: ImageRef = node.meta["image"]
-        return _wrap(image.caption or f"[{image.alt or 'Bild'}]", indent)
+        return _wrap("\n".join(filter(None, (_image_text(image.alt), image.caption))), indent)
     if kind in ("fence", "code_block"):
         return textwrap.indent(node.content.rstrip("\n"), indent + "    ")
     if kind == "hr":
@@ -247,15 +264,61 @@ def _inline_text(node: SyntaxTreeNode) -> str:
         elif kind == "hardbreak":
             parts.append("\n")
         elif kind == "image":
-            parts.append(f"[{''.join(c.content for c in token.children or []) or 'Bild'}]")
+            parts.append(_image_text("".join(c.content for c in token.children or [])))
+        elif kind.endswith(("_open", "_close")) and kind.rpartition("_")[0] in _TEXT_MARKS:
+            parts.append(_TEXT_MARKS[kind.rpartition("_")[0]])
         elif kind == "link_open":
             href_stack.append((str(token.attrGet("href") or ""), len(parts)))
         elif kind == "link_close" and href_stack:
             href, start = href_stack.pop()
             text = "".join(parts[start:])
-            if href not in (text, f"mailto:{text}", f"http://{text}", f"https://{text}"):
-                parts.append(f" <{href}>")
+            shown = readable_url(href)
+            if shown not in (text, f"mailto:{text}", f"http://{text}", f"https://{text}"):
+                parts.append(f" <{shown}>")
     return "".join(parts)
+
+
+def _image_text(alt: str) -> str:
+    """An image in the plain text: `[Bild: what it shows]`."""
+    return f"[Bild: {alt.strip()}]" if alt.strip() else "[Bild]"
+
+
+def readable_url(href: str) -> str:
+    """A link as a reader should see it: `å`, `ä`, `ö` and an international domain in
+    letters, not `%C3%A5` or `xn--`. Only letters are decoded; `%20`, `%2F` and the like
+    stay, so the address shown still means the same (an IRI, RFC 3987)."""
+    scheme, sep, rest = href.partition("://")
+    if not sep:
+        return _PERCENT_RUN.sub(_decode_letters, href)
+    host, slash, path = rest.partition("/")
+    return scheme + sep + _readable_host(host) + slash + _PERCENT_RUN.sub(_decode_letters, path)
+
+
+def _readable_host(host: str) -> str:
+    labels = []
+    for label in host.split("."):
+        try:
+            labels.append(label.encode("ascii").decode("idna") if label[:4] == "xn--" else label)
+        except UnicodeError:
+            labels.append(label)
+    return ".".join(labels)
+
+
+def _decode_letters(match: re.Match[str]) -> str:
+    run = match.group(0)
+    try:
+        decoded = bytes.fromhex(run.replace("%", "")).decode("utf-8")
+    except UnicodeDecodeError:
+        return run
+    shown = (
+        char if ord(char) > 127 and unicodedata.category(char)[0] in "LMNPS" else _quote(char)
+        for char in decoded
+    )
+    return "".join(shown)
+
+
+def _quote(char: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
 
 
 def _wrap(text: str, indent: str) -> str:

@@ -13,9 +13,10 @@ from pathlib import Path
 import yaml
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.images import IMAGE_MODES
 
 REQUIRED_KEYS = ("subject",)
-OPTIONAL_KEYS = ("preheader", "title", "date", "banner")
+OPTIONAL_KEYS = ("preheader", "title", "date", "banner", "images")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Issue:
     banner: str | None
     body: str
     body_line: int
+    images: str | None = None
+    """`embed` or `link`: overrides `[newsletter] images` for this issue."""
 
     @property
     def slug(self) -> str:
@@ -61,6 +64,7 @@ def load_issue(path: Path) -> Issue:
         banner=_text(path, meta, "banner") or None,
         body=body,
         body_line=body_line,
+        images=_images(path, meta),
     )
 
 
@@ -137,3 +141,15 @@ def _date(path: Path, meta: dict[str, tuple[object, int]]) -> dt.date | None:
         raise SmakomError(
             f"{path} line {line}: 'date' must be a date like 2021-01-15, not {value!r}."
         ) from None
+
+
+def _images(path: Path, meta: dict[str, tuple[object, int]]) -> str | None:
+    value, line = meta.get("images", (None, 0))
+    if value is None:
+        return None
+    if value not in IMAGE_MODES:
+        raise SmakomError(
+            f"{path} line {line}: 'images' must be embed (images inside every message) or "
+            f"link (images from the web version), not {value!r}."
+        )
+    return str(value)

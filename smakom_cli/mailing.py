@@ -113,7 +113,7 @@ def prepare(
     *,
     subscribers_path: Path | None = None,
     secret: bytes | None,
-    images: ImageMode = "embed",
+    images: ImageMode = "mail",
 ) -> Mailing:
     """Load and render an issue for the list (the configured one unless another is given)."""
     subscribers = subscribers_path or config.subscribers_path

@@ -91,7 +91,7 @@ class MessageBuilder:
             'Content-Type: text/html; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         )
-        if rendered.images:
+        if rendered.image_mode == "embed" and rendered.images:
             self._html_head = (
                 f"\r\n--{self._outer}\r\n"
                 f'Content-Type: multipart/related; boundary="{self._inner}"\r\n\r\n'
@@ -149,6 +149,26 @@ class MessageBuilder:
                 + base64.encodebytes(data).replace(b"\n", b"\r\n").rstrip(b"\r\n")
             )
         return b"".join(parts)
+
+
+# Headers, boundaries and part headers of a message, generously: a real one has about 1.5 KB.
+_ENVELOPE_BYTES = 2048
+_IMAGE_PART_HEADERS = 200
+
+
+def estimated_size(rendered: RenderedIssue, html_body: str, text_body: str) -> int:
+    """About how many bytes one recipient's message is, as `MessageBuilder` encodes it:
+    both bodies quoted-printable, embedded images in base64 (76 characters a line)."""
+    size = _ENVELOPE_BYTES + len(_qp(html_body)) + len(_qp(text_body))
+    if rendered.image_mode == "embed":
+        for image in rendered.images:
+            try:
+                raw = image.path.stat().st_size
+            except OSError:
+                continue  # the check reports a missing image on its own
+            encoded = 4 * -(-raw // 3)
+            size += _IMAGE_PART_HEADERS + encoded + 2 * -(-encoded // 76)
+    return size
 
 
 def _qp(text: str) -> bytes:

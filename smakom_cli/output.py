@@ -82,7 +82,7 @@ def audience_line(audience: AudienceSummary) -> str:
 
 
 def show_preview(preview: Preview) -> None:
-    """Envelope, the plain text as its reader sees it, audience, size and findings."""
+    """Envelope, the plain text as its reader sees it, audience, sizes and findings."""
     envelope = Table.grid(padding=(0, 2))
     envelope.add_column(style="bold")
     envelope.add_column()
@@ -94,12 +94,19 @@ def show_preview(preview: Preview) -> None:
     console.print(Panel(envelope, title="Envelope", title_align="left"))
     console.print(Panel(Text(preview.text), title="Plain text", title_align="left"))
     size = preview.html_bytes / 1024
+    carried = "images embedded" if preview.image_mode == "embed" else "images linked"
+    message = f"{_size(preview.message_bytes)} ({carried}), what each subscriber receives"
     console.print(Text.assemble(("Audience: ", "bold"), audience_line(preview.audience)))
+    console.print(Text.assemble(("Message size: ", "bold"), message))
     console.print(Text.assemble(("HTML size: ", "bold"), f"{size:.1f} KB (Gmail clips at 102 KB)"))
     if preview.findings:
         show_findings(preview.findings)
     else:
         success("No problems found.")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KB"
 
 
 def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:

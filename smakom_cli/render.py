@@ -9,12 +9,13 @@ survives inlining untouched and is replaced afterwards, with HTML escaping.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import html
 import logging
 import mimetypes
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,15 +24,40 @@ import jinja2
 from markupsafe import Markup
 
 from smakom_cli.config import Config
-from smakom_cli.content import Content, ImageRef, markdown_html, markdown_text, render_content
+from smakom_cli.content import (
+    Content,
+    ImageRef,
+    Section,
+    markdown_html,
+    markdown_text,
+    render_content,
+)
 from smakom_cli.errors import SmakomError
+from smakom_cli.images import (
+    COLUMN_WIDTH,
+    archive_path,
+    content_id,
+    display_size,
+    linked_url,
+)
 from smakom_cli.issue import Issue
 
-ImageMode = Literal["embed", "file", "web"]
+# "mail": as the folder and the issue choose (`images = "embed"` or `"link"`);
+# "web": relative to the archive's pages.
+ImageMode = Literal["mail", "embed", "link", "web"]
 HTML_TEMPLATE = "newsletter.html"
 TEXT_TEMPLATE = "newsletter.txt"
 ALWAYS_FIELDS = ("email", "name", "organisation")
+SOCIAL_ICON_SIZE = 24
 _MARKER = re.compile(r"smakomfield(\d+)end")
+_HEADING = re.compile(r"<(/?)h([1-5])\b")
+_IGNORED_STYLE = re.compile(
+    r"""<style\b[^>]*\bdata-premailer=["']ignore["'][^>]*>(.*?)</style>""", re.DOTALL
+)
+_CSS_LOGGER = "CSSUTILS"  # the logger cssutils (and so premailer) reports CSS errors to
+# Premailer checks inline `style` attributes against a list of CSS properties that knows no
+# mail-client ones (`mso-line-height-rule`); stylesheets are read without that check.
+_NOT_A_CSS_PROBLEM = "Unknown Property name"
 
 ImageResolver = Callable[[str, Path | None, str], str]
 
@@ -84,6 +110,12 @@ class RenderedIssue:
     content: Content
     images: tuple[ImageFile, ...]
     web_url: str
+    image_mode: str = "embed"
+    """How the mail carries local images: `embed` (inside it), `link` or `web`."""
+    css_problems: tuple[str, ...] = ()
+    """What the CSS parser reported about the HTML template's rules (skipped by it)."""
+    template_name: str = HTML_TEMPLATE
+    """The HTML template used, as the user knows it (`templates/newsletter.html`)."""
 
     def personalise(self, values: Mapping[str, str]) -> tuple[str, str]:
         """The HTML and plain-text bodies for one recipient."""
@@ -131,7 +163,19 @@ def template_environment(config: Config) -> jinja2.Environment:
     env.filters["website_name"] = _website_name
     env.filters["default"] = _default
     env.filters["d"] = _default
+    env.filters["on_dark"] = _on_dark
     return env
+
+
+def mail_image_mode(config: Config, issue: Issue) -> Literal["embed", "link"]:
+    """How the mail carries local images: the issue's `images:`, else the folder's."""
+    mode = issue.images or config.newsletter.images
+    if mode == "link" and not config.newsletter.web_base_url:
+        raise SmakomError(
+            f"{issue.path}: 'images: link' needs [newsletter] web_base_url in "
+            f"{config.path.name}, where `smakom archive` publishes the images."
+        )
+    return "link" if mode == "link" else "embed"
 
 
 def render_issue(
@@ -139,12 +183,13 @@ def render_issue(
     config: Config,
     *,
     columns: Sequence[str] = (),
-    images: ImageMode = "embed",
+    images: ImageMode = "mail",
     template_env: jinja2.Environment | None = None,
 ) -> RenderedIssue:
     """Render an issue once; `columns` are the subscriber list's, usable in templates."""
+    mode = mail_image_mode(config, issue) if images == "mail" else images
     collected: dict[Path, ImageFile] = {}
-    image_src = _image_resolver(images, collected)
+    image_src = _image_resolver(mode, config, collected)
 
     def body_image(ref: ImageRef) -> str:
         return image_src(ref.src, ref.local_path, f"{issue.path.name} line {ref.line}")
@@ -154,30 +199,46 @@ def render_issue(
     context = _context(issue, config, content, image_src)
     html_text = _render(env, HTML_TEMPLATE, context, columns)
     text = _render(env, TEXT_TEMPLATE, context, columns)
+    template_name = _template_name(env, config)
+    inlined, css_problems = _inline_css(html_text, diagnose=template_name != HTML_TEMPLATE)
     return RenderedIssue(
         issue=issue,
-        html=_personal_text(_inline_css(html_text), is_html=True),
+        html=_personal_text(inlined, is_html=True),
         text=_personal_text(_tidy_text(text), is_html=False),
         content=content,
         images=tuple(collected.values()),
         web_url=context["web_url"],
+        image_mode=mode,
+        css_problems=css_problems,
+        template_name=template_name,
     )
 
 
-def _image_resolver(mode: ImageMode, collected: dict[Path, ImageFile]) -> ImageResolver:
+def _image_resolver(
+    mode: Literal["embed", "link", "web"], config: Config, collected: dict[Path, ImageFile]
+) -> ImageResolver:
     def resolve(src: str, local: Path | None, origin: str) -> str:
         if local is None:
             return src
-        if mode == "file":
-            return local.as_uri()
         if local not in collected:
-            digest = hashlib.sha1(str(local).encode(), usedforsecurity=False).hexdigest()[:8]
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", local.name)
-            ref = f"cid:{digest}.{name}@smakom" if mode == "embed" else f"images/{digest}-{name}"
+            if mode == "embed":
+                ref = f"cid:{content_id(config.folder, local)}"
+            elif mode == "link":
+                ref = linked_url(config.newsletter.web_base_url, config.folder, local)
+            else:
+                ref = archive_path(config.folder, local)
             collected[local] = ImageFile(src=ref, path=local, origin=origin)
         return collected[local].src
 
     return resolve
+
+
+def _template_name(env: jinja2.Environment, config: Config) -> str:
+    """`templates/newsletter.html` for the folder's own template, else the shipped one's name."""
+    filename = env.get_template(HTML_TEMPLATE).filename
+    if filename and Path(filename).resolve().parent == config.templates_dir.resolve():
+        return f"{config.newsletter.templates}/{HTML_TEMPLATE}"
+    return HTML_TEMPLATE
 
 
 @dataclass
@@ -187,18 +248,27 @@ class _SocialLink:
     icon_src: str
 
 
+def _local_image(config: Config, value: str) -> Path | None:
+    return None if not value or "://" in value else (config.folder / value).resolve()
+
+
 def _context(
     issue: Issue, config: Config, content: Content, image_src: ImageResolver
 ) -> dict[str, Any]:
     def config_image(value: str, key: str) -> str:
         if not value:
             return ""
-        local = None if "://" in value else (config.folder / value).resolve()
-        return image_src(value, local, f"{config.path.name} {key}")
+        return image_src(value, _local_image(config, value), f"{config.path.name} {key}")
 
+    logo_width, logo_height = display_size(
+        _local_image(config, config.brand.logo), min(config.brand.logo_width, COLUMN_WIDTH)
+    )
     return {
         "issue": issue,
-        "sections": content.sections,
+        "sections": [_demoted(section) for section in content.sections],
+        "logo_width": logo_width,
+        "logo_height": logo_height,
+        "social_icon_size": SOCIAL_ICON_SIZE,
         "config": config,
         "brand": config.brand,
         "contact": config.contact,
@@ -289,6 +359,13 @@ def _render(
     return rendered, tuple(markers.fields)
 
 
+def _demoted(section: Section) -> Section:
+    """In the mail the issue title is the one `<h1>` and each section's title an `<h2>`,
+    so the headings inside a section move down one level."""
+    html_text = _HEADING.sub(lambda m: f"<{m[1]}h{int(m[2]) + 1}", section.html)
+    return dataclasses.replace(section, html=html_text)
+
+
 def _personal_text(rendered: tuple[str, tuple[Field, ...]], *, is_html: bool) -> PersonalText:
     text, fields = rendered
     parts = _MARKER.split(text)
@@ -302,29 +379,84 @@ def _personal_text(rendered: tuple[str, tuple[Field, ...]], *, is_html: bool) ->
     return PersonalText(chunks=chunks, fields=order, is_html=is_html)
 
 
-def _inline_css(rendered: tuple[str, tuple[Field, ...]]) -> tuple[str, tuple[Field, ...]]:
-    """Inline the layout's CSS once per issue; `@media` rules stay in a `<style>`."""
+def _inline_css(
+    rendered: tuple[str, tuple[Field, ...]], *, diagnose: bool
+) -> tuple[tuple[str, tuple[Field, ...]], tuple[str, ...]]:
+    """Inline the layout's CSS once per issue, and what the CSS parser said about it.
+
+    A `<style data-premailer="ignore">` (client resets, dark mode, small screens) is kept
+    as written. Premailer is kept from turning CSS widths and heights into `width`/`height`
+    attributes: an image's pixel `width` is what Outlook for Windows draws it at, and
+    `height="auto"` is not valid HTML. With `diagnose` (a template of the folder's own;
+    the shipped one is tested clean) the parser's messages are collected, the kept block
+    parsed for them too, and premailer's cache of parsed CSS is bypassed so that a second
+    render in the same process reports the same problems.
+    """
     import cssutils
     import premailer
 
     text, fields = rendered
-    cssutils.log.setLevel(logging.CRITICAL)
-    inliner = premailer.Premailer(
-        text,
-        keep_style_tags=False,
-        remove_classes=False,
-        strip_important=False,
-        disable_validation=True,
-        allow_network=False,
-        cssutils_logging_level=logging.CRITICAL,
-    )
-    return inliner.transform(pretty_print=False), fields
+    with _css_messages() as messages:
+        if diagnose:
+            for block in _IGNORED_STYLE.findall(text):
+                cssutils.parseString(block, validate=False)
+        inliner = premailer.Premailer(
+            text,
+            keep_style_tags=False,
+            remove_classes=False,
+            strip_important=False,
+            disable_validation=True,
+            disable_basic_attributes=["width", "height"],
+            allow_network=False,
+            cache_css_parsing=not diagnose,
+        )
+        inlined = inliner.transform(pretty_print=False)
+    return (inlined, fields), tuple(dict.fromkeys(messages)) if diagnose else ()
+
+
+@contextmanager
+def _css_messages() -> Iterator[list[str]]:
+    """Collect what cssutils logs for the duration of one render, and keep it off the
+    terminal; the logger is left as it was found afterwards."""
+    logger = logging.getLogger(_CSS_LOGGER)
+    messages: list[str] = []
+
+    def collect(record: logging.LogRecord) -> bool:
+        message = record.getMessage().strip()
+        if record.levelno >= logging.WARNING and _NOT_A_CSS_PROBLEM not in message:
+            messages.append(message)
+        return False
+
+    level = logger.level
+    logger.addFilter(collect)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield messages
+    finally:
+        logger.removeFilter(collect)
+        logger.setLevel(level)
 
 
 def _tidy_text(rendered: tuple[str, tuple[Field, ...]]) -> tuple[str, tuple[Field, ...]]:
     text, fields = rendered
     lines = [line.rstrip() for line in text.strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n", fields
+
+
+def _on_dark(color: str, lightness: float = 0.6) -> str:
+    """A brand colour made light enough to read on a dark background (dark mode): mixed
+    with white. A colour that is not `#rgb` or `#rrggbb` becomes a light grey-blue."""
+    digits = color.strip().removeprefix("#")
+    if len(digits) == 3:
+        digits = "".join(char * 2 for char in digits)
+    try:
+        channels = [int(digits[i : i + 2], 16) for i in (0, 2, 4)] if len(digits) == 6 else []
+    except ValueError:
+        channels = []
+    if not channels:
+        return "#a9c7d3"
+    mixed = (round(c + (255 - c) * lightness) for c in channels)
+    return "#" + "".join(f"{c:02x}" for c in mixed)
 
 
 def _underline(text: str, char: str = "=") -> str:

@@ -50,7 +50,8 @@ def test_archive_writes_the_site(runner: CliRunner, newsletter: Path) -> None:
     assert (out / "index.html").is_file()
     assert (out / "feed.xml").is_file()
     copied = {path.name.partition("-")[2] for path in (out / "images").iterdir()}
-    assert copied == {"logo.png", "styrelsen.png", "utredningen.png"}
+    icons = {f"social-{name}.png" for name in ("facebook", "homepage", "instagram")}
+    assert copied == {"logo.png", "styrelsen.png", "utredningen.png", *icons}
 
 
 def test_archive_defaults_to_site_in_the_newsletter_folder(

@@ -242,3 +242,70 @@ def test_no_web_base_url_is_a_warning(runner: CliRunner, newsletter: Path) -> No
 def test_findings_for_the_example_are_empty(newsletter: Path) -> None:
     """The library call behind `smakom check` finds nothing wrong with the example."""
     assert findings_for(newsletter) == []
+
+
+def test_a_broken_css_rule_in_a_folder_template_is_a_warning(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """A rule the CSS parser cannot read (here a missing colon) is named with the folder's
+    template instead of being dropped in silence; the issue can still be sent."""
+    folder_template(newsletter, "newsletter.html", "p { margin: 0 0 14px 0; }", "p { margin 0 }")
+    result = check(runner)
+    assert (
+        "Warning: templates/newsletter.html: a CSS rule cannot be read and is left out: "
+        'Property: No ":" after name found: margin 0'
+    ) in result.output
+    assert result.exit_code == 0, result.output
+
+
+def test_a_broken_rule_in_the_kept_style_block_is_a_warning(newsletter: Path) -> None:
+    """The dark-mode and small-screen rules are kept as written, and checked all the same."""
+    folder_template(
+        newsletter, "newsletter.html", ".im { color: inherit !important; }", ".im { color inherit }"
+    )
+    findings = findings_for(newsletter)
+    assert [f.where for f in findings] == ["templates/newsletter.html"] * len(findings)
+    assert any("color inherit" in f.message for f in findings), findings
+
+
+def test_the_shipped_template_has_no_css_problems(newsletter: Path) -> None:
+    """Copied unchanged into the folder (so it is checked), the shipped template has no CSS
+    problems: Outlook's and Apple's own properties (mso-*, -webkit-*) are not errors."""
+    folder_template(newsletter, "newsletter.html")
+    config = load_config(newsletter / "smakom.toml")
+    rendered = render_issue(load_issue(newsletter / ISSUE), config)
+    assert rendered.template_name == "templates/newsletter.html"
+    assert rendered.css_problems == ()
+
+
+def test_a_large_message_is_a_warning(runner: CliRunner, newsletter: Path) -> None:
+    """Embedded images that make the message over 500 KB: a warning suggesting to link them."""
+    (newsletter / "images" / "stor.png").write_bytes(b"\0" * 600_000)
+    append_to_issue(newsletter, "![Stor bild](../images/stor.png)")
+    result = check(runner)
+    assert "Warning: 2021-01.md: the message is 8" in result.output
+    assert "KB and goes to every subscriber (keep it under 500 KB); link the images" in (
+        result.output
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_a_message_over_the_providers_limit_is_an_error(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """Over `[smtp] max_message_mb` the provider would refuse every message: an error."""
+    replace_in(newsletter / "smakom.toml", "retry_attempts = 5", "max_message_mb = 0.5")
+    (newsletter / "images" / "stor.png").write_bytes(b"\0" * 600_000)
+    append_to_issue(newsletter, "![Stor bild](../images/stor.png)")
+    result = check(runner)
+    assert "Error: 2021-01.md: the message is 8" in result.output
+    assert "over the mail provider's limit of 0.5 MB ([smtp] max_message_mb)" in result.output
+    assert result.exit_code == 1, result.output
+
+
+def test_a_bad_provider_limit_is_refused(runner: CliRunner, newsletter: Path) -> None:
+    """`max_message_mb = 0` is an error naming the key, before anything is rendered."""
+    replace_in(newsletter / "smakom.toml", "retry_attempts = 5", "max_message_mb = 0")
+    result = check(runner)
+    assert "'smtp.max_message_mb' must be a number above 0" in result.output
+    assert result.exit_code == 1, result.output

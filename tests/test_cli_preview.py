@@ -172,3 +172,72 @@ def test_every_command_has_help(runner: CliRunner) -> None:
         help_result = runner.invoke(app, [command, "--help"])
         assert help_result.exit_code == 0, command
         assert "Usage:" in help_result.output
+
+
+def finding_lines(output: str) -> list[str]:
+    return sorted(line for line in output.splitlines() if line.startswith(("Error:", "Warning:")))
+
+
+def append_to_example(folder: Path, markdown: str) -> None:
+    path = folder / EXAMPLE
+    write(path, path.read_text(encoding="utf-8") + f"\n{markdown}\n")
+
+
+def copy_template(folder: Path, old: str, new: str) -> None:
+    from smakom_cli.render import default_templates_dir
+
+    text = (default_templates_dir() / "newsletter.html").read_text(encoding="utf-8")
+    assert old in text
+    add_template(folder, text.replace(old, new))
+
+
+AGREEMENT_CASES = {
+    "large-image": lambda f: (
+        (f / "images" / "stor.png").write_bytes(b"\0" * 1_400_000),
+        append_to_example(f, "![Stor bild](../images/stor.png)"),
+    ),
+    "missing-image": lambda f: append_to_example(f, "![Karta](../images/karta.png)"),
+    "broken-css": lambda f: copy_template(f, "p { margin: 0 0 14px 0; }", "p { margin 0 }"),
+    "relative-link-and-no-preheader": lambda f: (
+        append_to_example(f, "Läs [mer](sida.html)."),
+        write(
+            f / EXAMPLE,
+            (f / EXAMPLE)
+            .read_text(encoding="utf-8")
+            .replace("preheader: Nyhetsbrev med senaste nytt.\n", ""),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", AGREEMENT_CASES.values(), ids=AGREEMENT_CASES.keys())
+def test_preview_shows_every_finding_check_makes(
+    runner: CliRunner, newsletter: Path, case: Callable[[Path], object]
+) -> None:
+    """`smakom preview` and `smakom check` list the same errors and warnings for an issue
+    (a 1.4 MB image, a broken CSS rule, a relative link) — never "No problems found" there."""
+    case(newsletter)
+    previewed = runner.invoke(app, ["preview", EXAMPLE])
+    checked = runner.invoke(app, ["check", EXAMPLE])
+    assert previewed.exit_code == 0, previewed.output
+    assert finding_lines(checked.output), checked.output
+    assert finding_lines(previewed.output) == finding_lines(checked.output)
+    assert "No problems found" not in previewed.output
+
+
+def test_preview_shows_the_message_size_and_decoded_headers(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """The envelope shows From as a reader sees it (SmåKom, not =?utf-8?q?…), and the size
+    of the whole message with its embedded images grows with a large photo."""
+    result = runner.invoke(app, ["preview", EXAMPLE])
+    assert result.exit_code == 0, result.output
+    assert "From       SmåKom <nyhetsbrev@smakom.se>" in result.output
+    assert "=?utf-8?" not in result.output
+    small = re.search(r"Message size: (\d+\.\d) KB \(images embedded\)", result.output)
+    assert small and 30 < float(small.group(1)) < 100, result.output
+    (newsletter / "images" / "stor.png").write_bytes(b"\0" * 1_400_000)
+    append_to_example(newsletter, "![Stor bild](../images/stor.png)")
+    result = runner.invoke(app, ["preview", EXAMPLE])
+    large = re.search(r"Message size: (\d+\.\d) MB \(images embedded\)", result.output)
+    assert large and float(large.group(1)) == pytest.approx(1.9, abs=0.1), result.output

@@ -66,7 +66,7 @@ def test_parts_text_first_then_html_with_embedded_images(
     message = build(builder, config, "anna.aberg@example.com", "Anna Åberg")
     kinds = [part.get_content_type() for part in message.walk()]
     assert kinds[:4] == ["multipart/alternative", "text/plain", "multipart/related", "text/html"]
-    assert kinds[4:] == ["image/png"] * 3
+    assert kinds[4:] == ["image/png"] * 6  # the logo, three social icons, two photos
     html_part = message.get_body(("html",))
     assert html_part is not None
     html = html_part.get_content()
