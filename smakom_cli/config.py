@@ -261,5 +261,20 @@ def _check_values(config: Config) -> None:
         if getattr(smtp, key) < 0:
             raise SmakomError(f"{path}: 'smtp.{key}' cannot be negative (0 means no limit).")
     url = config.unsubscribe.url
-    if url and not url.startswith("https://"):
-        raise SmakomError(f"{path}: 'unsubscribe.url' must start with https:// (RFC 8058).")
+    if url and not (url.startswith("https://") or _is_local_http(url)):
+        raise SmakomError(
+            f"{path}: 'unsubscribe.url' must start with https:// (RFC 8058); http:// is "
+            "allowed only to 127.0.0.1 or localhost, for testing."
+        )
+
+
+def _is_local_http(url: str) -> bool:
+    """An http:// link to this machine: the one-click service tried out before going live."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from smakom_cli.preview import Preview
     from smakom_cli.sender import ProgressEvent, SendReport
     from smakom_cli.subscribers import AudienceSummary
+    from smakom_cli.sync import SyncResult
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -177,4 +178,23 @@ def show_archive(report: ArchiveReport, web_base_url: str) -> None:
         warning(
             "[newsletter] web_base_url is not set in smakom.toml, so the mails do not link "
             "to these pages."
+        )
+
+
+def show_sync(result: SyncResult, url: str) -> None:
+    """What `smakom sync` brought home: each change, then one summary line."""
+    for email in result.unsubscribed:
+        success(f"{email} is now unsubscribed (asked on the web).")
+    for email in result.resubscribed:
+        success(f"{email} is subscribed again (pressed Ångra on the web).")
+    changed = len(result.unsubscribed) + len(result.resubscribed)
+    info(
+        f"Synced with {url}: {changed} change(s), {result.unchanged} already recorded "
+        f"in unsubscribed.csv."
+    )
+    if result.unresolved:
+        warning(
+            f"{result.unresolved} request(s) came from a genuine link whose subscriber is not "
+            "on the subscriber list, in unsubscribed.csv or in sent/; they are kept and tried "
+            "again at every sync (for instance after the list is imported again)."
         )
