@@ -227,18 +227,19 @@ def _events(settings: ServiceSettings, environ: WSGIEnvironment) -> _Response:
         )
     after = int(values[0])
     with _transaction(settings.database) as db:
-        # `after` is what the client has applied: a repeat of an event it has may be recorded
-        # again (the office may have resubscribed the reader since).
-        db.execute(
-            "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE name = 'delivered'",
-            (after,),
-        )
         service = db.execute("SELECT value FROM meta WHERE name = 'service'").fetchone()[0]
         rows = db.execute(
             "SELECT cursor, subscriber_id, address, action, source, at FROM events "
             "WHERE cursor > ? ORDER BY cursor LIMIT ?",
             (after, EVENTS_PER_PAGE + 1),
         ).fetchall()
+        # From now on a repeat of these is recorded again: the office may resubscribe the
+        # reader once it has them, and a later click must then count.
+        served = rows[min(len(rows), EVENTS_PER_PAGE) - 1][0] if rows else 0
+        db.execute(
+            "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE name = 'delivered'",
+            (served,),
+        )
     more = len(rows) > EVENTS_PER_PAGE
     rows = rows[:EVENTS_PER_PAGE]
     events = [
@@ -257,7 +258,8 @@ def _events(settings: ServiceSettings, environ: WSGIEnvironment) -> _Response:
 def _record(database: Path, subject: TokenSubject, action: str, source: str) -> None:
     """Store the reader's request, in one transaction, before the 200 is sent.
 
-    A repeat (the same action again, not yet fetched by `smakom sync`) adds nothing.
+    A repeat (the same action again, not yet fetched by `smakom sync`) adds nothing; a
+    resubscribe by someone who never unsubscribed here neither.
     """
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with _transaction(database) as db:

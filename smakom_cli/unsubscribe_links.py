@@ -68,8 +68,10 @@ def read_token(secret: bytes, token_or_link: str) -> TokenSubject:
         token = values[0]
     subject = _verify(secret, token)
     if subject is None:
+        shown = " ".join(token_or_link.split())
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"
         raise SmakomError(
-            f"'{token_or_link}' is not a valid unsubscribe token for this newsletter "
+            f"'{shown}' is not a valid unsubscribe token for this newsletter "
             "(it was changed, or made with another key)."
         )
     return subject

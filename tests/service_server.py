@@ -115,9 +115,10 @@ def running_service(
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     cwd: Path | None = None,
+    port: int = 0,
 ) -> Iterator[RunningService]:
-    """`smakom serve` on a free port, once it accepts connections; stopped afterwards."""
-    port = free_port()
+    """`smakom serve` on `port` (or a free one), once it accepts connections; then stopped."""
+    port = port or free_port()
     log = database.with_name(f"serve-{port}.log")
     command = [
         sys.executable, "-m", "smakom_cli", "serve",
