@@ -46,6 +46,7 @@ RESUBSCRIBED = "resubscribed"
 # RFC 8058's body is 26 bytes; a form with one field is not much more.
 MAX_BODY_BYTES = 4096
 EVENTS_PER_PAGE = 1000
+MIN_KEY_LENGTH = 32
 _COLOUR = re.compile(r"#[0-9A-Fa-f]{3,8}|[A-Za-z]{3,20}")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,8 +103,17 @@ class _Response:
 
 def make_app(settings: ServiceSettings) -> WSGIApplication:
     """The WSGI application; creates the database (WAL mode) when it does not exist yet."""
-    if not settings.secret:
-        raise SmakomError("the one-click service needs the link-signing key, and none was given.")
+    # Short keys would make links or the event list guessable (credentials.py asks the same).
+    if len(settings.secret) < MIN_KEY_LENGTH:
+        raise SmakomError(
+            f"the one-click service needs the link-signing key (at least {MIN_KEY_LENGTH} "
+            "characters), the one the office's unsubscribe links are signed with."
+        )
+    if len(settings.service_key) < MIN_KEY_LENGTH:
+        raise SmakomError(
+            f"the one-click service needs a sync key of at least {MIN_KEY_LENGTH} random "
+            "characters."
+        )
     _create_database(settings.database)
     pages = _Pages(settings)
 

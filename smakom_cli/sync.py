@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -109,6 +109,18 @@ def service_urls(config: Config) -> ServiceUrls | None:
 
 def state_path(config: Config) -> Path:
     return config.suppression_path.with_name(STATE_NAME)
+
+
+def last_sync(config: Config) -> datetime | None:
+    """When `smakom sync` last brought events home (UTC), or None if it never did.
+
+    For a preview or dry run, which use no network, to warn that a real send syncs first.
+    """
+    try:
+        stamp = state_path(config).stat().st_mtime
+    except FileNotFoundError:
+        return None
+    return datetime.fromtimestamp(stamp, UTC)
 
 
 def fetch_events(

@@ -23,6 +23,7 @@ from smakom_cli.sync import (
     _read_state,
     apply_events,
     fetch_events,
+    last_sync,
     pending_unsubscribes,
     service_urls,
     state_path,
@@ -182,8 +183,11 @@ def test_fetch_writes_nothing_and_names_who_is_leaving(
     assert pending_unsubscribes(batch) == {"anna.aberg@example.com"}
     assert (newsletter / "unsubscribed.csv").read_bytes() == before
     assert not state_path(config).exists()
+    assert last_sync(config) is None
     result = apply_events(config, batch)
     assert result.unsubscribed == ("anna.aberg@example.com",)
+    synced = last_sync(config)
+    assert synced is not None and synced.tzinfo is not None
     assert json.loads(state_path(config).read_text(encoding="utf-8"))["cursor"] == batch.cursor
 
 
