@@ -128,12 +128,19 @@ def _unsubscribe(mail: _Mail) -> Iterator[Finding]:
             mail.config.path.name,
             "no [unsubscribe] mailto or url: the List-Unsubscribe header would be missing.",
         )
-    elif not mail.config.unsubscribe.url.startswith("https://"):
+    elif not mail.config.unsubscribe.url:
         yield Finding(
             "error",
             mail.config.path.name,
             "no https [unsubscribe] url: Gmail and Yahoo require one-click unsubscribe "
             "(RFC 8058) from bulk senders, and a mailto address alone does not give it.",
+        )
+    elif not mail.config.unsubscribe.url.startswith("https://"):
+        yield Finding(
+            "error",
+            mail.config.path.name,
+            "[unsubscribe] url is http://, for a test on this machine only: readers' "
+            "providers need an https link for one-click unsubscribe (RFC 8058).",
         )
     for part, body in (("HTML", mail.rendered.html), ("plain text", mail.rendered.text)):
         if not any(field.name == "unsubscribe_url" for field in body.fields):

@@ -679,7 +679,7 @@ def serve(
         int, typer.Option("--threads", help="Requests answered at once.", min=1)
     ] = 8,
 ) -> None:
-    """Run the one-click unsubscribe service behind [unsubscribe] url (RFC 8058)."""
+    """Run the one-click unsubscribe service that answers the mails' unsubscribe links."""
     import waitress
 
     from smakom_cli.service import MAX_BODY_BYTES, make_app, settings_for
@@ -744,7 +744,19 @@ def _service_secrets(config: Config | None) -> tuple[bytes, str]:
 
 
 @app.command()
-def sync(ctx: typer.Context, subscriber_list: SubscribersOption = None) -> None:
+def sync(
+    ctx: typer.Context,
+    subscriber_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--subscribers",
+            help="Another subscriber list, besides the one in smakom.toml, that was sent to.",
+            dir_okay=False,
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv."""
     from smakom_cli.sync import apply_events, fetch_events, service_urls
 

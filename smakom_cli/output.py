@@ -184,9 +184,9 @@ def show_archive(report: ArchiveReport, web_base_url: str) -> None:
 def show_sync(result: SyncResult, url: str) -> None:
     """What `smakom sync` brought home: each change, then one summary line."""
     for email in result.unsubscribed:
-        success(f"{email} is now unsubscribed (asked on the web).")
+        success(f"{email} is now unsubscribed (through the unsubscribe link).")
     for email in result.resubscribed:
-        success(f"{email} is subscribed again (pressed Ångra on the web).")
+        success(f"{email} is subscribed again (pressed Ångra on the unsubscribe page).")
     changed = len(result.unsubscribed) + len(result.resubscribed)
     info(
         f"Synced with {url}: {changed} change(s), {result.unchanged} already recorded "
