@@ -368,3 +368,37 @@ def test_plain_http_only_to_this_machine(newsletter: Path, url: str, accepted: b
     else:
         with pytest.raises(SmakomError, match="must start with https://"):
             load_config(path)
+
+
+def test_unsubscribe_takes_a_link_of_someone_only_in_the_journals(
+    runner: CliRunner, newsletter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader since removed from the list is found through the send journals in sent/."""
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
+    (newsletter / "sent").mkdir()
+    journal = newsletter / "sent" / "2020-12--subscribers.jsonl"
+    journal.write_text(
+        '{"event": "in-flight", "key": "gammal@example.se"}\n'
+        '{"event": "sent", "key": "gammal@example.se"}\n{"event": "compl',
+        encoding="utf-8",
+    )
+    link = f"https://www.smakom.se/avregistrera?token={make_token(KEY, 'gammal@example.se')}"
+    result = runner.invoke(app, ["unsubscribe", link])
+    assert result.exit_code == 0, result.output
+    assert "gammal@example.se is now unsubscribed" in result.output
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.binary(max_size=40), st.just(b'{"key": "a@example.se"}')), max_size=6))
+def test_any_journal_is_read_or_refused(tmp_path: Path, lines: list[bytes]) -> None:
+    """Looking up addresses in a damaged journal reads it whole or names the line, never less."""
+    from smakom_cli.sync import _journal_keys
+
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    try:
+        keys = list(_journal_keys(path))
+    except SmakomError as exc:
+        assert "damaged journal entry" in str(exc)
+    else:
+        assert all(isinstance(key, str) for key in keys)
