@@ -187,6 +187,11 @@ def show_sync(result: SyncResult, url: str) -> None:
         success(f"{email} is now unsubscribed (through the unsubscribe link).")
     for email in result.resubscribed:
         success(f"{email} is subscribed again (pressed Ångra on the unsubscribe page).")
+    for email in result.overruled:
+        warning(
+            f"{email} pressed Ångra on the unsubscribe page, but unsubscribed.csv has a newer "
+            f"entry for it; left as it is (use `smakom resubscribe {email}` if they asked)."
+        )
     changed = len(result.unsubscribed) + len(result.resubscribed)
     info(
         f"Synced with {url}: {changed} change(s), {result.unchanged} already recorded "

@@ -145,6 +145,21 @@ class SuppressionList:
             _replace(self.path, _append(text, new_rows))
         return changes
 
+    def latest_times(self) -> dict[str, datetime]:
+        """When each address's latest event happened (UTC); for ordering events from afar."""
+        text = self._read_text()
+        if text is None:
+            return {}
+        _parse(text, self.path.name)  # any damage is an error here too
+        times: dict[str, datetime] = {}
+        rows = numbered_rows(io.StringIO(text, newline=""), ",", self.path.name)
+        next(rows, None)
+        for _line, row in rows:
+            email, _action, when, _source, _reason = (unprotect(cell).strip() for cell in row)
+            moment = datetime.fromisoformat(when)
+            times[_key(email)] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return times
+
     def _events(self) -> dict[str, str]:
         text = self._read_text()
         return _parse(text, self.path.name) if text is not None else {}

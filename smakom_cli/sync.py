@@ -84,6 +84,8 @@ class SyncResult:
     unsubscribed: tuple[str, ...]
     resubscribed: tuple[str, ...]
     unchanged: int
+    overruled: tuple[str, ...]
+    """Undos on the web left out: the suppression list has a newer event for the address."""
     unresolved: int
     cursor: int
 
@@ -183,10 +185,18 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
     again next time, which changes nothing.
     """
     suppression = SuppressionList(config.suppression_path)
-    unsubscribed: list[str] = []
-    resubscribed: list[str] = []
+    resolved = [event for event in batch.events if event.address]
+    times = suppression.latest_times() if any(e.action == RESUBSCRIBED for e in resolved) else {}
+
+    def overruled(event: SyncEvent) -> bool:
+        # An undo on the web older than what the office recorded since (an unsubscribe
+        # asked by phone, a bounce) must not undo that.
+        newer = times.get(event.address)
+        return event.action == RESUBSCRIBED and newer is not None and newer > event.at
+
+    changed: dict[str, list[str]] = {UNSUBSCRIBED: [], RESUBSCRIBED: []}
     unchanged = 0
-    for run in _runs(event for event in batch.events if event.address):
+    for run in _runs(event for event in resolved if not overruled(event)):
         first = run[0]
         record = (
             suppression.unsubscribe if first.action == UNSUBSCRIBED else suppression.resubscribe
@@ -197,19 +207,15 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
             reason=_REASONS[first.source, first.action],
             when=first.at,
         )
-        for change in changes:
-            if change.already:
-                unchanged += 1
-            else:
-                (unsubscribed if first.action == UNSUBSCRIBED else resubscribed).append(
-                    change.email
-                )
+        unchanged += sum(change.already for change in changes)
+        changed[first.action] += [change.email for change in changes if not change.already]
     unresolved = batch.unresolved
     _write_state(state_path(config), _State(batch.service, batch.cursor, unresolved))
     return SyncResult(
-        unsubscribed=tuple(unsubscribed),
-        resubscribed=tuple(resubscribed),
+        unsubscribed=tuple(changed[UNSUBSCRIBED]),
+        resubscribed=tuple(changed[RESUBSCRIBED]),
         unchanged=unchanged,
+        overruled=tuple(event.address for event in resolved if overruled(event)),
         unresolved=len(unresolved),
         cursor=batch.cursor,
     )

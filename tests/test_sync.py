@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from email import policy
 from email.parser import BytesParser
@@ -402,3 +403,47 @@ def test_any_journal_is_read_or_refused(tmp_path: Path, lines: list[bytes]) -> N
         assert "damaged journal entry" in str(exc)
     else:
         assert all(isinstance(key, str) for key in keys)
+
+
+def test_an_old_undo_does_not_overrule_a_newer_unsubscribe(
+    runner: CliRunner, newsletter: Path, service: RunningService
+) -> None:
+    """Ångra pressed before the office unsubscribed the reader (say, by phone) is not applied."""
+    link = service.link(make_token(KEY, "anna.aberg@example.com"))
+    request("POST", link, b"action=unsubscribe", {"Content-Type": FORM})
+    request("POST", link, b"action=resubscribe", {"Content-Type": FORM})
+    # The office records an unsubscribe after the click (unsubscribed.csv keeps seconds).
+    time.sleep(1.1)
+    result = runner.invoke(app, ["unsubscribe", "anna.aberg@example.com", "--reason", "telefon"])
+    assert result.exit_code == 0, result.output
+    before = (newsletter / "unsubscribed.csv").read_bytes()
+    output = sync(runner)
+    assert "anna.aberg@example.com pressed Ångra on the unsubscribe page, but" in output
+    assert (newsletter / "unsubscribed.csv").read_bytes() == before
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a@example.se", "B@example.se", "=c@example.se", "d@"]),
+            st.sampled_from(["unsubscribed", "resubscribed", "x"]),
+            st.sampled_from(["2025-03-01T09:30:00Z", "2025-03-01T09:30:00", "2025-03-01", "igår"]),
+        ),
+        max_size=5,
+    )
+)
+def test_event_times_of_any_suppression_file_are_read_or_refused(
+    tmp_path: Path, rows: list[tuple[str, str, str]]
+) -> None:
+    """The times sync compares with come from a file read whole, or refused in one sentence."""
+    path = tmp_path / "unsubscribed.csv"
+    lines = ["email,action,when,source,reason", *(f"{e},{a},{w},command," for e, a, w in rows)]
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    try:
+        times = SuppressionList(path).latest_times()
+    except SmakomError as exc:
+        assert "line" in str(exc)
+    else:
+        assert all(moment.tzinfo is not None for moment in times.values())
+        assert set(times) == {e.lower() for e, _a, _w in rows}
