@@ -447,3 +447,14 @@ def test_event_times_of_any_suppression_file_are_read_or_refused(
     else:
         assert all(moment.tzinfo is not None for moment in times.values())
         assert set(times) == {e.lower() for e, _a, _w in rows}
+
+
+def test_a_short_sync_key_in_the_environment_is_refused(
+    runner: CliRunner, newsletter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMAKOM_SERVICE_KEY shorter than 32 characters is an error before anything is fetched."""
+    monkeypatch.setenv("SMAKOM_SERVICE_KEY", "kort")
+    point_at(newsletter, 1)
+    result = runner.invoke(app, ["sync"])
+    assert result.exit_code == 1
+    assert "SMAKOM_SERVICE_KEY must be at least 32 random characters" in result.output
