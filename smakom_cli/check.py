@@ -223,6 +223,20 @@ def _unsubscribe(mail: _Mail) -> Iterator[Finding]:
             mail.config.path.name,
             "no [unsubscribe] mailto or url: the List-Unsubscribe header would be missing.",
         )
+    elif not mail.config.unsubscribe.url:
+        yield Finding(
+            "error",
+            mail.config.path.name,
+            "no https [unsubscribe] url: Gmail and Yahoo require one-click unsubscribe "
+            "(RFC 8058) from bulk senders, and a mailto address alone does not give it.",
+        )
+    elif not mail.config.unsubscribe.url.startswith("https://"):
+        yield Finding(
+            "error",
+            mail.config.path.name,
+            "[unsubscribe] url is http://, for a test on this machine only: readers' "
+            "providers need an https link for one-click unsubscribe (RFC 8058).",
+        )
     for part, body in (("HTML", mail.rendered.html), ("plain text", mail.rendered.text)):
         if not any(field.name == "unsubscribe_url" for field in body.fields):
             yield Finding("error", "the template", f"the {part} has no {{{{ unsubscribe_url }}}}.")
@@ -254,3 +268,34 @@ def _check_address(config: Config, key: str, value: str, *, required: bool) -> I
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         yield Finding("error", config.path.name, f"'{key}' = {value!r} is not valid: {exc}")
+
+
+def probe_service(config: Config, timeout: float = 3.0) -> Finding | None:
+    """A warning when the one-click service does not answer at its health address.
+
+    The only check that uses the network, kept apart so the others run offline.
+    """
+    import urllib.error
+    import urllib.request
+
+    from smakom_cli.sync import service_urls
+
+    urls = service_urls(config)
+    if urls is None:
+        return None
+    try:
+        with urllib.request.urlopen(urls.health, timeout=timeout) as response:  # noqa: S310
+            if response.read(100).strip() == b"ok":
+                return None
+            problem = "answers, but not as `smakom serve` does"
+    except urllib.error.HTTPError as exc:
+        problem = f"answers {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        problem = f"answers nothing ({getattr(exc, 'reason', exc)})"
+    return Finding(
+        "warning",
+        config.path.name,
+        f"the one-click unsubscribe service at {urls.health} {problem}: readers who press "
+        "Unsubscribe in Gmail or Yahoo, or the footer link, would not be heard. See the "
+        "README on running `smakom serve`.",
+    )

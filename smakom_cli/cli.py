@@ -205,9 +205,22 @@ def preview(
 
 
 @app.command()
-def check(ctx: typer.Context, issue: IssueArgument, subscribers: SubscribersOption = None) -> None:
+def check(
+    ctx: typer.Context,
+    issue: IssueArgument,
+    subscribers: SubscribersOption = None,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Do not ask the one-click service whether it answers."),
+    ] = False,
+) -> None:
     """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
-    findings = _prepare(ctx, issue, subscribers, sending=False).check()
+    from smakom_cli.check import probe_service
+
+    mailing = _prepare(ctx, issue, subscribers, sending=False)
+    findings = mailing.check()
+    probed = None if offline else probe_service(mailing.config)
+    findings += [probed] if probed else []
     output.show_findings(findings)
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(1)
@@ -467,6 +480,7 @@ def _address_from_argument(config: Config, arg: str) -> str:
     if "@" in text and "://" not in text:
         return text
     from smakom_cli.credentials import unsubscribe_secret
+    from smakom_cli.sync import known_addresses
     from smakom_cli.unsubscribe_links import address_from_token
 
     if not config.unsubscribe.url:
@@ -478,7 +492,7 @@ def _address_from_argument(config: Config, arg: str) -> str:
             f"{config.list_id} can be checked on this computer: its key is not in the keyring "
             "(set SMAKOM_UNSUBSCRIBE_SECRET as on the computer that sent the issue)."
         )
-    return address_from_token(secret, text)
+    return address_from_token(secret, text, known_addresses(config))
 
 
 def _listed(path: Path, keys: list[str]) -> set[str] | None:
@@ -688,11 +702,21 @@ def login(
             "--check", help="Connect and log in to the mail server, without sending anything."
         ),
     ] = False,
+    service_key: Annotated[
+        bool,
+        typer.Option(
+            "--service-key",
+            help="Store the one-click service's sync key instead (SMAKOM_SERVICE_KEY there).",
+        ),
+    ] = False,
 ) -> None:
     """Store the SMTP password in the system keyring (asked for, never shown)."""
     from smakom_cli.credentials import store_password
 
     config = _state(ctx).config()
+    if service_key:
+        _store_service_key(config)
+        return
     username = _smtp_username(config)
     where = f"{config.smtp.host}:{config.smtp.port}"
     _warn_if_unencrypted_keyring()
@@ -744,6 +768,19 @@ def _make_unsubscribe_secret(config: Config) -> None:
     )
 
 
+def _store_service_key(config: Config) -> None:
+    from smakom_cli.credentials import store_service_key
+
+    key = typer.prompt(
+        "Sync key of the one-click service (SMAKOM_SERVICE_KEY on the server)", hide_input=True
+    )
+    keyring_name = store_service_key(config.list_id, key.strip())
+    output.success(
+        f"Stored the sync key for {config.list_id} in the system keyring ({keyring_name})."
+    )
+    output.info("Run `smakom sync` to fetch who unsubscribed on the web.")
+
+
 @app.command()
 def logout(ctx: typer.Context) -> None:
     """Remove the SMTP password from the system keyring."""
@@ -754,6 +791,141 @@ def logout(ctx: typer.Context) -> None:
         output.success(f"Removed the password for {username} from the system keyring.")
     else:
         output.info(f"No password for {username} was stored in the system keyring.")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on (behind a proxy: 127.0.0.1).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port to listen on.", min=1)] = 8080,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="The service's SQLite database (made when missing).", metavar="PATH"
+        ),
+    ] = Path("smakom-service.sqlite3"),
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A smakom.toml for the pages' name and colours (default: none needed).",
+            dir_okay=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Requests answered at once.", min=1)
+    ] = 8,
+) -> None:
+    """Run the one-click unsubscribe service that answers the mails' unsubscribe links."""
+    import waitress
+
+    from smakom_cli.service import MAX_BODY_BYTES, make_app, settings_for
+
+    config = _serve_config(ctx, config_path)
+    secret, key = _service_secrets(config)
+    app_ = make_app(settings_for(data, secret, key, config))
+    output.info(
+        f"One-click unsubscribe service on http://{host}:{port}/ (database {data}); "
+        "Ctrl-C stops it."
+    )
+    try:
+        waitress.serve(
+            app_,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="smakom",
+            max_request_body_size=MAX_BODY_BYTES * 16,
+            _quiet=True,
+        )
+    except KeyboardInterrupt:
+        output.info("Stopped.")
+
+
+def _serve_config(ctx: typer.Context, option: Path | None) -> Config | None:
+    """smakom.toml for the service's look: --config, else one found here, else none."""
+    from smakom_cli.config import find_config, load_config
+
+    path = option or _state(ctx).config_path
+    if path is not None:
+        return load_config(path)
+    try:
+        return load_config(find_config(Path.cwd()))
+    except SmakomError:
+        return None
+
+
+def _service_secrets(config: Config | None) -> tuple[bytes, str]:
+    """The link-signing key and the sync key: the environment, or this machine's keyring."""
+    from smakom_cli.credentials import (
+        SECRET_VARIABLE,
+        SERVICE_KEY_VARIABLE,
+        service_key,
+        unsubscribe_secret,
+    )
+
+    list_id = config.list_id if config else ""
+    # Without a newsletter folder there is no list to look up in the keyring.
+    has_secret = list_id or os.environ.get(SECRET_VARIABLE)
+    secret = unsubscribe_secret(list_id, os.environ) if has_secret else None
+    if secret is None:
+        raise SmakomError(
+            f"the service needs the key the unsubscribe links are signed with: set "
+            f"{SECRET_VARIABLE} to the one in the office's keyring (see the README)."
+        )
+    key = service_key(list_id, os.environ)
+    if key is None:
+        raise SmakomError(
+            f"the service needs a sync key for `smakom sync`: set {SERVICE_KEY_VARIABLE} "
+            "(at least 32 random characters), and store the same with `smakom login --service-key`."
+        )
+    return secret, key
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    subscriber_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--subscribers",
+            help="Another subscriber list, besides the one in smakom.toml, that was sent to.",
+            dir_okay=False,
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv."""
+    from smakom_cli.sync import apply_events, fetch_events, service_urls
+
+    config = _state(ctx).config()
+    urls = service_urls(config)
+    if urls is None:
+        raise SmakomError(
+            f"{config.path.name}: [unsubscribe] has no url, so there is no one-click service "
+            "to sync with."
+        )
+    key = _sync_key(config)
+    secret = _unsubscribe_secret(config, required=True)
+    assert secret is not None
+    lists = [subscriber_list] if subscriber_list else []
+    result = apply_events(config, fetch_events(config, key, secret, lists=lists))
+    output.show_sync(result, urls.events)
+
+
+def _sync_key(config: Config) -> str:
+    from smakom_cli.credentials import SERVICE_KEY_VARIABLE, service_key
+
+    key = service_key(config.list_id, os.environ)
+    if key is None:
+        raise SmakomError(
+            "no sync key for the one-click service is stored: run `smakom login --service-key` "
+            f"(or set {SERVICE_KEY_VARIABLE})."
+        )
+    return key
 
 
 def main() -> None:

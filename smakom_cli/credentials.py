@@ -23,6 +23,7 @@ SERVICE = "smakom"
 # Names of environment variables, not secrets.
 PASSWORD_VARIABLE = "SMAKOM_SMTP_PASSWORD"  # noqa: S105
 SECRET_VARIABLE = "SMAKOM_UNSUBSCRIBE_SECRET"  # noqa: S105
+SERVICE_KEY_VARIABLE = "SMAKOM_SERVICE_KEY"
 # A shorter secret would make unsubscribe links guessable.
 _MIN_SECRET_LENGTH = 32
 
@@ -139,6 +140,35 @@ def unencrypted_keyring() -> UnencryptedKeyring | None:
 
 def _secret_user(list_id: str) -> str:
     return f"unsubscribe-secret:{list_id}"
+
+
+def service_key(list_id: str, environ: Mapping[str, str]) -> str | None:
+    """The key `smakom sync` shows the one-click service: SMAKOM_SERVICE_KEY, else the keyring."""
+    text = environ.get(SERVICE_KEY_VARIABLE, "")
+    if text:
+        _check_service_key(text, SERVICE_KEY_VARIABLE)
+        return text
+    if not list_id:
+        return None
+    with _keyring():
+        return keyring.get_password(SERVICE, f"service-key:{list_id}")
+
+
+def store_service_key(list_id: str, key: str) -> str:
+    """Keep the one-click service's sync key in the keyring; returns the backend's name."""
+    _check_service_key(key, "The service key")
+    with _keyring():
+        keyring.set_password(SERVICE, f"service-key:{list_id}", key)
+        return keyring_name()
+
+
+def _check_service_key(key: str, name: str) -> None:
+    # Whoever has it can read who unsubscribed; a short one could be guessed.
+    if len(key) < _MIN_SECRET_LENGTH or key != key.strip():
+        raise SmakomError(
+            f"{name} must be at least {_MIN_SECRET_LENGTH} random characters without spaces "
+            '(make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))").'
+        )
 
 
 def keyring_name() -> str:

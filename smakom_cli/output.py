@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from smakom_cli.sender import ProgressEvent, SendReport
     from smakom_cli.subscribers import AudienceSummary
     from smakom_cli.suppression import Reading
+    from smakom_cli.sync import SyncResult
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -278,3 +279,27 @@ def show_suppression_check(reading: Reading) -> None:
         )
     else:
         success(f"{name} is sound: {len(reading.entries)} address(es) unsubscribed.")
+
+
+def show_sync(result: SyncResult, url: str) -> None:
+    """What `smakom sync` brought home: each change, then one summary line."""
+    for email in result.unsubscribed:
+        success(f"{email} is now unsubscribed (through the unsubscribe link).")
+    for email in result.resubscribed:
+        success(f"{email} is subscribed again (pressed Ångra on the unsubscribe page).")
+    for email in result.overruled:
+        warning(
+            f"{email} pressed Ångra on the unsubscribe page, but unsubscribed.csv has a newer "
+            f"entry for it; left as it is (use `smakom resubscribe {email}` if they asked)."
+        )
+    changed = len(result.unsubscribed) + len(result.resubscribed)
+    info(
+        f"Synced with {url}: {changed} change(s), {result.unchanged} already recorded "
+        f"in unsubscribed.csv."
+    )
+    if result.unresolved:
+        warning(
+            f"{result.unresolved} request(s) came from a genuine link whose subscriber is not "
+            "on the subscriber list, in unsubscribed.csv or in sent/; they are kept and tried "
+            "again at every sync (for instance after the list is imported again)."
+        )

@@ -219,6 +219,10 @@ class SuppressionList:
                 f"{', '.join(missing)} as {action}; run the command again. {_CHECK_HINT}"
             )
 
+    def latest_times(self) -> dict[str, datetime]:
+        """When each address's latest event happened (UTC); for ordering events from afar."""
+        return self._latest(self._read_bytes()).times()
+
     def _latest(self, data: bytes | None) -> _Events:
         """The events of the file; any damage is an error naming its line."""
         events = _Events(self.path.name)
@@ -287,6 +291,14 @@ class _Events:
 
     def suppressed(self) -> Iterator[str]:
         return (key for key, action in self.actions.items() if action == UNSUBSCRIBED)
+
+    def times(self) -> dict[str, datetime]:
+        """When each address's latest event happened, in UTC."""
+        times: dict[str, datetime] = {}
+        for key, entry in self._latest.items():
+            moment = datetime.fromisoformat(entry.since)
+            times[key] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return times
 
     def entries(self) -> tuple[Entry, ...]:
         return tuple(

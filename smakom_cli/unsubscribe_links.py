@@ -1,7 +1,12 @@
 """Personal unsubscribe links: a mailto address and/or an https link with a signed token.
 
-The token names the subscriber and carries an HMAC made with a secret kept in the system
-keyring, so editing the link to name someone else does not unsubscribe them.
+A token names the subscriber by an opaque identifier, never by the address: links end up in
+web-server logs and in the logs of every link scanner a mail passes. The identifier is an
+HMAC of the address, so the CLI maps it back by computing it for the addresses it knows (the
+list, the suppression list, the journals); a second HMAC over it means editing the link does
+not unsubscribe anyone. Both are made with a secret kept in the system keyring.
+
+Links in issues sent before (`<base64 address>.<signature>`) keep working.
 """
 
 from __future__ import annotations
@@ -9,13 +14,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlsplit
 
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
 
-_SIGNATURE_BYTES = 16
+_VERSION = b"\x02"
+_ID_BYTES = 12
+_MAC_BYTES = 12
+_LEGACY_SIGNATURE_BYTES = 16
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -27,32 +38,70 @@ class UnsubscribeLink:
     one_click: bool
 
 
-def make_token(secret: bytes, address: str) -> str:
-    """`<address>.<signature>`, both base64url without padding."""
+@dataclass(frozen=True)
+class TokenSubject:
+    """Whom a verified token names: always the opaque id; the address only in an old token."""
+
+    subscriber_id: str
+    address: str = ""
+
+
+def subscriber_id(secret: bytes, address: str) -> str:
+    """The opaque identifier of an address in links (the same in every issue)."""
     key = address.strip().lower().encode()
-    return f"{_b64(key)}.{_b64(_sign(secret, key))}"
+    return _b64(_id_bytes(secret, key))
 
 
-def address_from_token(secret: bytes, token_or_link: str) -> str:
-    """The address a token (or a whole unsubscribe link) was made for; refuses a forgery."""
+def make_token(secret: bytes, address: str) -> str:
+    """A token naming `address` without showing it: version, id and signature, base64url."""
+    ident = _id_bytes(secret, address.strip().lower().encode())
+    return _b64(_VERSION + ident + _mac(secret, ident))
+
+
+def read_token(secret: bytes, token_or_link: str) -> TokenSubject:
+    """Check a token (or a whole unsubscribe link); refuses a forged or damaged one."""
     token = token_or_link.strip()
     if "://" in token:
         values = parse_qs(urlsplit(token).query).get("token")
         if not values:
             raise SmakomError("the link has no token=… part; paste the whole unsubscribe link.")
         token = values[0]
-    encoded, _, signature = token.partition(".")
-    try:
-        key = _unb64(encoded)
-        valid = hmac.compare_digest(_unb64(signature), _sign(secret, key))
-    except ValueError:
-        valid = False
-    if not valid:
+    subject = _verify(secret, token)
+    if subject is None:
+        shown = " ".join(token_or_link.split())
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"
         raise SmakomError(
-            f"'{token_or_link}' is not a valid unsubscribe token for this newsletter "
+            f"'{shown}' is not a valid unsubscribe token for this newsletter "
             "(it was changed, or made with another key)."
         )
-    return key.decode()
+    return subject
+
+
+def address_from_token(secret: bytes, token_or_link: str, known: Iterable[str] = ()) -> str:
+    """The address a token (or a whole link) was made for, looked up among `known` addresses.
+
+    An old token carries its address; a new one only its id, found by computing the id of
+    each known address.
+    """
+    subject = read_token(secret, token_or_link)
+    if subject.address:
+        return subject.address
+    found = index_by_id(secret, known).get(subject.subscriber_id)
+    if found is None:
+        raise SmakomError(
+            "the unsubscribe link is genuine, but its subscriber is not on the subscriber "
+            "list, in unsubscribed.csv or in the journals in sent/; unsubscribe them by address."
+        )
+    return found
+
+
+def index_by_id(secret: bytes, addresses: Iterable[str]) -> dict[str, str]:
+    """Each address's opaque id mapped back to the (lowercase) address."""
+    index: dict[str, str] = {}
+    for address in addresses:
+        key = address.strip().lower()
+        index[subscriber_id(secret, key)] = key
+    return index
 
 
 def link_for(config: Config, secret: bytes | None, address: str) -> UnsubscribeLink:
@@ -78,16 +127,55 @@ def link_for(config: Config, secret: bytes | None, address: str) -> UnsubscribeL
     )
 
 
-def _sign(secret: bytes, key: bytes) -> bytes:
-    return hmac.new(secret, key, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+def _verify(secret: bytes, token: str) -> TokenSubject | None:
+    """The subject of a genuine token of either kind, else None."""
+    encoded, dot, signature = token.partition(".")
+    if dot:
+        return _verify_legacy(secret, encoded, signature)
+    raw = _unb64(token)
+    if raw is None or len(raw) != 1 + _ID_BYTES + _MAC_BYTES or raw[:1] != _VERSION:
+        return None
+    ident, mac = raw[1 : 1 + _ID_BYTES], raw[1 + _ID_BYTES :]
+    if not hmac.compare_digest(mac, _mac(secret, ident)):
+        return None
+    return TokenSubject(subscriber_id=_b64(ident))
+
+
+def _verify_legacy(secret: bytes, encoded: str, signature: str) -> TokenSubject | None:
+    """An old `<base64 address>.<signature>` token, as in issues sent before opaque links."""
+    key, mac = _unb64(encoded), _unb64(signature)
+    if key is None or mac is None:
+        return None
+    expected = hmac.new(secret, key, hashlib.sha256).digest()[:_LEGACY_SIGNATURE_BYTES]
+    if not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        address = key.decode()
+    except UnicodeDecodeError:
+        return None
+    return TokenSubject(subscriber_id=_b64(_id_bytes(secret, key)), address=address)
+
+
+def _id_bytes(secret: bytes, key: bytes) -> bytes:
+    return hmac.new(secret, b"smakom-id\0" + key, hashlib.sha256).digest()[:_ID_BYTES]
+
+
+def _mac(secret: bytes, ident: bytes) -> bytes:
+    return hmac.new(secret, b"smakom-token\0" + _VERSION + ident, hashlib.sha256).digest()[
+        :_MAC_BYTES
+    ]
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def _unb64(text: str) -> bytes | None:
+    """Strict base64url without padding: only its alphabet, and only the canonical form."""
+    if not _BASE64URL.fullmatch(text):
+        return None
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(str(exc)) from None
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return None
+    return data if _b64(data) == text else None

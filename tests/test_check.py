@@ -16,7 +16,7 @@ ISSUE = "issues/2021-01.md"
 
 
 def check(runner: CliRunner) -> Result:
-    return runner.invoke(app, ["check", ISSUE])
+    return runner.invoke(app, ["check", ISSUE, "--offline"])
 
 
 def append_to_issue(folder: Path, markdown: str) -> int:

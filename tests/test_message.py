@@ -86,15 +86,16 @@ def test_the_footer_link_is_the_header_link_and_carries_a_valid_token(
     assert text_part is not None and html_part is not None
     assert f"klicka här <{https}>" in text_part.get_content()
     assert https.replace("&", "&amp;") in html_part.get_content()
-    assert address_from_token(SECRET, https) == "eva.lindqvist@example.com"
+    assert "eva" not in https
+    known = ["bo@example.com", "eva.lindqvist@example.com"]
+    assert address_from_token(SECRET, https, known) == "eva.lindqvist@example.com"
 
 
 def test_a_forged_token_is_refused() -> None:
-    """Editing the address inside a token does not unsubscribe someone else."""
-    token = make_token(SECRET, "eva@example.com")
-    forged = make_token(b"other" * 8, "bo@example.com").split(".")[0] + "." + token.split(".")[1]
+    """A token made with another key does not unsubscribe anyone."""
+    forged = make_token(b"other" * 8, "bo@example.com")
     with pytest.raises(SmakomError, match="not a valid unsubscribe token"):
-        address_from_token(SECRET, forged)
+        address_from_token(SECRET, forged, ["bo@example.com"])
 
 
 def test_names_cannot_inject_headers(builder: MessageBuilder, config: Config) -> None:
