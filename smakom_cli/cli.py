@@ -21,10 +21,12 @@ from smakom_cli import __version__, output
 from smakom_cli.errors import SmakomError
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable
 
     from smakom_cli.config import Config
     from smakom_cli.mailing import Mailing
+    from smakom_cli.oauth import DeviceCode, SignIn
     from smakom_cli.render import ImageMode
     from smakom_cli.sender import SendReport
     from smakom_cli.suppression import Change
@@ -587,17 +589,20 @@ def login(
         ),
     ] = False,
 ) -> None:
-    """Store the SMTP password in the system keyring (asked for, never shown)."""
+    """Sign in to the mail server: a password into the keyring, or OAuth2 with a code."""
     from smakom_cli.credentials import lookup_password, store_password
 
     config = _state(ctx).config()
     username = _smtp_username(config)
+    if config.smtp.auth == "oauth2":
+        _oauth_login(config, check=check)
+        return
     where = f"{config.smtp.host}:{config.smtp.port}"
     if check:
         from smakom_cli.sender import check_login
 
         check_login(config.smtp, lookup_password(username, os.environ))
-        output.success(f"Logged in to {where} as {username}.")
+        output.success(f"Logged in to {where} as {username} with a password.")
         return
     password = typer.prompt(f"Password for {username} at {where}", hide_input=True)
     keyring_name = store_password(username, password)
@@ -605,16 +610,60 @@ def login(
     output.info("Run `smakom login --check` to test it against the mail server.")
 
 
+def _oauth_sign_in(config: Config) -> SignIn:
+    """The configured mailbox's OAuth2 sign-in, its tokens in the system keyring."""
+    from smakom_cli.oauth import KeyringTokenCache, SignIn, oauth_settings
+
+    settings = oauth_settings(config)
+    return SignIn(settings, KeyringTokenCache(settings.username))
+
+
+def _local_time(moment: dt.datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _oauth_login(config: Config, *, check: bool) -> None:
+    """`smakom login` for [smtp] auth = "oauth2": the device code, or --check the sign-in."""
+    from smakom_cli.credentials import keyring_name
+
+    sign_in = _oauth_sign_in(config)
+    username = sign_in.settings.username
+    if check:
+        token = sign_in.access_token()
+        output.success(
+            f'Signed in as {username} with OAuth2 ([smtp] auth = "oauth2"); the access '
+            f"token is valid until {_local_time(token.expires_at)} and renews itself."
+        )
+        return
+
+    def show(code: DeviceCode) -> None:
+        output.info(
+            f"To sign in as {username}, open {code.verification_uri} in a web browser on any "
+            f"computer or phone and enter the code {code.user_code} "
+            f"(before {_local_time(code.expires_at)})."
+        )
+        output.info("Waiting for the sign-in to finish… (Ctrl-C to give up)")
+
+    sign_in.device_code_sign_in(show)
+    output.success(
+        f"Signed in as {username} with OAuth2; the sign-in is kept in the system keyring "
+        f"({keyring_name()}) and renews itself."
+    )
+    output.info("Run `smakom login --check` to see it is valid.")
+
+
 @app.command()
 def logout(ctx: typer.Context) -> None:
-    """Remove the SMTP password from the system keyring."""
-    from smakom_cli.credentials import delete_password
+    """Remove the SMTP password and the OAuth2 sign-in from the system keyring."""
+    from smakom_cli.credentials import delete_password, delete_token_cache
 
     username = _smtp_username(_state(ctx).config())
     if delete_password(username):
         output.success(f"Removed the password for {username} from the system keyring.")
     else:
         output.info(f"No password for {username} was stored in the system keyring.")
+    if delete_token_cache(username):
+        output.success(f"Removed the OAuth2 sign-in of {username} from the system keyring.")
 
 
 def main() -> None:

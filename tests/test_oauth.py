@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -12,18 +12,11 @@ from smakom_cli.credentials import lookup_token_cache, store_token_cache
 from smakom_cli.errors import SmakomError
 from smakom_cli.oauth import DeviceCode, KeyringTokenCache, OAuthSettings, SignIn
 
-from .oauth_server import CLIENT_ID, OAuthTestServer, running_oauth_server
+from .oauth_server import CLIENT_ID, OAuthTestServer
 from .smtp_server import USERNAME, Certificates
 
 SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
 IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
-
-
-@pytest.fixture
-def oauth_server(smtp_certificates: Certificates) -> Iterator[OAuthTestServer]:
-    """An OAuth2 server (device code, refresh tokens) on 127.0.0.1 over HTTPS."""
-    with running_oauth_server(smtp_certificates) as server:
-        yield server
 
 
 def settings_for(server: OAuthTestServer, **changes: str) -> OAuthSettings:
