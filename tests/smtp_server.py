@@ -90,6 +90,8 @@ class Faults:
     vanish_after_data: set[str] = field(default_factory=set)
     """Keep the message for these addresses but close the connection instead of answering,
     so the client cannot know it arrived."""
+    delay_data: float = 0.0
+    """Seconds to wait before answering each DATA: a slow server, so a send takes time."""
     xoauth2_challenge: bool = False
     """Refuse a bad XOAUTH2 token Gmail's way: a 334 with a JSON error, then 535 after the
     client's empty reply (without it: Exchange's way, 535 5.7.3 at once)."""
@@ -182,6 +184,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.faults.delay_data:
+            await asyncio.sleep(self.faults.delay_data)
         received = Received(
             str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(envelope.original_content)
         )
