@@ -12,7 +12,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from smakom_cli.config import Config
+    from smakom_cli.delivery import DeliveryReport
     from smakom_cli.mailing import Mailing
     from smakom_cli.oauth import DeviceCode, SignIn
     from smakom_cli.render import ImageMode
-    from smakom_cli.sender import SendReport
+    from smakom_cli.smtp import Login
     from smakom_cli.suppression import Change
 
 
@@ -197,7 +198,23 @@ def check(ctx: typer.Context, issue: IssueArgument, subscribers: SubscribersOpti
     output.success(f"{issue} is ready to send.")
 
 
-@app.command()
+# What `smakom send` exits with, so a cron job can tell the endings apart (README, --help).
+EXIT_DONE = 0  # everything done, or nothing left to do
+EXIT_ERROR = 1  # an error before anything was sent
+EXIT_USAGE = 2  # options that make no sense together
+EXIT_FAILED = 3  # sent, but some recipients failed for good or are uncertain (see the report)
+EXIT_RESUMABLE = 4  # interrupted or stopped by a fault part-way: run the same command again
+
+_SEND_HELP = """Send the issue: a dry run to files, a proof to yourself, or to every subscriber.
+
+Exit codes: 0 everything done (or nothing left to do); 1 an error before anything was sent;
+2 options that do not go together; 3 sent, but some recipients failed for good or are
+uncertain (the report names them); 4 interrupted or stopped by a fault part-way: run the
+same command again to send the rest.
+"""
+
+
+@app.command(help=_SEND_HELP)
 def send(
     ctx: typer.Context,
     issue: IssueArgument,
@@ -216,7 +233,8 @@ def send(
         typer.Option("--to", help="Send a proof to this address only (repeatable)."),
     ] = None,
     as_email: Annotated[
-        str | None, typer.Option("--as", help="Personalise a proof as this subscriber.")
+        str | None,
+        typer.Option("--as", help="Personalise a proof (--to) as this subscriber."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     force: Annotated[
@@ -237,7 +255,15 @@ def send(
     ] = False,
     subscribers: SubscribersOption = None,
 ) -> None:
-    """Send the issue: a dry run to files, a proof to yourself, or to every subscriber."""
+    _refuse_conflicts(
+        dry_run=dry_run,
+        outbox=outbox is not None,
+        to=bool(to),
+        as_email=as_email is not None,
+        yes=yes,
+        resend_uncertain=resend_uncertain,
+        again=again,
+    )
     from smakom_cli.mailing import write_outbox
 
     mailing = _prepare(ctx, issue, subscribers, sending=not dry_run)
@@ -248,31 +274,64 @@ def send(
         output.show_outbox(report, mailing.audience())
         output.show_findings(mailing.check())
         return
-    password = _smtp_password(config)
+    login = _smtp_login(config)
     if to:
-        _send_proofs(mailing, to, as_email, password)
+        _send_proofs(mailing, to, as_email, login)
         return
     _send_to_list(
-        mailing, password, yes=yes, force=force, resend_uncertain=resend_uncertain, again=again
+        mailing, login, yes=yes, force=force, resend_uncertain=resend_uncertain, again=again
     )
 
 
-def _smtp_password(config: Config) -> str | None:
+def _refuse_conflicts(**given: bool) -> None:
+    """Options that cannot mean anything together are refused, never silently ignored."""
+    pairs = [
+        ("to", "dry_run", "--to sends a proof; --dry-run sends nothing. Use one of them."),
+        ("outbox", None, "--outbox is the folder of a --dry-run; add --dry-run."),
+        ("as_email", "no_to", "--as personalises a proof: give --to ADDRESS as well."),
+        ("again", "resend_uncertain", "--again already sends to everyone, the uncertain too."),
+    ]
+    given = given | {"no_to": not given["to"]}
+    for first, second, sentence in pairs:
+        if given[first] and (given[second] if second else not given["dry_run"]):
+            _usage_error(sentence)
+    list_only = ("again", "resend_uncertain", "yes")
+    for name in list_only:
+        if given[name] and (given["dry_run"] or given["to"]):
+            option = "--" + name.replace("_", "-")
+            _usage_error(f"{option} is for a send to the list, not a dry run or a proof.")
+
+
+def _usage_error(sentence: str) -> NoReturn:
+    output.error(sentence)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _smtp_login(config: Config) -> Login | None:
+    """The account and password a send logs in with, and what to do if it is refused."""
     if not config.smtp.username:
         return None
-    from smakom_cli.credentials import lookup_password
+    from smakom_cli.credentials import PASSWORD_VARIABLE, lookup_password
+    from smakom_cli.smtp import Login
 
     password = lookup_password(config.smtp.username, os.environ)
     if password is None:
         raise SmakomError(
             f"no password is stored for {config.smtp.username}. Run `smakom login` first "
-            "(or set SMAKOM_SMTP_PASSWORD for unattended runs)."
+            f"(or set {PASSWORD_VARIABLE} for unattended runs)."
         )
-    return password
+    if os.environ.get(PASSWORD_VARIABLE):
+        remedy = (
+            f"The password came from {PASSWORD_VARIABLE}, which overrides the keyring: set it "
+            "to the right password, or unset it to use the one `smakom login` stores."
+        )
+    else:
+        remedy = "Run `smakom login` to store the right password in the system keyring."
+    return Login(config.smtp.username, password, remedy=remedy)
 
 
 def _send_proofs(
-    mailing: Mailing, to: list[str], as_email: str | None, password: str | None
+    mailing: Mailing, to: list[str], as_email: str | None, login: Login | None
 ) -> None:
     from smakom_cli.sender import send_messages
     from smakom_cli.subscribers import parse_address
@@ -283,86 +342,73 @@ def _send_proofs(
         mailing.proofs(addresses, sample),
         mailing.config.smtp,
         envelope_from=mailing.config.sender.email,
-        password=password,
+        login=lambda: login,
         journal=None,
         is_suppressed=lambda _key: False,
     )
     output.show_send_report(report, None)
+    if report.stopped_by or report.interrupted or report.deferred:
+        raise typer.Exit(EXIT_RESUMABLE)
     if not report.complete:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _send_to_list(
     mailing: Mailing,
-    password: str | None,
+    login: Login | None,
     *,
     yes: bool,
     force: bool,
     resend_uncertain: bool,
     again: bool,
 ) -> None:
-    from smakom_cli.journal import Journal
-    from smakom_cli.mailing import journal_path, write_send_report
-    from smakom_cli.sender import send_messages
+    """Plan, show, confirm, run, report: nothing is written before the confirmation."""
+    from smakom_cli.delivery import plan_send, run_send
 
-    config = mailing.config
     findings = mailing.check()
-    if any(finding.severity == "error" for finding in findings):
-        output.show_findings(findings)
-        if not force:
-            raise SmakomError("the check found errors; fix them (or send with --force).")
-    path = journal_path(mailing)
-    with Journal.open(path, fresh=again) as journal:
-        done = journal.done if resend_uncertain else journal.done | journal.uncertain
-        if journal.uncertain and not resend_uncertain:
-            output.warning(
-                f"{len(journal.uncertain)} message(s) were in flight when an earlier send was "
-                "cut off and may have arrived; they are not sent again. Use "
-                "--resend-uncertain to send them anyway: " + ", ".join(sorted(journal.uncertain))
+    plan = plan_send(
+        mailing, findings=findings, force=force, resend_uncertain=resend_uncertain, again=again
+    )
+    if any(finding.severity == "error" for finding in plan.findings):
+        output.show_findings(plan.findings)
+    if plan.refusal:
+        raise SmakomError(plan.refusal)
+    output.show_plan(plan)
+    if plan.nothing_to_send:
+        output.success(plan.nothing_to_send_reason)
+        return
+    if not yes:
+        typer.confirm(plan.question, abort=True)
+    with output.send_progress(plan.pending) as progress:
+        delivery = _interruptible(
+            lambda stop: run_send(
+                plan, mailing, login=lambda: login, on_progress=progress, stop=stop
             )
-        pending = sum(1 for s in mailing.recipients() if s.key not in done)
-        if pending == 0:
-            output.success(
-                f"'{mailing.issue.subject}' has already gone to everyone on "
-                f"{mailing.subscribers_path.name}; nothing to send."
-            )
-            return
-        if not yes:
-            typer.confirm(
-                f"Send '{mailing.issue.subject}' to {pending} recipient(s) via {config.smtp.host}?",
-                abort=True,
-            )
-        recipients = (s for s in mailing.recipients() if s.key not in done)
-        with output.send_progress(pending) as progress:
-            report = _interruptible(
-                lambda stop: send_messages(
-                    mailing.messages(recipients),
-                    config.smtp,
-                    envelope_from=config.sender.email,
-                    password=password,
-                    journal=journal,
-                    is_suppressed=mailing.suppression.is_suppressed,
-                    on_progress=progress,
-                    stop=stop,
-                )
-            )
-        report_file = write_send_report(mailing, report, path)
-    output.show_send_report(report, report_file)
-    if report.interrupted:
-        output.info("Run the same command again to send to those not yet sent.")
-    if not report.complete:
-        raise typer.Exit(1)
+        )
+    output.show_delivery(delivery)
+    if delivery.resumable:
+        raise typer.Exit(EXIT_RESUMABLE)
+    if delivery.send.failed or delivery.uncertain:
+        raise typer.Exit(EXIT_FAILED)
 
 
-def _interruptible(run: Callable[[threading.Event], SendReport]) -> SendReport:
-    """Ctrl-C asks the send to stop after the message in progress, instead of killing it."""
+# Ctrl-C, `kill` (cron, systemd) and closing the terminal all stop a send the same way.
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def _interruptible(run: Callable[[threading.Event], DeliveryReport]) -> DeliveryReport:
+    """A stop signal asks the send to stop after the message in progress, instead of killing it."""
     stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    previous = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
+    for number in _STOP_SIGNALS:
+        signal.signal(number, lambda _signum, _frame: stop.set())
     try:
         return run(stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @app.command()
@@ -590,7 +636,7 @@ def login(
     ] = False,
 ) -> None:
     """Sign in to the mail server: a password into the keyring, or OAuth2 with a code."""
-    from smakom_cli.credentials import lookup_password, store_password
+    from smakom_cli.credentials import store_password
 
     config = _state(ctx).config()
     username = _smtp_username(config)
@@ -599,9 +645,9 @@ def login(
         return
     where = f"{config.smtp.host}:{config.smtp.port}"
     if check:
-        from smakom_cli.sender import check_login
+        from smakom_cli.smtp import check_login
 
-        check_login(config.smtp, lookup_password(username, os.environ))
+        check_login(config.smtp, _smtp_login(config))
         output.success(f"Logged in to {where} as {username} with a password.")
         return
     password = typer.prompt(f"Password for {username} at {where}", hide_input=True)

@@ -1,180 +1,410 @@
 """The send journal: what happened to each recipient of one issue, kept safe across crashes.
 
-One JSON object per line. Before a message is handed to the server an `in-flight` line is
-written and forced to disk; its outcome (`sent`, `failed`, `deferred`, `skipped`) follows,
-handed to the operating system at once (so it survives a crash of smakom) and forced to disk
-with the next `in-flight` line or on closing. A power cut can thus lose an outcome line, which
-leaves that message uncertain, never sent twice; and the send pays one fsync per message.
-After Ctrl-C, a crash or a power cut, the journal tells a resumed send who
-already has the issue (never send twice) and whose message may or may not have arrived
-(`in-flight` with no outcome: "uncertain", reported and not re-sent unless asked).
+One JSON object per line, each closed by a CRC-32 of its own bytes (`"sum"`), so an edited,
+joined or damaged line is detected, not guessed at. The first line names the issue; each run
+adds a `session` line with the list it sends and the identity of the machine's boot.
+
+For each message the sender writes, in order:
+- `in-flight`, before MAIL FROM. It is forced to disk while the message goes out and is
+  waited for just before the final "." of DATA, the first moment the server can take it;
+  with several connections the waits share one fsync (group commit).
+- `ending`, right before that "." (handed to the operating system, no fsync of its own).
+- the outcome: `sent`, `failed`, `deferred` or `skipped` (handed to the operating system).
+
+Reading it back: `sent` and `failed` are done; `deferred` and `skipped` are sent by the next
+run. An `in-flight` with no outcome was cut off. If it has no `ending` and the machine has not
+restarted since (same boot), the "." was never sent, so the server cannot have the message:
+it is simply sent again. Otherwise (an `ending`, or a power cut since, which may have lost the
+lines that were not forced to disk) it may have arrived: "uncertain", reported and never sent
+again unasked. A journal written by smakom 0.1 (no sums, no sessions) is still read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
 import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from filelock import FileLock, Timeout
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.outcome import Outcome
 
-Event = Literal["in-flight", "sent", "failed", "deferred", "skipped", "complete"]
-_EVENTS: frozenset[str] = frozenset(
-    ("in-flight", "sent", "failed", "deferred", "skipped", "complete")
+VERSION = 2
+# Longer than any record smakom writes (replies are cut to _MAX_REPLY): a longer unfinished
+# tail cannot be a record torn by a crash.
+_MAX_RECORD = 2048
+_MAX_REPLY = 500
+_SUM = b',"sum":"'
+_REPAIR = (
+    "The journal records who already received this issue, so smakom will not send it until "
+    "the file is repaired: restore it from a backup; smakom will not guess who got it."
 )
+
+
+class Mark(StrEnum):
+    """Journal lines that are not a message's outcome."""
+
+    HEADER = "journal"
+    SESSION = "session"
+    IN_FLIGHT = "in-flight"
+    ENDING = "ending"
+    COMPLETE = "complete"
+
+
+_OUTCOMES = frozenset({Outcome.SENT, Outcome.FAILED, Outcome.DEFERRED, Outcome.SKIPPED})
+_KEYED = frozenset({*_OUTCOMES, Mark.IN_FLIGHT, Mark.ENDING})
+_EVENTS = frozenset({*_KEYED, Mark.HEADER, Mark.SESSION, Mark.COMPLETE})
+
+
+@dataclass(frozen=True)
+class JournalHeader:
+    """Which issue a journal is for: its name and a fingerprint of its subject and text."""
+
+    issue: str
+    subject: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """One run that sent from this journal: the list it read, when, and on which boot."""
+
+    list_name: str
+    started: str
+    boot: str
 
 
 @dataclass(frozen=True)
 class JournalState:
-    """What a journal says about each recipient; `read` needs no lock (preview, summaries)."""
+    """What a journal says about each recipient; `read` needs no lock (plans, summaries).
 
-    sent: frozenset[str] = frozenset()
+    `sent` maps each key to the index in `sessions` of the run that sent it.
+    `unfinished` were cut off before the end of DATA on this boot: not taken, to be sent.
+    """
+
+    header: JournalHeader | None = None
+    sessions: tuple[Session, ...] = ()
+    sent: Mapping[str, int] = field(default_factory=dict)
     failed: Mapping[str, str] = field(default_factory=dict)
+    deferred: Mapping[str, str] = field(default_factory=dict)
     uncertain: frozenset[str] = frozenset()
+    unfinished: frozenset[str] = frozenset()
     completed: bool = False
 
     @property
     def done(self) -> frozenset[str]:
         """Keys that must not be sent again: delivered, or refused for good by the server."""
-        return self.sent | frozenset(self.failed)
+        return frozenset(self.sent) | frozenset(self.failed)
 
     def not_to_send(self, *, resend_uncertain: bool = False) -> frozenset[str]:
         """Keys a resumed send leaves out: done ones, and uncertain ones unless asked."""
         return self.done if resend_uncertain else self.done | self.uncertain
 
     @classmethod
-    def read(cls, path: Path) -> JournalState:
-        """The state of the journal at `path`; an empty state when there is none yet."""
+    def read(cls, path: Path, *, boot: str | None = None) -> JournalState:
+        """The state of the journal at `path`; an empty state when there is none yet.
+
+        `boot` is this machine's boot identity (default: read from the system).
+        """
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return cls()
-        return _Tracker.parse(path, data)[0].state()
+        return _parse(path, data)[0].state(boot or current_boot())
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A message marked in flight: the key and the position its record must reach on disk."""
+
+    key: str
+    position: int
+
+
+def current_boot() -> str:
+    """This boot of this machine: the same until the machine restarts (or on another machine).
+
+    Linux has a random boot id. Elsewhere the boot time stands for it (psutil: from the
+    kernel on macOS, from the uptime on Windows); if that wavers by a second, two runs look
+    like two boots, which only makes a cut-off message uncertain instead of resent.
+    """
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        import psutil
+
+        return f"{sys.platform}-booted-{psutil.boot_time():.0f}"
 
 
 class _Tracker:
     """Folds journal records, in order, into the state of each key."""
 
     def __init__(self) -> None:
-        self.last: dict[str, tuple[str, str]] = {}
-        self.sent: set[str] = set()
+        self.header: JournalHeader | None = None
+        self.sessions: list[Session] = []
+        # key -> (last event, its reply, the session it belongs to)
+        self.last: dict[str, tuple[str, str, int]] = {}
+        self.sent: dict[str, int] = {}
         self.completed = False
 
     def apply(self, record: Mapping[str, Any]) -> None:
         event = record["event"]
-        if event == "complete":
+        session = len(self.sessions) - 1
+        if event == Mark.HEADER:
+            self.header = JournalHeader(record["issue"], record["subject"], record["fingerprint"])
+        elif event == Mark.SESSION:
+            self.sessions.append(Session(record["list"], record["time"], record["boot"]))
+        elif event == Mark.COMPLETE:
             self.completed = True
-            return
-        self.last[record["key"]] = (event, record.get("reply", ""))
-        if event == "sent":
-            self.sent.add(record["key"])
+        else:
+            key = record["key"]
+            self.last[key] = (event, record.get("reply", ""), session)
+            if event == Outcome.SENT:
+                self.sent.setdefault(key, session)
 
-    def state(self) -> JournalState:
+    def state(self, boot: str) -> JournalState:
         # "sent" is final: a later line for the same key cannot make it uncertain again.
+        failed: dict[str, str] = {}
+        deferred: dict[str, str] = {}
+        uncertain: set[str] = set()
+        unfinished: set[str] = set()
+        for key, (event, reply, session) in self.last.items():
+            if key in self.sent:
+                continue
+            if event == Outcome.FAILED:
+                failed[key] = reply
+            elif event == Outcome.DEFERRED:
+                deferred[key] = reply
+            elif event == Mark.ENDING:
+                uncertain.add(key)
+            elif event == Mark.IN_FLIGHT:
+                same_boot = session >= 0 and self.sessions[session].boot == boot
+                (unfinished if same_boot else uncertain).add(key)
         return JournalState(
-            sent=frozenset(self.sent),
-            failed={
-                k: reply
-                for k, (event, reply) in self.last.items()
-                if event == "failed" and k not in self.sent
-            },
-            uncertain=frozenset(k for k, (event, _) in self.last.items() if event == "in-flight")
-            - self.sent,
+            header=self.header,
+            sessions=tuple(self.sessions),
+            sent=dict(self.sent),
+            failed=failed,
+            deferred=deferred,
+            uncertain=frozenset(uncertain),
+            unfinished=frozenset(unfinished),
             completed=self.completed,
         )
 
-    @classmethod
-    def parse(cls, path: Path, data: bytes) -> tuple[_Tracker, int]:
-        """Fold every line; returns the tracker and the length of the intact part of `data`.
 
-        A damaged last line is what a crash in the middle of a write leaves: it is ignored
-        (the caller cuts it off before appending). A damaged line anywhere else means the
-        file was edited or corrupted, and guessing could send someone the issue twice.
-        """
-        tracker = cls()
-        lines = data.split(b"\n")
-        offset = 0
-        for number, line in enumerate(lines, start=1):
-            end = offset + len(line) + 1
-            if line.strip():
-                try:
-                    record = _decode(line)
-                except ValueError as exc:
-                    if not any(rest.strip() for rest in lines[number:]):
-                        return tracker, offset
-                    raise SmakomError(
-                        f"{path}, line {number}: damaged journal entry ({exc}). The journal "
-                        "records who already received this issue; fix or remove that line."
-                    ) from None
-                tracker.apply(record)
-            offset = end
-        return tracker, len(data)
+def _parse(path: Path, data: bytes) -> tuple[_Tracker, int]:
+    """Fold every line; returns the tracker and the length of the intact part of `data`.
+
+    Only what an interrupted append leaves is forgiven: after the last complete line, a
+    tail shorter than one record, without a line end, that is the start of a record.
+    Anything else (lines joined, a record edited, bytes that are not journal lines) is an
+    error naming the line, because guessing could send someone the issue twice.
+    """
+    tracker = _Tracker()
+    versioned = data.startswith(b'{"event":"journal"')
+    lines = data.split(b"\n")
+    offset = 0
+    for number, line in enumerate(lines, start=1):
+        last = number == len(lines)
+        if not line.strip():
+            offset += len(line) + 1
+            continue
+        try:
+            record = _decode(line, checked=versioned)
+            _check_order(tracker, record, versioned=versioned)
+        except ValueError as exc:
+            if last and number > 1 and _torn(line):
+                return tracker, offset
+            raise SmakomError(f"{path}, line {number}: {exc}. {_REPAIR}") from None
+        tracker.apply(record)
+        offset += len(line) + 1
+    return tracker, len(data)
 
 
-def _decode(line: bytes) -> dict[str, Any]:
+def _torn(tail: bytes) -> bool:
+    """Whether an unfinished last line is the start of one record, cut by a crash."""
+    if len(tail) >= _MAX_RECORD or not tail.startswith(b'{"'):
+        return False
+    try:
+        json.JSONDecoder().raw_decode(tail.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return exc.end == len(tail)  # only a letter cut in half at the very end
+    except ValueError:
+        return True  # incomplete: the rest was never written
+    return False  # a whole object, with or without more after it: not torn
+
+
+def _decode(line: bytes, *, checked: bool) -> dict[str, Any]:
+    if checked:
+        cut = line.rfind(_SUM)
+        if cut < 0 or not line.endswith(b'"}'):
+            raise ValueError("a journal line without its checksum")
+        expected = line[cut + len(_SUM) : -2]
+        if f"{zlib.crc32(line[:cut] + b'}'):08x}".encode() != expected:
+            raise ValueError("the line was changed or damaged (its checksum does not match)")
     try:
         record = json.loads(line.decode("utf-8"))
     except ValueError:  # also UnicodeDecodeError
-        raise ValueError("not JSON") from None
+        raise ValueError("not a journal line (not JSON, or several lines joined)") from None
     if not isinstance(record, dict) or record.get("event") not in _EVENTS:
         raise ValueError("not a journal record")
-    if record["event"] != "complete" and not isinstance(record.get("key"), str):
-        raise ValueError("no recipient key")
+    if record["event"] in _KEYED and not isinstance(record.get("key"), str):
+        raise ValueError("a record without its recipient")
+    fields = {Mark.HEADER: ("issue", "subject", "fingerprint"), Mark.SESSION: ("list", "boot")}
+    for name in ("time", *fields.get(record["event"], ())):
+        if not isinstance(record.get(name), str):
+            raise ValueError(f"a {record['event']} record without its {name}")
     return record
 
 
-def _archive_name(path: Path) -> Path:
-    """A name beside `path`, with the date and time, that no earlier journal has."""
+def _check_order(tracker: _Tracker, record: Mapping[str, Any], *, versioned: bool) -> None:
+    event = record["event"]
+    if not versioned:
+        if event in (Mark.HEADER, Mark.SESSION, Mark.ENDING):
+            raise ValueError("a newer kind of record in an old journal")
+        return
+    if (tracker.header is None) != (event == Mark.HEADER):
+        raise ValueError("the journal's first line must be its header, and only it")
+    if event in _KEYED and not tracker.sessions:
+        raise ValueError("a message recorded before any session")
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One journal line: the record as JSON, closed by the CRC-32 of those bytes."""
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return body[:-1] + _SUM + f"{zlib.crc32(body):08x}".encode() + b'"}\n'
+
+
+def _record(event: str, **values: str) -> dict[str, str]:
+    return {
+        "event": event,
+        "time": datetime.now().astimezone().isoformat(timespec="seconds"),
+        **values,
+    }
+
+
+def archive_journal(path: Path) -> Path:
+    """Move a journal aside under a name with the date and time (never deleted); the new name."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate = path.with_name(f"{path.stem}.until-{stamp}{path.suffix}")
     number = 1
     while candidate.exists():
         number += 1
         candidate = path.with_name(f"{path.stem}.until-{stamp}-{number}{path.suffix}")
+    path.rename(candidate)
     return candidate
 
 
-def _open_for_append(path: Path) -> tuple[IO[bytes], _Tracker]:
-    """Read the journal, cut off a torn last line, and open it for appending."""
-    data = path.read_bytes() if path.exists() else b""
-    tracker, intact = _Tracker.parse(path, data)
-    file = path.open("ab")
+def is_archived(path: Path) -> bool:
+    """A journal moved aside by `send --again`: history, no longer counted."""
+    return ".until-" in path.name
+
+
+def _create(path: Path, header: JournalHeader) -> None:
+    """A new journal holding its header, put in place whole (a crash leaves none or this)."""
+    line = encode(
+        _record(
+            Mark.HEADER, issue=header.issue, subject=header.subject, fingerprint=header.fingerprint
+        )
+        | {"version": str(VERSION)}
+    )
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        if intact < len(data):
-            file.truncate(intact)
-        if intact and not data[:intact].endswith(b"\n"):
-            file.write(b"\n")  # the last record was whole but its line end was lost
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
+        Path(temporary).replace(path)
     except BaseException:
-        file.close()
+        Path(temporary).unlink(missing_ok=True)
         raise
-    return file, tracker
+
+
+class _Committer(threading.Thread):
+    """Forces the journal to disk for whoever waits, one fsync for all waiting at once."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        super().__init__(name="smakom-journal", daemon=True)
+        self._file = file
+        self._changed = threading.Condition()
+        self.written = 0  # bytes handed to the operating system
+        self._wanted = 0
+        self._durable = 0
+        self._closing = False
+        self._error: OSError | None = None
+
+    def want(self, position: int) -> None:
+        with self._changed:
+            self._wanted = max(self._wanted, position)
+            self._changed.notify_all()
+
+    def wait(self, position: int) -> None:
+        with self._changed:
+            self._wanted = max(self._wanted, position)
+            self._changed.notify_all()
+            while self._durable < position:
+                if self._error is not None:
+                    raise self._error
+                self._changed.wait()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self.join()
+
+    def run(self) -> None:
+        while True:
+            with self._changed:
+                while self._wanted <= self._durable and not self._closing:
+                    self._changed.wait()
+                if self._wanted <= self._durable:
+                    return
+                target = self.written
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as error:
+                with self._changed:
+                    self._error = error
+                    self._changed.notify_all()
+                return
+            with self._changed:
+                self._durable = max(self._durable, target)
+                self._changed.notify_all()
 
 
 class Journal:
-    """The open, locked journal of one issue and list; safe to write from several threads."""
+    """The open, locked journal of one issue; safe to write from several threads."""
 
-    def __init__(self, path: Path, lock: FileLock, file: IO[bytes], tracker: _Tracker) -> None:
+    def __init__(
+        self, path: Path, lock: FileLock, file: IO[bytes], tracker: _Tracker, boot: str
+    ) -> None:
         self.path = path
         self._lock = lock
         self._file = file
         self._tracker = tracker
+        self._boot = boot
         self._write_lock = threading.Lock()
+        self._committer = _Committer(file)
+        self._committer.written = file.tell()
+        self._committer.start()
 
     @classmethod
-    def open(cls, path: Path, *, fresh: bool = False) -> Journal:
-        """Lock and read the journal at `path`, creating it if needed.
-
-        `fresh` starts an empty journal (to send the issue again to everyone); the old one is
-        kept beside it under a name with the date and time, never deleted.
-        """
+    def open(
+        cls, path: Path, header: JournalHeader, *, list_name: str, boot: str | None = None
+    ) -> Journal:
+        """Lock the journal at `path` (creating it with `header`) and start a session in it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path.with_name(path.name + ".lock"), thread_local=False)
         try:
@@ -185,13 +415,28 @@ class Journal:
                 "Wait for it to finish, then run the command again."
             ) from None
         try:
-            if fresh and path.exists():
-                path.rename(_archive_name(path))
-            file, tracker = _open_for_append(path)
+            if not path.exists():
+                _create(path, header)
+            data = path.read_bytes()
+            tracker, intact = _parse(path, data)
+            if tracker.header is None:
+                raise SmakomError(f"{path} is a journal of an older smakom; it is only read.")
+            file = path.open("r+b")
         except BaseException:
             lock.release()
             raise
-        return cls(path, lock, file, tracker)
+        try:
+            file.truncate(intact)  # a record torn by a crash
+            file.seek(0, os.SEEK_END)
+            if not data[:intact].endswith(b"\n"):
+                file.write(b"\n")  # the last record was whole but its line end was lost
+            journal = cls(path, lock, file, tracker, boot or current_boot())
+        except BaseException:
+            file.close()
+            lock.release()
+            raise
+        journal._append(_record(Mark.SESSION, list=list_name, boot=journal._boot), durable=True)
+        return journal
 
     def __enter__(self) -> Journal:
         return self
@@ -205,17 +450,20 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Close the file and let another send of this issue start."""
-        with self._write_lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+        """Force everything to disk, close the file and let another send of this issue start."""
+        try:
+            self._committer.close()
+            with self._write_lock:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        finally:
             self._file.close()
-        self._lock.release()
+            self._lock.release()
 
     @property
     def state(self) -> JournalState:
         with self._write_lock:
-            return self._tracker.state()
+            return self._tracker.state(self._boot)
 
     @property
     def done(self) -> frozenset[str]:
@@ -225,53 +473,37 @@ class Journal:
     def uncertain(self) -> frozenset[str]:
         return self.state.uncertain
 
-    @property
-    def completed(self) -> bool:
-        return self.state.completed
+    def mark_in_flight(self, key: str) -> Ticket:
+        """Written before MAIL FROM; forced to disk while the message goes out."""
+        position = self._append(_record(Mark.IN_FLIGHT, key=key))
+        self._committer.want(position)
+        return Ticket(key, position)
 
-    def mark_in_flight(self, key: str) -> None:
-        """Written, and on disk, before the message is handed to the server."""
-        self._append("in-flight", key, durable=True)
+    def mark_ending(self, ticket: Ticket) -> None:
+        """Right before the final "." of DATA: the in-flight record is on disk, then this."""
+        self._committer.wait(ticket.position)
+        self._append(_record(Mark.ENDING, key=ticket.key))
 
-    def record_sent(self, key: str) -> None:
-        self._append("sent", key)
-
-    def record_failed(self, key: str, reply: str) -> None:
-        """The server refused the message for good (or retries ran out), with its reply."""
-        self._append("failed", key, reply)
-
-    def record_deferred(self, key: str, reply: str) -> None:
-        """The server did not take the message this time; it is to be tried again."""
-        self._append("deferred", key, reply)
-
-    def record_skipped(self, key: str) -> None:
-        """Not sent: the address was unsubscribed while the send was running."""
-        self._append("skipped", key)
+    def record(self, outcome: Outcome, key: str, reply: str = "") -> None:
+        """A message's outcome, with the server's reply for a refusal."""
+        if outcome not in _OUTCOMES:
+            raise ValueError(f"{outcome} is not journalled")
+        values = {"key": key} | ({"reply": reply[:_MAX_REPLY]} if reply else {})
+        self._append(_record(outcome, **values))
 
     def mark_complete(self) -> None:
         """Every message of the issue has gone out."""
-        self._append("complete", durable=True)
+        self._append(_record(Mark.COMPLETE), durable=True)
 
-    def _append(
-        self,
-        event: Event,
-        key: str | None = None,
-        reply: str | None = None,
-        *,
-        durable: bool = False,
-    ) -> None:
-        record: dict[str, str] = {
-            "time": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "event": event,
-        }
-        if key is not None:
-            record["key"] = key
-        if reply is not None:
-            record["reply"] = reply
-        line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+    def _append(self, record: dict[str, str], *, durable: bool = False) -> int:
+        """Hand one line to the operating system; its end position in the file."""
+        line = encode(record)
         with self._write_lock:
             self._file.write(line)
             self._file.flush()
-            if durable:
-                os.fsync(self._file.fileno())
+            self._committer.written += len(line)
+            position = self._committer.written
             self._tracker.apply(record)
+        if durable:
+            self._committer.wait(position)
+        return position

@@ -6,7 +6,6 @@ time as the outbox writer or the SMTP sender asks for them.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from smakom_cli.errors import SmakomError
 from smakom_cli.issue import Issue, load_issue
 from smakom_cli.message import MessageBuilder, Recipient
 from smakom_cli.render import ImageMode, RenderedIssue, personal_values, render_issue
-from smakom_cli.sender import Outgoing, SendReport
+from smakom_cli.smtp import Outgoing
 from smakom_cli.subscribers import (
     AudienceSummary,
     Subscriber,
@@ -123,23 +122,6 @@ def prepare(
     return Mailing(config, rendered, subscribers, SuppressionList(config.suppression_path), secret)
 
 
-def journal_path(mailing: Mailing) -> Path:
-    """One journal per issue and list: `sent/2021-01--subscribers.jsonl`.
-
-    A list inside the newsletter folder is named by its path there, so moving or copying the
-    whole folder keeps the journal (and nobody gets the issue twice); a list elsewhere also
-    carries a hash of its full path.
-    """
-    list_path = mailing.subscribers_path.resolve()
-    try:
-        name = list_path.relative_to(mailing.config.folder.resolve()).with_suffix("").as_posix()
-    except ValueError:
-        digest = hashlib.sha1(str(list_path).encode(), usedforsecurity=False).hexdigest()[:8]
-        name = f"{list_path.stem}-{digest}"
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    return mailing.config.journal_dir / f"{mailing.issue.slug}--{safe}.jsonl"
-
-
 @dataclass(frozen=True)
 class OutboxReport:
     folder: Path
@@ -161,23 +143,3 @@ def write_outbox(mailing: Mailing, folder: Path) -> OutboxReport:
         (folder / f"{count:05d}-{name}.eml").write_bytes(outgoing.message)
         size += len(outgoing.message)
     return OutboxReport(folder=folder, messages=count, total_bytes=size)
-
-
-def write_send_report(mailing: Mailing, report: SendReport, journal: Path) -> Path:
-    """The closing report as a text file beside the journal, for the office's records."""
-    lines = [
-        f"Issue: {mailing.issue.slug} ({mailing.issue.subject})",
-        f"List: {mailing.subscribers_path}",
-        f"Finished: {'no, interrupted' if report.interrupted else 'yes'}",
-        f"Sent: {report.sent}",
-        f"Failed for good: {len(report.failed)}",
-        f"Retried: {report.retried}",
-        f"Skipped (unsubscribed during the send): {report.skipped}",
-        f"Uncertain (in flight when stopped): {len(report.uncertain)}",
-        "",
-        *(f"failed\t{failure.key}\t{failure.reply}" for failure in report.failed),
-        *(f"uncertain\t{key}" for key in report.uncertain),
-    ]
-    path = journal.with_suffix(".report.txt")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from smakom_cli.archive import ArchiveReport
     from smakom_cli.check import Finding
+    from smakom_cli.delivery import DeliveryReport, SendPlan
     from smakom_cli.mailing import OutboxReport
     from smakom_cli.preview import Preview
     from smakom_cli.sender import ProgressEvent, SendReport
@@ -115,24 +116,77 @@ def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
         warning(f"line {row.line}: {row.reason}")
 
 
+def show_plan(plan: SendPlan) -> None:
+    """What a send to the list is about to do, before it is confirmed."""
+    for earlier in plan.earlier:
+        info(
+            f"{earlier.count} of these already got this issue from {earlier.list_name} on "
+            f"{earlier.day}; they do not get it again."
+        )
+    if plan.already:
+        info(f"{plan.already} on {plan.list_name} already got it; they are left out.")
+    for failure in plan.failed_before:
+        info(f"Refused for good by an earlier send, not sent again: {failure.key}: {failure.reply}")
+    if plan.uncertain and not plan.resend_uncertain:
+        warning(
+            f"{len(plan.uncertain)} message(s) were in flight when an earlier send was cut off "
+            "and may have arrived; they are not sent again. Use --resend-uncertain to send "
+            "them anyway: " + ", ".join(plan.uncertain)
+        )
+    elif plan.uncertain:
+        info(f"Sending again to the {len(plan.uncertain)} uncertain: " + ", ".join(plan.uncertain))
+
+
 def show_send_report(report: SendReport, report_file: Path | None) -> None:
+    """The tally of a proof."""
+    _show_tally(report, report.uncertain, report_file, "")
+
+
+def show_delivery(delivery: DeliveryReport) -> None:
+    """The tally of a send to the list, with everything still open in its journal."""
+    _show_tally(delivery.send, delivery.uncertain, delivery.report_file, delivery.report_error)
+    if delivery.send.stopped_by:
+        error(delivery.send.stopped_by)
+    if delivery.resumable:
+        info("Run the same command again to send to those not yet sent.")
+    if delivery.uncertain:
+        info(
+            f"`smakom send` with --resend-uncertain would send the {len(delivery.uncertain)} "
+            "uncertain message(s) again (someone may then get the issue twice)."
+        )
+
+
+def _show_tally(
+    report: SendReport, uncertain: Sequence[str], report_file: Path | None, report_error: str
+) -> None:
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
     summary.add_row("Sent", str(report.sent))
     summary.add_row("Failed for good", str(len(report.failed)))
+    if report.deferred:
+        summary.add_row("Deferred (sent by the next run)", str(len(report.deferred)))
     summary.add_row("Retried", str(report.retried))
     summary.add_row("Skipped (unsubscribed during the send)", str(report.skipped))
-    if report.uncertain:
-        summary.add_row("Uncertain (in flight when stopped)", str(len(report.uncertain)))
+    if uncertain:
+        summary.add_row("Uncertain (may have arrived)", str(len(uncertain)))
     if report_file:
         summary.add_row("Report", Text(str(report_file)))
-    title = "Send interrupted" if report.interrupted else "Send finished"
+    if report.stopped_by:
+        title = "Send stopped by a fault"
+    elif report.interrupted:
+        title = "Send interrupted"
+    else:
+        title = "Send finished"
     console.print(Panel(summary, title=title, title_align="left"))
     for failure in report.failed:
         console.print(Text.assemble(("Failed: ", "bold red"), f"{failure.key}: {failure.reply}"))
-    for key in report.uncertain:
+    for failure in report.deferred:
+        warning(f"{failure.key}: deferred by the server ({failure.reply}); the next run sends it.")
+    for key in uncertain:
         warning(f"{key}: the message was in flight; it may or may not have arrived.")
+    if report_error:
+        warning(f"The report file could not be written ({report_error}).")
 
 
 @contextmanager
@@ -153,7 +207,7 @@ def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
 
     def advance(event: ProgressEvent) -> None:
         progress.start()
-        if event.kind != "retry":
+        if event.final:
             progress.advance(task)
         speed = progress.tasks[0].speed
         progress.update(task, rate=f"{speed * 60:.0f}/min" if speed else "")

@@ -1,34 +1,32 @@
 """Handing built messages to the SMTP server: reused connections, a rate limit, retries.
 
 The calling thread pulls messages from the caller's (lazy) iterator, so building the next
-message overlaps the network, and hands them to one worker thread per connection. Workers
-write the journal around each message; the calling thread keeps the tally, schedules retries
-and reports progress. A fault that concerns one recipient (a 5xx reply, retries running out)
-is recorded and the run goes on; a fault that concerns every message (no connection, a refused
-password, an unverifiable certificate, a refused sender) stops the run with one sentence.
+message overlaps the network, and hands them to one worker thread per connection (each an
+`smtp` session). Workers write the journal around each message; the calling thread keeps the
+tally, schedules retries and reports progress. A fault that concerns one recipient (a 5xx
+reply, a 4xx that outlasts the retries) is recorded and the run goes on; a fault that concerns
+every message (no connection, a refused password, a refused sender, a full disk) stops the
+run, and the report says so and what was done until then.
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
 import queue
-import re
 import smtplib
-import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
 
 from smakom_cli.config import SmtpConfig
 from smakom_cli.errors import SmakomError
 from smakom_cli.journal import Journal
+from smakom_cli.outcome import Outcome
+from smakom_cli.smtp import Login, Outgoing, Unreachable, alive, connect, hang_up, transact, where
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # The calling thread never blocks longer than this, so a Ctrl-C (which only sets `stop`, and
 # on Windows does not wake a blocked wait) is noticed promptly.
 _POLL_SECONDS = 0.25
@@ -37,25 +35,16 @@ _POLL_SECONDS = 0.25
 _MAX_DROPS_IN_A_ROW = 3
 # Retry delays double from retry_delay up to this many times retry_delay.
 _MAX_BACKOFF_FACTOR = 10
+# Not taken, for a reason that is not the recipient's: the next run sends them.
+_JOURNALLED_AS = {Outcome.DROPPED: Outcome.DEFERRED, Outcome.SENDER_REFUSED: Outcome.DEFERRED}
 # A connection unused for this long (e.g. while the rate limit waits) is checked with NOOP
 # before use: servers close idle connections, and that is no reason to count a failure.
 _IDLE_SECONDS = 10.0
 
-ProgressKind = Literal["sent", "failed", "retry", "skipped", "uncertain"]
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message ready to go: CRLF line endings, every header in place."""
-
-    key: str
-    envelope_to: str
-    message: bytes
-
 
 @dataclass(frozen=True)
 class Failure:
-    """A recipient the server refused for good, with its reply (e.g. "550 5.1.1 no such user")."""
+    """A recipient the server refused, with its reply (e.g. "550 5.1.1 no such user")."""
 
     key: str
     reply: str
@@ -63,16 +52,25 @@ class Failure:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One outcome, reported from the calling thread as it happens."""
+    """One outcome, reported from the calling thread as it happens.
 
-    kind: ProgressKind
+    DEFERRED with `final` False means "tried again in a while"; with `final` True the
+    retries are used up and the next run sends it.
+    """
+
+    outcome: Outcome
     key: str
     reply: str = ""
+    final: bool = True
 
 
 @dataclass(frozen=True)
 class SendReport:
-    """What a run did; `skipped` were unsubscribed while it ran."""
+    """What a run did; `skipped` were unsubscribed while it ran.
+
+    `deferred` were refused for now (4xx) more often than the retries allow: not done, the
+    next run sends them. `stopped_by` is the sentence of a fault that ended the run early.
+    """
 
     sent: int
     failed: tuple[Failure, ...]
@@ -80,20 +78,15 @@ class SendReport:
     skipped: int
     uncertain: tuple[str, ...]
     interrupted: bool
+    deferred: tuple[Failure, ...] = ()
+    stopped_by: str = ""
 
     @property
     def complete(self) -> bool:
-        """Every message went out: none failed, none uncertain, not interrupted."""
-        return not (self.failed or self.uncertain or self.interrupted)
-
-
-class _Unreachable(SmakomError):
-    """Connecting failed in a way that may pass (refused, closed, 4xx greeting)."""
-
-
-def check_login(smtp: SmtpConfig, password: str | None) -> None:
-    """Connect, secure the connection and log in exactly as a send would, then leave."""
-    _hang_up(_connect(smtp, password))
+        """Every message went out: none failed, deferred or uncertain, not cut short."""
+        return not (
+            self.failed or self.deferred or self.uncertain or self.interrupted or self.stopped_by
+        )
 
 
 def send_messages(
@@ -101,7 +94,7 @@ def send_messages(
     smtp: SmtpConfig,
     *,
     envelope_from: str,
-    password: str | None,
+    login: Callable[[], Login | None],
     journal: Journal | None,
     is_suppressed: Callable[[str], bool],
     on_progress: Callable[[ProgressEvent], None] = lambda _event: None,
@@ -111,17 +104,19 @@ def send_messages(
 ) -> SendReport:
     """Send every message once; returns early, interrupted, when `stop` is set or on Ctrl-C.
 
-    `is_suppressed` is asked right before each message (serialised, from the worker
-    threads); `on_progress` is called from the calling thread only. `clock` and `sleep`
-    exist for tests of the rate limit; without `sleep`, waits end as soon as the run stops.
-    When every message went out, the journal is marked complete.
+    `login` is asked for the credentials at every (re)connect, so a sign-in token can be
+    refreshed between connections. `is_suppressed` is asked right before each message
+    (serialised, from the worker threads); `on_progress` is called from the calling thread
+    only. `clock` and `sleep` exist for tests of the rate limit; without `sleep`, waits end
+    as soon as the run stops. A fault before the first message raises; a later one ends the
+    run with `stopped_by` set. When every message went out, the journal is marked complete.
     """
     # Fail before a message is built or journalled if the server cannot be used at all.
-    first = _connect(smtp, password)
+    first = connect(smtp, login())
     shared = _Shared(
         smtp=smtp,
         envelope_from=envelope_from,
-        password=password,
+        login=login,
         journal=journal,
         is_suppressed=is_suppressed,
         clock=clock,
@@ -153,17 +148,12 @@ class _Item:
     attempts: int = 0  # temporary (4xx) refusals so far
 
 
-_Outcome = Literal[
-    "sent", "failed", "deferred", "dropped", "uncertain", "skipped", "unsent", "sender-refused"
-]
-
-
 @dataclass(frozen=True)
 class _Result:
     """What a worker did with one item; exactly one per item handed out."""
 
     item: _Item
-    outcome: _Outcome
+    outcome: Outcome
     reply: str = ""
     error: BaseException | None = None  # ends the run
 
@@ -176,7 +166,7 @@ class _Shared:
         *,
         smtp: SmtpConfig,
         envelope_from: str,
-        password: str | None,
+        login: Callable[[], Login | None],
         journal: Journal | None,
         is_suppressed: Callable[[str], bool],
         clock: Callable[[], float],
@@ -184,7 +174,7 @@ class _Shared:
     ) -> None:
         self.smtp = smtp
         self.envelope_from = envelope_from
-        self.password = password
+        self.login = login
         self.journal = journal
         self.clock = clock
         self.halt = threading.Event()
@@ -206,21 +196,10 @@ class _Shared:
         with self._suppression_lock:
             return self._is_suppressed(key)
 
-    def note(self, event: _Outcome | Literal["in-flight"], key: str, reply: str = "") -> None:
-        """Write one journal record (proofs have no journal)."""
-        journal = self.journal
-        if journal is None:
-            return
-        if event == "in-flight":
-            journal.mark_in_flight(key)
-        elif event == "sent":
-            journal.record_sent(key)
-        elif event == "failed":
-            journal.record_failed(key, reply)
-        elif event == "skipped":
-            journal.record_skipped(key)
-        else:
-            journal.record_deferred(key, reply)
+    def note(self, outcome: Outcome, key: str, reply: str = "") -> None:
+        """Write one outcome to the journal (proofs have no journal)."""
+        if self.journal is not None:
+            self.journal.record(outcome, key, reply)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before try number `attempt` + 1: doubling, with a ceiling."""
@@ -278,6 +257,7 @@ class _Dispatcher:
         self.order = itertools.count()
         self.sent = 0
         self.failed: list[Failure] = []
+        self.deferred: list[Failure] = []
         self.retried = 0
         self.skipped = 0
         self.uncertain: list[str] = []
@@ -296,19 +276,28 @@ class _Dispatcher:
             try:
                 result = self.shared.results.get_nowait()
             except queue.Empty:
-                return
+                break
             self._take(result)
+        # Messages waiting for a retry when the run stopped: the journal says "deferred".
+        for _, _, item in self.retries:
+            self._defer(item.outgoing.key, "not tried again before the send stopped")
+        self.retries.clear()
 
     def report(self, *, interrupted: bool) -> SendReport:
+        stopped_by = ""
         if self.error is not None:
-            raise self.error
+            if not isinstance(self.error, SmakomError | OSError):
+                raise self.error  # a bug: the traceback is what helps
+            stopped_by = _sentence(self.error)
         return SendReport(
             sent=self.sent,
             failed=tuple(self.failed),
             retried=self.retried,
             skipped=self.skipped,
             uncertain=tuple(self.uncertain),
-            interrupted=interrupted,
+            interrupted=interrupted and not stopped_by,
+            deferred=tuple(self.deferred),
+            stopped_by=stopped_by,
         )
 
     def _feed(self, source: Iterator[Outgoing]) -> bool:
@@ -353,43 +342,48 @@ class _Dispatcher:
         key = result.item.outgoing.key
         if result.error is not None and self.error is None:
             self.error = result.error  # the worker has already stopped the run
-        if result.outcome == "sent":
-            self.sent += 1
-            self._progress("sent", key)
-        elif result.outcome == "failed":
-            self.failed.append(Failure(key, result.reply))
-            self._progress("failed", key, result.reply)
-        elif result.outcome == "skipped":
-            self.skipped += 1
-            self._progress("skipped", key)
-        elif result.outcome == "uncertain":
-            self.uncertain.append(key)
-            self._progress("uncertain", key)
-        elif result.outcome == "deferred":
-            self._retry_later(result.item, result.reply)
-        elif result.outcome == "dropped":
-            self._retry(result.item, self.shared.clock(), result.reply)
+        match result.outcome:
+            case Outcome.SENT:
+                self.sent += 1
+                self._progress(Outcome.SENT, key)
+            case Outcome.FAILED:
+                self.failed.append(Failure(key, result.reply))
+                self._progress(Outcome.FAILED, key, result.reply)
+            case Outcome.SKIPPED:
+                self.skipped += 1
+                self._progress(Outcome.SKIPPED, key)
+            case Outcome.UNCERTAIN:
+                self.uncertain.append(key)
+                self._progress(Outcome.UNCERTAIN, key)
+            case Outcome.DEFERRED:
+                self._retry_later(result.item, result.reply)
+            case Outcome.DROPPED:
+                self._retry(result.item, self.shared.clock(), result.reply)
 
     def _retry_later(self, item: _Item, reply: str) -> None:
-        """A 4xx: try again after a back-off, other messages meanwhile; fail when out of tries."""
+        """A 4xx: try again after a back-off, other messages meanwhile; the next run if need be."""
         attempts = item.attempts + 1
-        if attempts > self.shared.smtp.retry_attempts:
-            self.shared.note("failed", item.outgoing.key, reply)
-            self.failed.append(Failure(item.outgoing.key, reply))
-            self._progress("failed", item.outgoing.key, reply)
+        if attempts > self.shared.smtp.retry_attempts or self.shared.halt.is_set():
+            self._defer(item.outgoing.key, reply)
             return
         due = self.shared.clock() + self.shared.backoff(attempts)
         self._retry(replace(item, attempts=attempts), due, reply)
 
+    def _defer(self, key: str, reply: str) -> None:
+        """Not taken this run (the journal already says deferred): the next run sends it."""
+        self.deferred.append(Failure(key, reply))
+        self._progress(Outcome.DEFERRED, key, reply)
+
     def _retry(self, item: _Item, due: float, reply: str) -> None:
         if self.shared.halt.is_set():
-            return  # the journal says "deferred": the next run sends it
+            self._defer(item.outgoing.key, reply)
+            return
         heapq.heappush(self.retries, (due, next(self.order), item))
         self.retried += 1
-        self._progress("retry", item.outgoing.key, reply)
+        self._progress(Outcome.DEFERRED, item.outgoing.key, reply, final=False)
 
-    def _progress(self, kind: ProgressKind, key: str, reply: str = "") -> None:
-        self.on_progress(ProgressEvent(kind, key, reply))
+    def _progress(self, outcome: Outcome, key: str, reply: str = "", *, final: bool = True) -> None:
+        self.on_progress(ProgressEvent(outcome, key, reply, final))
 
 
 class _Worker(threading.Thread):
@@ -409,43 +403,58 @@ class _Worker(threading.Thread):
                 self.shared.halt.set()  # at once, so no connection starts another message
             self.shared.results.put(result)
         if self.connection is not None:
-            _hang_up(self.connection)
+            hang_up(self.connection)
 
     def _deliver(self, item: _Item) -> _Result:
         shared = self.shared
         key = item.outgoing.key
-        in_flight = False
+        ended = False
+
+        def before_end() -> None:
+            nonlocal ended
+            if ticket is not None and shared.journal is not None:
+                shared.journal.mark_ending(ticket)
+            ended = True
+
+        ticket = None
         try:
             if (
                 shared.halt.is_set()
                 or not shared.rate.take_turn(shared.pause)
                 or not self._connected()
             ):
-                return _Result(item, "unsent")
+                return _Result(item, Outcome.UNSENT)
             if shared.is_suppressed(key):
-                shared.note("skipped", key)
-                return _Result(item, "skipped")
-            shared.note("in-flight", key)
-            in_flight = True
-            outcome, reply = self._transact(item.outgoing)
+                shared.note(Outcome.SKIPPED, key)
+                return _Result(item, Outcome.SKIPPED)
+            if shared.journal is not None:
+                ticket = shared.journal.mark_in_flight(key)
+            assert self.connection is not None
+            outcome, reply = transact(
+                self.connection, shared.envelope_from, item.outgoing, before_end
+            )
             self.last_used = time.monotonic()
-            if outcome != "uncertain":
-                shared.note(outcome, key, reply)
+            if outcome != Outcome.UNCERTAIN:
+                shared.note(_JOURNALLED_AS.get(outcome, outcome), key, reply)
             return self._after(item, outcome, reply)
         except BaseException as error:  # the thread must answer for every item, whatever happens
-            return _Result(item, "uncertain" if in_flight else "unsent", error=error)
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+            # Before the end of DATA the server cannot have taken it: the next run sends it.
+            return _Result(item, Outcome.UNCERTAIN if ended else Outcome.UNSENT, error=error)
 
     def _connected(self) -> bool:
         """Open this worker's connection if it has none (or lost it), retrying with back-off."""
         idle = time.monotonic() - self.last_used > _IDLE_SECONDS
-        if self.connection is not None and idle and not _alive(self.connection):
+        if self.connection is not None and idle and not alive(self.connection):
             self.connection.close()
             self.connection = None
         attempt = 0
         while self.connection is None:
             try:
-                self.connection = _connect(self.shared.smtp, self.shared.password)
-            except _Unreachable:
+                self.connection = connect(self.shared.smtp, self.shared.login())
+            except Unreachable:
                 attempt += 1
                 if attempt > self.shared.smtp.retry_attempts:
                     raise
@@ -453,233 +462,35 @@ class _Worker(threading.Thread):
                     return False
         return True
 
-    def _transact(self, outgoing: Outgoing) -> tuple[_Outcome, str]:
-        """One SMTP transaction, step by step, so a lost connection is placed exactly.
-
-        Lost before the end of DATA, the message certainly did not arrive and is retried;
-        lost while waiting for the server's answer to it, it may have arrived: uncertain,
-        never retried, so nobody gets the issue twice.
-        """
-        assert self.connection is not None
-        connection = self.connection
-        envelope_from = self.shared.envelope_from
-        options = []
-        if not outgoing.message.isascii() and connection.has_extn("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if not (envelope_from + outgoing.envelope_to).isascii():
-            if not connection.has_extn("smtputf8"):
-                return "failed", "the server does not accept addresses with non-ASCII letters"
-            options.append("SMTPUTF8")
-        try:
-            code, text = connection.mail(envelope_from, options)
-            if code != 250:
-                return self._refused(code, text, sender=True)
-            code, text = connection.rcpt(outgoing.envelope_to)
-            if code not in (250, 251):
-                return self._refused(code, text)
-            code, text = connection.docmd("DATA")
-            if code != 354:
-                return self._refused(code, text)
-            connection.send(_data_block(outgoing.message))
-        except smtplib.SMTPServerDisconnected as exc:
-            return "dropped", f"the server closed the connection ({exc})"
-        try:
-            code, text = connection.getreply()
-        except smtplib.SMTPServerDisconnected:
-            return "uncertain", ""
-        if code == 250:
-            return "sent", ""
-        return self._refused(code, text)
-
-    def _refused(self, code: int, text: bytes, *, sender: bool = False) -> tuple[_Outcome, str]:
-        reply = _reply(code, text)
-        if code == 421:  # the server is closing the connection: nothing was taken
-            return "dropped", reply
-        assert self.connection is not None
-        try:
-            self.connection.rset()
-        except smtplib.SMTPServerDisconnected:
-            self.connection.close()
-        if 400 <= code < 500:
-            return "deferred", reply
-        return ("sender-refused" if sender else "failed"), reply
-
-    def _after(self, item: _Item, outcome: _Outcome, reply: str) -> _Result:
+    def _after(self, item: _Item, outcome: Outcome, reply: str) -> _Result:
         """Keep the connection only if it is still good; stop the run when nothing can go."""
         error: SmakomError | None = None
         connection = self.connection
-        if outcome in ("dropped", "uncertain") and connection is not None:
+        if outcome in (Outcome.DROPPED, Outcome.UNCERTAIN) and connection is not None:
             connection.close()
         if connection is not None and connection.sock is None:
             self.connection = None
-        if outcome == "dropped":
+        if outcome == Outcome.DROPPED:
             self.drops_in_a_row += 1
             if self.drops_in_a_row >= _MAX_DROPS_IN_A_ROW:
                 error = SmakomError(
-                    f"{_where(self.shared.smtp)} keeps closing the connection ({reply}). "
+                    f"{where(self.shared.smtp)} keeps closing the connection ({reply}). "
                     "Try again later; the messages not sent yet go then."
                 )
         else:
             self.drops_in_a_row = 0
-        if outcome == "sender-refused":
+        if outcome == Outcome.SENDER_REFUSED:
             error = SmakomError(
-                f"{_where(self.shared.smtp)} refused the sender address "
+                f"{where(self.shared.smtp)} refused the sender address "
                 f"{self.shared.envelope_from} ({reply}). Check [sender] email, and that "
                 "[smtp] username may send as it."
             )
         return _Result(item, outcome, reply, error)
 
 
-def _connect(smtp: SmtpConfig, password: str | None) -> smtplib.SMTP:
-    """An open, secured and logged-in connection; a SmakomError says what to fix."""
-    if smtp.security == "none" and smtp.host not in LOCAL_HOSTS:
-        raise SmakomError(
-            f'[smtp] security = "none" would send the password and every message unencrypted '
-            f'to {smtp.host}; it is only allowed for localhost. Use "starttls" or "tls".'
-        )
-    if smtp.username and password is None:
-        raise SmakomError(
-            f"No password for {smtp.username}: run `smakom login` "
-            "(or set SMAKOM_SMTP_PASSWORD for unattended runs)."
-        )
-    context = _tls_context(smtp) if smtp.security != "none" else None
-    try:
-        if smtp.security == "tls":
-            connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                smtp.host, smtp.port, timeout=smtp.timeout, context=context
-            )
-        else:
-            connection = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-    except OSError as exc:
-        raise _explain(exc, smtp) from None
-    try:
-        connection.ehlo()
-        if smtp.security == "starttls":
-            connection.starttls(context=context)
-            connection.ehlo()
-        if smtp.username and password is not None:
-            _login(connection, smtp, password)
-    except OSError as exc:
-        connection.close()
-        raise _explain(exc, smtp) from None
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _tls_context(smtp: SmtpConfig) -> ssl.SSLContext:
-    """Certificate and host name checked, against ca_file when the server has its own CA."""
-    try:
-        return ssl.create_default_context(cafile=smtp.ca_file or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise SmakomError(
-            f"[smtp] ca_file {smtp.ca_file} cannot be used ({exc}). "
-            "It must be the PEM certificate of the authority that signed the server's."
-        ) from None
-
-
-def _login(connection: smtplib.SMTP, smtp: SmtpConfig, password: str) -> None:
-    """AUTH once with PLAIN (or LOGIN), credentials as UTF-8 (RFC 4616).
-
-    smtplib's login() encodes them as ASCII (a password with å fails) and tries every
-    mechanism in turn, so a wrong password would count twice against a lock-out limit.
-    """
-    if not connection.has_extn("auth"):
-        raise SmakomError(
-            f"{_where(smtp)} does not offer a login on this connection. Check [smtp] "
-            "security, or leave [smtp] username empty if the server needs no login."
-        )
-    mechanisms = connection.esmtp_features["auth"].upper().split()
-    if "PLAIN" in mechanisms:
-        token = _b64(f"\0{smtp.username}\0{password}")
-        code, text = connection.docmd("AUTH", f"PLAIN {token}")
-    elif "LOGIN" in mechanisms:
-        code, text = connection.docmd("AUTH", f"LOGIN {_b64(smtp.username)}")
-        if code == 334:
-            code, text = connection.docmd(_b64(password))
-    else:
-        raise SmakomError(
-            f"{_where(smtp)} offers no login method smakom knows "
-            f"(it offers {' '.join(mechanisms)}; smakom uses PLAIN or LOGIN)."
-        )
-    if code != 235:
-        raise smtplib.SMTPAuthenticationError(code, text)
-
-
-def _explain(exc: OSError, smtp: SmtpConfig) -> SmakomError:
-    """One sentence for a failure to connect, secure the connection or log in."""
-    where = _where(smtp)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return SmakomError(
-            f"The certificate of {where} could not be verified ({exc.verify_message}). "
-            "If the server uses its own certificate authority, set [smtp] ca_file to that "
-            "authority's certificate (a PEM file)."
-        )
-    if isinstance(exc, ssl.SSLError):
-        return SmakomError(
-            f"The TLS handshake with {where} failed ({exc.reason or exc}). Check [smtp] "
-            'security: "starttls" is usual on port 587, "tls" on port 465.'
-        )
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        reply = _reply(exc.smtp_code, exc.smtp_error)
-        return SmakomError(
-            f"{where} refused the login for {smtp.username} ({reply}). "
-            "Run `smakom login` to store the right password."
-        )
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return SmakomError(
-            f"{where} does not offer STARTTLS, so nothing can be sent encrypted. If it expects "
-            'TLS from the start (usually port 465), set [smtp] security = "tls".'
-        )
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return _Unreachable(
-            f"{where} closed the connection before smakom could send ({exc}). Check [smtp] "
-            'port and security: "starttls" is usual on port 587, "tls" on port 465.'
-        )
-    if isinstance(exc, smtplib.SMTPResponseException):
-        kind = _Unreachable if 400 <= exc.smtp_code < 500 else SmakomError
-        return kind(f"{where} refused the connection ({_reply(exc.smtp_code, exc.smtp_error)}).")
-    if isinstance(exc, smtplib.SMTPException):
-        return SmakomError(f"{where}: {exc}.")
-    return _Unreachable(
-        f"Could not connect to {where}: {exc.strerror or exc}. "
-        "Check [smtp] host and port in smakom.toml."
-    )
-
-
-def _alive(connection: smtplib.SMTP) -> bool:
-    try:
-        return connection.noop()[0] == 250
-    except OSError:  # smtplib's errors are OSErrors too
-        return False
-
-
-def _hang_up(connection: smtplib.SMTP) -> None:
-    """QUIT politely; a connection already gone needs no goodbye."""
-    try:
-        connection.quit()
-    except (smtplib.SMTPException, OSError):
-        connection.close()
-
-
-def _data_block(message: bytes) -> bytes:
-    """The message as DATA carries it: leading dots doubled, a lone dot at the end (RFC 5321)."""
-    block = re.sub(rb"(?m)^\.", b"..", message)
-    if not block.endswith(b"\r\n"):
-        block += b"\r\n"
-    return block + b".\r\n"
-
-
-def _reply(code: int, text: bytes | str) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return " ".join(f"{code} {text}".split())
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
-def _where(smtp: SmtpConfig) -> str:
-    return f"{smtp.host}:{smtp.port}"
+def _sentence(error: BaseException) -> str:
+    """The one line a user reads about a fault that stopped the run."""
+    if isinstance(error, OSError) and not isinstance(error, SmakomError):
+        where_ = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where_}"
+    return str(error)
