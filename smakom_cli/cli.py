@@ -274,7 +274,7 @@ def send(
         output.show_outbox(report, mailing.audience())
         output.show_findings(mailing.check())
         return
-    login = _smtp_login(config)
+    login = _login_source(config)
     if to:
         _send_proofs(mailing, to, as_email, login)
         return
@@ -330,8 +330,30 @@ def _smtp_login(config: Config) -> Login | None:
     return Login(config.smtp.username, password, remedy=remedy)
 
 
+def _login_source(config: Config) -> Callable[[], Login | None]:
+    """What a send logs in with at each (re)connect: the password, or a fresh OAuth2 token."""
+    if config.smtp.auth != "oauth2":
+        login = _smtp_login(config)
+        return lambda: login
+    sign_in = _oauth_sign_in(config)
+    sign_in.access_token()  # not signed in: say so before anything is sent
+    return lambda: _xoauth2_login(sign_in)
+
+
+def _xoauth2_login(sign_in: SignIn) -> Login:
+    """An SMTP login with the current access token, renewed by msal when it is running out."""
+    from smakom_cli.smtp import Login
+
+    token = sign_in.access_token("smtp")
+    remedy = (
+        "Run `smakom login` to sign in again; if that does not help, see the README "
+        "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
+    )
+    return Login(token.username, token.token, method="xoauth2", remedy=remedy)
+
+
 def _send_proofs(
-    mailing: Mailing, to: list[str], as_email: str | None, login: Login | None
+    mailing: Mailing, to: list[str], as_email: str | None, login: Callable[[], Login | None]
 ) -> None:
     from smakom_cli.sender import send_messages
     from smakom_cli.subscribers import parse_address
@@ -342,7 +364,7 @@ def _send_proofs(
         mailing.proofs(addresses, sample),
         mailing.config.smtp,
         envelope_from=mailing.config.sender.email,
-        login=lambda: login,
+        login=login,
         journal=None,
         is_suppressed=lambda _key: False,
     )
@@ -355,7 +377,7 @@ def _send_proofs(
 
 def _send_to_list(
     mailing: Mailing,
-    login: Login | None,
+    login: Callable[[], Login | None],
     *,
     yes: bool,
     force: bool,
@@ -381,9 +403,7 @@ def _send_to_list(
         typer.confirm(plan.question, abort=True)
     with output.send_progress(plan.pending) as progress:
         delivery = _interruptible(
-            lambda stop: run_send(
-                plan, mailing, login=lambda: login, on_progress=progress, stop=stop
-            )
+            lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
         )
     output.show_delivery(delivery)
     if delivery.resumable:
@@ -675,10 +695,14 @@ def _oauth_login(config: Config, *, check: bool) -> None:
     sign_in = _oauth_sign_in(config)
     username = sign_in.settings.username
     if check:
+        from smakom_cli.smtp import check_login, where
+
         token = sign_in.access_token()
+        check_login(config.smtp, _xoauth2_login(sign_in))
         output.success(
-            f'Signed in as {username} with OAuth2 ([smtp] auth = "oauth2"); the access '
-            f"token is valid until {_local_time(token.expires_at)} and renews itself."
+            f"Logged in to {where(config.smtp)} as {username} with OAuth2 ([smtp] auth = "
+            f'"oauth2"); the access token is valid until {_local_time(token.expires_at)} '
+            "and renews itself."
         )
         return
 

@@ -119,6 +119,22 @@ _GOOGLE = {
 _EXPLANATIONS = {"microsoft365": _MICROSOFT, "google": _GOOGLE}
 
 
+def is_sending_limit(provider: str, reply_text: str) -> bool:
+    """Whether a refusal means the mailbox has used up the provider's quota for the day.
+
+    Such a refusal is the sender's, not the recipient's: the send stops, resumable, and
+    nobody is marked as failed. Microsoft's 5.2.2 also means "recipient's mailbox full"
+    elsewhere, so only its quota wording counts.
+    """
+    statuses = _STATUS.findall(reply_text)
+    if provider == "microsoft365":
+        text = reply_text.lower()
+        return ("5.2.2" in statuses and "quota" in text) or "submissionquotaexceeded" in text
+    if provider == "google":
+        return "5.4.5" in statuses
+    return False
+
+
 def explain_reply(provider: str, reply_text: str) -> str | None:
     """What a provider-specific refusal means for the office, or None when it is not one."""
     table = _EXPLANATIONS.get(provider, {})

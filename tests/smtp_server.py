@@ -90,6 +90,9 @@ class Faults:
     vanish_after_data: set[str] = field(default_factory=set)
     """Keep the message for these addresses but close the connection instead of answering,
     so the client cannot know it arrived."""
+    quota_after: int | None = None
+    """Once this many messages are accepted, refuse every MAIL FROM the way Exchange Online
+    refuses a mailbox past its daily quota (554 5.2.2 ... sender quota exceeded)."""
     delay_data: float = 0.0
     """Seconds to wait before answering each DATA: a slow server, so a send takes time."""
     xoauth2_challenge: bool = False
@@ -135,7 +138,9 @@ class RecordingHandler:
             self.auth_attempts += 1
         blob = await server.challenge_auth("") if len(args) == 1 else _b64decode(args[1])
         if blob is None:
-            return AuthResult(success=False, message="501 5.5.2 Cannot decode base64")
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 Cannot decode base64"
+            )
         if not isinstance(blob, bytes):
             return AuthResult(success=False, handled=True)  # aiosmtpd has answered already
         # "user=<address>\x01auth=Bearer <token>\x01\x01"
@@ -151,7 +156,9 @@ class RecordingHandler:
         if self.faults.xoauth2_challenge:
             error = '{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
             await server.challenge_auth(error)
-        return AuthResult(success=False, message="535 5.7.3 Authentication unsuccessful")
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -163,6 +170,9 @@ class RecordingHandler:
             return "421 4.3.2 Service not available, try again later"
         if address in self.faults.reject:
             return f"550 5.7.1 <{address}>: Sender address rejected: not owned by user"
+        quota = self.faults.quota_after
+        if quota is not None and len(self.messages) >= quota:
+            return "554 5.2.2 STOREDRV.ClientSubmit; sender quota exceeded"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"

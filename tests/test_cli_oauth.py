@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,11 +15,19 @@ from smakom_cli.credentials import lookup_token_cache, store_password
 from .oauth_server import OAuthTestServer
 from .smtp_server import SmtpTestServer
 from .test_cli_send import use_server
+from .test_dry_run import active_addresses
+
+SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
+ISSUE = "issues/2021-01.md"
 
 
-def use_oauth(folder: Path, smtp: SmtpTestServer, oauth: OAuthTestServer) -> None:
-    """The example folder sending to the test SMTP server, signing in at the test OAuth2 one."""
-    use_server(folder, smtp, extra='auth = "oauth2"\n' + oauth.toml() + "\n")
+def use_oauth(folder: Path, smtp: SmtpTestServer, oauth: OAuthTestServer, extra: str = "") -> None:
+    """The example folder sending to the test SMTP server, signing in at the test OAuth2 one.
+
+    The SMTP server takes XOAUTH2 with the OAuth2 server's live SMTP tokens, nothing else.
+    """
+    use_server(folder, smtp, extra='auth = "oauth2"\n' + extra + oauth.toml() + "\n")
+    smtp.handler.token_is_valid = lambda user, token: oauth.valid(user, token, SMTP_SCOPE)
 
 
 def login(runner: CliRunner, oauth: OAuthTestServer, *args: str) -> str:
@@ -92,3 +102,166 @@ def test_a_declined_sign_in_is_one_red_line(
     assert result.exit_code == 1
     assert "declined" in result.output
     assert "Traceback" not in result.output
+
+
+def write_list(folder: Path, count: int) -> Path:
+    """A subscriber list of `count` made-up people, in order."""
+    path = folder / "many.csv"
+    rows = [
+        "email;name;organisation",
+        *(f"person{n:03d}@example.org;P {n};K" for n in range(count)),
+    ]
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    return path
+
+
+def assert_no_secret(folder: Path, texts: list[str], secrets: list[str]) -> None:
+    """No token or code in any file of the newsletter folder, nor in what was printed."""
+    assert secrets
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            leaked = [s for s in secrets if s.encode() in data]
+            assert not leaked, path
+    for text in texts:
+        assert not any(secret in text for secret in secrets)
+
+
+def test_login_then_send_over_xoauth2_delivers_everyone_once(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer, oauth_server: OAuthTestServer
+) -> None:
+    """After `smakom login`, `smakom send` signs in with XOAUTH2 and reaches everyone once."""
+    use_oauth(newsletter, smtp_server, oauth_server)
+    shown = login(runner, oauth_server)
+
+    result = runner.invoke(app, ["send", ISSUE, "--yes"])
+
+    assert result.exit_code == 0, result.output
+    expected = active_addresses(newsletter)
+    assert sorted(r.lower() for r in smtp_server.recipients()) == sorted(expected)
+    assert len(smtp_server.handler.xoauth2_tokens) == 1
+    assert_no_secret(newsletter, [shown, result.output], oauth_server.secrets())
+
+
+def test_a_token_that_expires_half_way_is_renewed_at_reconnect(
+    runner: CliRunner,
+    newsletter: Path,
+    smtp_server: SmtpTestServer,
+    oauth_server: OAuthTestServer,
+) -> None:
+    """A send outliving its token signs in anew when it reconnects; nobody gets it twice."""
+    oauth_server.token_lifetime = 2  # msal renews it after one second (MSAL_MARGIN)
+    smtp_server.faults.delay_data = 0.15
+    smtp_server.faults.drop_after = 14  # after 2.1 s, when the first token is dead
+    use_oauth(newsletter, smtp_server, oauth_server)
+    people = write_list(newsletter, 16)
+    login(runner, oauth_server)
+
+    result = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(smtp_server.recipients()) == [f"person{n:03d}@example.org" for n in range(16)]
+    first, *later = smtp_server.handler.xoauth2_tokens
+    assert later
+    assert later[-1] != first
+    assert not oauth_server.valid("kansli@smakom.se", first, SMTP_SCOPE)
+    assert oauth_server.refreshes >= 1
+
+
+def test_an_expired_token_is_refused_the_way_exchange_does(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer, oauth_server: OAuthTestServer
+) -> None:
+    """A token the server no longer takes is "535 5.7.3"; smakom says to sign in again."""
+    use_oauth(newsletter, smtp_server, oauth_server)
+    login(runner, oauth_server)
+    oauth_server.expire_access_tokens()  # revoked on the server; msal still thinks it good
+
+    result = runner.invoke(app, ["send", ISSUE, "--yes"])
+
+    assert result.exit_code == 1
+    assert "535 5.7.3 Authentication unsuccessful" in result.output
+    assert "Run `smakom login` to sign in again" in result.output
+    assert smtp_server.messages == []
+
+
+def test_gmail_style_challenge_after_a_refused_token_is_answered(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer, oauth_server: OAuthTestServer
+) -> None:
+    """A refusal sent as a 334 challenge gets the empty reply, then the 535 is reported."""
+    smtp_server.faults.xoauth2_challenge = True
+    use_oauth(newsletter, smtp_server, oauth_server)
+    login(runner, oauth_server)
+    oauth_server.expire_access_tokens()
+
+    result = runner.invoke(app, ["login", "--check"])
+
+    assert result.exit_code == 1
+    assert "535 5.7.3" in result.output
+
+
+def test_debug_output_shows_no_token(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer, oauth_server: OAuthTestServer
+) -> None:
+    """Even the traceback of `--debug` after a refused sign-in shows no token."""
+    use_oauth(newsletter, smtp_server, oauth_server)
+    login(runner, oauth_server)
+    oauth_server.expire_access_tokens()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "smakom_cli", "--debug", "send", ISSUE, "--yes"],
+        cwd=newsletter,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr + done.stdout
+    assert "535 5.7.3" in done.stderr + done.stdout
+    assert_no_secret(newsletter, [done.stdout, done.stderr], oauth_server.secrets())
+
+
+PROFILE = 'provider = "microsoft365"\nauth = "password"\nrate_per_minute = 0\n'
+
+
+def test_a_daily_limit_stops_there_and_the_next_run_goes_on(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer
+) -> None:
+    """At rate_per_day the send stops, exit 4, says when to go on; the next run continues."""
+    use_server(newsletter, smtp_server, extra=PROFILE + "rate_per_day = 50\n")
+    store_password(smtp_server.username, smtp_server.password)
+    people = write_list(newsletter, 60)
+    everyone = [f"person{n:03d}@example.org" for n in range(60)]
+
+    first = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
+
+    assert first.exit_code == 4, first.output
+    assert smtp_server.recipients() == everyone[:50]
+    assert "daily limit of 50 messages" in first.output
+    assert "run the same command again after" in first.output
+    second = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
+    assert second.exit_code == 0, second.output
+    assert smtp_server.recipients() == everyone
+
+
+def test_the_providers_quota_refusal_stops_the_send_resumably(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer
+) -> None:
+    """Microsoft's "sender quota exceeded" stops the send, fails nobody, and says when."""
+    use_server(newsletter, smtp_server, extra=PROFILE)
+    store_password(smtp_server.username, smtp_server.password)
+    smtp_server.faults.quota_after = 5
+    people = write_list(newsletter, 8)
+
+    first = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
+
+    assert first.exit_code == 4, first.output
+    assert len(smtp_server.messages) == 5
+    assert "within 24 hours" in first.output
+    report = next((newsletter / "sent").glob("*.report.txt")).read_text(encoding="utf-8")
+    assert "Failed for good: 0" in report
+    smtp_server.faults.quota_after = None
+    second = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
+    assert second.exit_code == 0, second.output
+    assert sorted(smtp_server.recipients()) == [f"person{n:03d}@example.org" for n in range(8)]
