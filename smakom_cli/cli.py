@@ -678,10 +678,9 @@ def login(
 
 def _oauth_sign_in(config: Config) -> SignIn:
     """The configured mailbox's OAuth2 sign-in, its tokens in the system keyring."""
-    from smakom_cli.oauth import KeyringTokenCache, SignIn, oauth_settings
+    from smakom_cli.oauth import sign_in_for
 
-    settings = oauth_settings(config)
-    return SignIn(settings, KeyringTokenCache(settings.username))
+    return sign_in_for(config)
 
 
 def _local_time(moment: dt.datetime) -> str:

@@ -84,6 +84,21 @@ def oauth_settings(config: Config) -> OAuthSettings:
     )
 
 
+def sign_in_for(config: Config) -> SignIn:
+    """The OAuth2 sign-in of the configured mailbox, its tokens in the system keyring."""
+    settings = oauth_settings(config)
+    return SignIn(settings, KeyringTokenCache(settings.username))
+
+
+def access_token(config: Config, purpose: Purpose = "imap") -> AccessToken:
+    """A valid access token for `smakom inbox` (IMAP) or a send (SMTP), renewed silently.
+
+    For IMAP with imapclient: `client.oauth2_login(token.username, token.token)`.
+    Raises SmakomError (saying to run `smakom login`) when there is no usable sign-in.
+    """
+    return sign_in_for(config).access_token(purpose)
+
+
 class KeyringTokenCache:
     """msal's token cache for one mailbox, read from and written back to the system keyring."""
 

@@ -68,6 +68,9 @@ class OAuthTestServer:
     """Seconds a device code can be entered."""
     slow_down: int = 0
     """Answer this many polls with slow_down before anything else."""
+    approve_at_once: bool = False
+    """Codes count as entered and accepted the moment they are issued: for tests where
+    signing in is only the setup (the first poll then succeeds, no wait)."""
     grants: list[DeviceGrant] = field(default_factory=list)
     access_tokens: dict[str, Issued] = field(default_factory=dict)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
@@ -149,6 +152,7 @@ class OAuthTestServer:
             user_code=secrets.token_hex(4).upper(),
             scope=form.get("scope", ""),
             expires_at=time.time() + self.code_lifetime,
+            state="approved" if self.approve_at_once else "pending",
         )
         with self.lock:
             self.grants.append(grant)

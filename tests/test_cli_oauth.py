@@ -30,12 +30,20 @@ def use_oauth(folder: Path, smtp: SmtpTestServer, oauth: OAuthTestServer, extra:
     smtp.handler.token_is_valid = lambda user, token: oauth.valid(user, token, SMTP_SCOPE)
 
 
-def login(runner: CliRunner, oauth: OAuthTestServer, *args: str) -> str:
+def login(runner: CliRunner, oauth: OAuthTestServer) -> str:
     """`smakom login`, with the person at the sign-in page approving from another thread."""
     person = threading.Thread(target=oauth.approve_when_asked)
     person.start()
-    result = runner.invoke(app, ["login", *args])
+    result = runner.invoke(app, ["login"])
     person.join()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def signed_in(runner: CliRunner, oauth: OAuthTestServer) -> str:
+    """`smakom login` as the setup of a test: the code is accepted the moment it is shown."""
+    oauth.approve_at_once = True
+    result = runner.invoke(app, ["login"])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -60,7 +68,7 @@ def test_login_check_tells_the_method_and_when_the_token_expires(
 ) -> None:
     """`smakom login --check` says OAuth2 is in use and until when the token is valid."""
     use_oauth(newsletter, smtp_server, oauth_server)
-    login(runner, oauth_server)
+    signed_in(runner, oauth_server)
 
     result = runner.invoke(app, ["login", "--check"])
 
@@ -76,7 +84,7 @@ def test_logout_removes_the_tokens_too(
     """`smakom logout` removes password and OAuth2 sign-in; `--check` then says to log in."""
     use_oauth(newsletter, smtp_server, oauth_server)
     store_password(smtp_server.username, smtp_server.password)
-    login(runner, oauth_server)
+    signed_in(runner, oauth_server)
 
     result = runner.invoke(app, ["logout"])
     check = runner.invoke(app, ["login", "--check"])
@@ -155,7 +163,7 @@ def test_a_token_that_expires_half_way_is_renewed_at_reconnect(
     smtp_server.faults.drop_after = 14  # after 2.1 s, when the first token is dead
     use_oauth(newsletter, smtp_server, oauth_server)
     people = write_list(newsletter, 16)
-    login(runner, oauth_server)
+    signed_in(runner, oauth_server)
 
     result = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
 
@@ -173,7 +181,7 @@ def test_an_expired_token_is_refused_the_way_exchange_does(
 ) -> None:
     """A token the server no longer takes is "535 5.7.3"; smakom says to sign in again."""
     use_oauth(newsletter, smtp_server, oauth_server)
-    login(runner, oauth_server)
+    signed_in(runner, oauth_server)
     oauth_server.expire_access_tokens()  # revoked on the server; msal still thinks it good
 
     result = runner.invoke(app, ["send", ISSUE, "--yes"])
@@ -190,7 +198,7 @@ def test_gmail_style_challenge_after_a_refused_token_is_answered(
     """A refusal sent as a 334 challenge gets the empty reply, then the 535 is reported."""
     smtp_server.faults.xoauth2_challenge = True
     use_oauth(newsletter, smtp_server, oauth_server)
-    login(runner, oauth_server)
+    signed_in(runner, oauth_server)
     oauth_server.expire_access_tokens()
 
     result = runner.invoke(app, ["login", "--check"])
@@ -204,7 +212,7 @@ def test_debug_output_shows_no_token(
 ) -> None:
     """Even the traceback of `--debug` after a refused sign-in shows no token."""
     use_oauth(newsletter, smtp_server, oauth_server)
-    login(runner, oauth_server)
+    signed_in(runner, oauth_server)
     oauth_server.expire_access_tokens()
 
     done = subprocess.run(

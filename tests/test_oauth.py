@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
+from smakom_cli.config import load_config
 from smakom_cli.credentials import lookup_token_cache, store_token_cache
 from smakom_cli.errors import SmakomError
-from smakom_cli.oauth import DeviceCode, KeyringTokenCache, OAuthSettings, SignIn
+from smakom_cli.oauth import DeviceCode, KeyringTokenCache, OAuthSettings, SignIn, access_token
 
 from .oauth_server import CLIENT_ID, OAuthTestServer
 from .smtp_server import USERNAME, Certificates
@@ -200,3 +202,21 @@ def test_sign_out_forgets_every_token(oauth_server: OAuthTestServer) -> None:
     assert session.sign_out() is True
     assert lookup_token_cache(USERNAME) is None
     assert session.sign_out() is False
+
+
+def test_inbox_gets_an_imap_token_from_the_configuration(
+    oauth_server: OAuthTestServer, tmp_path: Path
+) -> None:
+    """`oauth.access_token(config, "imap")` is what `smakom inbox` calls: an IMAP token."""
+    sign_in(oauth_server).device_code_sign_in(entered(oauth_server))
+    path = tmp_path / "smakom.toml"
+    path.write_text(
+        f'[sender]\nemail = "{USERNAME}"\n[smtp]\nauth = "oauth2"\nusername = "{USERNAME}"\n'
+        + oauth_server.toml(),
+        encoding="utf-8",
+    )
+
+    token = access_token(load_config(path), "imap")
+
+    assert token.username == USERNAME
+    assert oauth_server.valid(USERNAME, token.token, IMAP_SCOPE)

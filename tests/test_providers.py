@@ -109,7 +109,7 @@ def test_wrong_sign_in_settings_are_named(tmp_path: Path, text: str, message: st
         load_config(write(tmp_path, text))
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     provider=st.one_of(st.sampled_from(["microsoft365", "google", "custom"]), st.text()),
     auth=st.one_of(st.sampled_from(["password", "oauth2"]), st.text()),
