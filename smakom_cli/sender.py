@@ -216,7 +216,7 @@ class DailyLimitReached(SmakomError):
     """[smtp] rate_per_day messages started in 24 hours: the run stops, to go on later."""
 
     def __init__(self, limit: int, resume_after: dt.datetime) -> None:
-        when = resume_after.astimezone().strftime("%Y-%m-%d %H:%M")
+        when = resume_after.astimezone().strftime("%Y-%m-%d %H:%M %Z")
         super().__init__(
             f"The daily limit of {limit} messages ([smtp] rate_per_day) is reached: run the "
             f"same command again after {when} to send to the rest."
