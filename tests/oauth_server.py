@@ -5,7 +5,8 @@ It speaks what msal expects of Microsoft Entra: an OpenID discovery document at
 token endpoint (RFC 8628: authorization_pending, slow_down, expired_token, access_denied;
 RFC 6749 refresh tokens). The test plays the person at the sign-in page by POSTing the user
 code to `/devicelogin` (see `approve`), the way they would type it at microsoft.com/devicelogin.
-The SMTP test server asks `valid` whether an XOAUTH2 token is good.
+The SMTP test server asks `valid` whether an XOAUTH2 token is good; Dovecot asks
+`/introspect/imap` (RFC 7662) whether an IMAP token is.
 
     with running_oauth_server(certificates) as oauth:
         threading.Thread(target=oauth.approve_when_asked).start()
@@ -37,6 +38,7 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # server says a token lives that much longer than it really does (less a second of safety),
 # so a test can watch a token expire, and be renewed, within seconds.
 MSAL_MARGIN = 299
+IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 
 
 @dataclass
@@ -180,6 +182,15 @@ class OAuthTestServer:
             return 200, self._tokens(username, form.get("scope", ""))
         return 400, {"error": "unsupported_grant_type"}
 
+    def introspect(self, form: dict[str, str], scope: str) -> tuple[int, dict[str, Any]]:
+        """RFC 7662 token introspection, as Dovecot's oauth2 passdb asks it: active only
+        for a live token that carries `scope`."""
+        with self.lock:
+            issued = self.access_tokens.get(form.get("token", ""))
+        if issued is None or not self.valid(issued.username, form["token"], scope):
+            return 200, {"active": False}
+        return 200, {"active": True, "username": issued.username, "scope": issued.scope}
+
     def decide(self, form: dict[str, str]) -> int:
         with self.lock:
             for grant in self.grants:
@@ -258,6 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(*state.device_code(form))
         elif self.path == f"/{TENANT}/oauth2/v2.0/token":
             self._json(*state.token(form))
+        elif self.path == "/introspect/imap":
+            self._json(*state.introspect(form, IMAP_SCOPE))
         elif self.path == "/devicelogin":
             self._json(state.decide(form), {})
         else:
