@@ -66,8 +66,7 @@ _MICROSOFT = {
     "5.7.139": (
         "Microsoft 365 has SMTP sign-in turned off for this mailbox or the whole organisation: "
         "an administrator must turn on 'Authenticated SMTP' for the mailbox (Microsoft 365 admin "
-        'center → Users → the mailbox → Mail → Manage email apps), and [smtp] auth = "oauth2" '
-        "is needed once passwords are no longer accepted."
+        "center → Users → the mailbox → Mail → Manage email apps)."
     ),
     "5.7.57": (
         "Microsoft 365 did not accept the sign-in for sending: check that [smtp] username is "
@@ -117,6 +116,11 @@ _GOOGLE = {
     ),
 }
 _EXPLANATIONS = {"microsoft365": _MICROSOFT, "google": _GOOGLE}
+# 5.7.139 also says "no more passwords" (MC786329, or Entra's security defaults).
+_NO_PASSWORDS = (
+    'Microsoft 365 no longer accepts a password for this mailbox: set [smtp] auth = "oauth2" '
+    "and sign in with `smakom login` (see the README, Microsoft 365)."
+)
 
 
 def is_sending_limit(provider: str, reply_text: str) -> bool:
@@ -138,7 +142,10 @@ def is_sending_limit(provider: str, reply_text: str) -> bool:
 def explain_reply(provider: str, reply_text: str) -> str | None:
     """What a provider-specific refusal means for the office, or None when it is not one."""
     table = _EXPLANATIONS.get(provider, {})
+    text = reply_text.lower()
     for status in _STATUS.findall(reply_text):
+        if status == "5.7.139" and ("basic authentication" in text or "security defaults" in text):
+            return _NO_PASSWORDS
         if status in table:
             return table[status]
     return None

@@ -7,6 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
+import keyring
+import keyring.backends.fail
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
@@ -273,3 +275,20 @@ def test_the_providers_quota_refusal_stops_the_send_resumably(
     second = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
     assert second.exit_code == 0, second.output
     assert sorted(smtp_server.recipients()) == [f"person{n:03d}@example.org" for n in range(8)]
+
+
+def test_without_a_keyring_login_says_so_before_showing_a_code(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer, oauth_server: OAuthTestServer
+) -> None:
+    """With no keyring to keep the tokens in, `smakom login` says so at once, no code shown."""
+    use_oauth(newsletter, smtp_server, oauth_server)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    try:
+        result = runner.invoke(app, ["login"])
+    finally:
+        keyring.set_keyring(previous)
+
+    assert result.exit_code == 1
+    assert "OAuth2 sign-in keeps its tokens in the keyring" in result.output
+    assert oauth_server.grants == []

@@ -143,6 +143,11 @@ def test_any_sign_in_settings_load_or_say_why(
             "the Tenant.",
             "Authenticated SMTP",
         ),
+        (
+            "microsoft365",
+            "535 5.7.139 Authentication unsuccessful, basic authentication is disabled.",
+            'auth = "oauth2"',
+        ),
         ("microsoft365", "530 5.7.57 Client not authenticated to send mail", "login --check"),
         ("microsoft365", "535 5.7.3 Authentication unsuccessful", "SMTP.Send"),
         (
