@@ -10,7 +10,7 @@ import os
 import secrets
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -122,21 +122,34 @@ IssueArgument = Annotated[
 
 
 def _unsubscribe_secret(config: Config, *, required: bool) -> bytes | None:
-    """The key that signs unsubscribe links, from the keyring; a throwaway one for looking."""
+    """The key that signs unsubscribe links, from the keyring; a throwaway one for looking.
+
+    Nothing here writes to the keyring: a send makes the key only once it is confirmed
+    (`_make_unsubscribe_secret`). Until then (`required`), a missing key is silently stood
+    in for, since no message is built before it is made.
+    """
     if not config.unsubscribe.url:
         return None
     from smakom_cli.credentials import unsubscribe_secret
 
+    if required:
+        return unsubscribe_secret(config.list_id, os.environ) or secrets.token_bytes(32)
+    throwaway = (
+        "The unsubscribe links in this preview or dry run are signed with a throwaway key "
+        "and will not work."
+    )
     try:
-        return unsubscribe_secret(config.list_id, os.environ)
+        secret = unsubscribe_secret(config.list_id, os.environ)
     except SmakomError as exc:
-        if required:
-            raise
+        output.warning(f"{exc} {throwaway}")
+        return secrets.token_bytes(32)
+    if secret is None:
         output.warning(
-            f"{exc} The unsubscribe links in this preview or dry run are signed with a "
-            "throwaway key and will not work."
+            f"No key to sign the unsubscribe links of {config.list_id} has been made yet "
+            f"(`smakom login` makes it). {throwaway}"
         )
         return secrets.token_bytes(32)
+    return secret
 
 
 def _prepare(
@@ -151,8 +164,12 @@ def _prepare(
     from smakom_cli.mailing import prepare
 
     config = _state(ctx).config()
-    secret = _unsubscribe_secret(config, required=sending)
-    return prepare(config, issue, subscribers_path=subscribers, secret=secret, images=images)
+    mailing = prepare(config, issue, subscribers_path=subscribers, secret=None, images=images)
+    # A damaged suppression list stops every command here, before an outbox or a journal
+    # is touched: read as shorter, it would mail people who asked to leave.
+    mailing.suppression.suppressed()
+    # The key last, so a mistake in the issue is the first thing said.
+    return replace(mailing, secret=_unsubscribe_secret(config, required=sending))
 
 
 @app.command()
@@ -276,7 +293,8 @@ def send(
         return
     login = _login_source(config)
     if to:
-        _send_proofs(mailing, to, as_email, login)
+        _make_unsubscribe_secret(config)
+        _send_proofs(_with_secret(mailing), to, as_email, login)
         return
     _send_to_list(
         mailing, login, yes=yes, force=force, resend_uncertain=resend_uncertain, again=again
@@ -311,23 +329,27 @@ def _smtp_login(config: Config) -> Login | None:
     """The account and password a send logs in with, and what to do if it is refused."""
     if not config.smtp.username:
         return None
-    from smakom_cli.credentials import PASSWORD_VARIABLE, lookup_password
+    from smakom_cli.credentials import PASSWORD_VARIABLE, find_password
     from smakom_cli.smtp import Login
 
-    password = lookup_password(config.smtp.username, os.environ)
+    username = config.smtp.username
+    password = find_password(username, os.environ)
     if password is None:
         raise SmakomError(
-            f"no password is stored for {config.smtp.username}. Run `smakom login` first "
+            f"no password is stored for {username}. Run `smakom login` first "
             f"(or set {PASSWORD_VARIABLE} for unattended runs)."
         )
-    if os.environ.get(PASSWORD_VARIABLE):
+    if password.source == "environment":
         remedy = (
-            f"The password came from {PASSWORD_VARIABLE}, which overrides the keyring: set it "
-            "to the right password, or unset it to use the one `smakom login` stores."
+            f"The password is the one in {password.where}, which overrides the keyring: "
+            "correct that variable, or unset it to use the one `smakom login` stores."
         )
     else:
-        remedy = "Run `smakom login` to store the right password in the system keyring."
-    return Login(config.smtp.username, password, remedy=remedy)
+        remedy = (
+            f"The password is the one stored in the system keyring ({password.where}): "
+            "run `smakom login` to store the right one."
+        )
+    return Login(username, password.value, remedy=remedy)
 
 
 def _login_source(config: Config) -> Callable[[], Login | None]:
@@ -401,6 +423,8 @@ def _send_to_list(
         return
     if not yes:
         typer.confirm(plan.question, abort=True)
+    _make_unsubscribe_secret(mailing.config)
+    mailing = _with_secret(mailing)
     with output.send_progress(plan.pending) as progress:
         delivery = _interruptible(
             lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
@@ -463,11 +487,18 @@ def _address_from_argument(config: Config, arg: str) -> str:
     text = arg.strip()
     if "@" in text and "://" not in text:
         return text
+    from smakom_cli.credentials import unsubscribe_secret
     from smakom_cli.unsubscribe_links import address_from_token
 
-    secret = _unsubscribe_secret(config, required=True)
-    if secret is None:
+    if not config.unsubscribe.url:
         raise SmakomError(f"'{text}' is not an e-mail address.")
+    secret = unsubscribe_secret(config.list_id, os.environ)
+    if secret is None:
+        raise SmakomError(
+            f"'{text}' is not an e-mail address, and no unsubscribe link of "
+            f"{config.list_id} can be checked on this computer: its key is not in the keyring "
+            "(set SMAKOM_UNSUBSCRIBE_SECRET as on the computer that sent the issue)."
+        )
     return address_from_token(secret, text)
 
 
@@ -563,6 +594,30 @@ def resubscribe(
         already="was not unsubscribed",
         unlisted="not on the subscriber list: add it there to send it the newsletter",
     )
+
+
+@app.command()
+def unsubscribed(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check every line of unsubscribed.csv and say how to repair damage."
+        ),
+    ] = False,
+) -> None:
+    """List everyone who unsubscribed: the address, since when, how, and why."""
+    from smakom_cli.suppression import SuppressionList
+
+    suppression = SuppressionList(_state(ctx).config().suppression_path)
+    if check:
+        reading = suppression.read()
+        output.show_suppression_check(reading)
+        if reading.damage:
+            raise typer.Exit(1)
+        return
+    suppression.suppressed()  # a damaged file is one line naming the damage, not a table
+    output.show_unsubscribed(suppression.read())
 
 
 @app.command("subscribers")
@@ -662,8 +717,11 @@ def login(
     username = _smtp_username(config)
     if config.smtp.auth == "oauth2":
         _oauth_login(config, check=check)
+        if not check:
+            _make_unsubscribe_secret(config)
         return
     where = f"{config.smtp.host}:{config.smtp.port}"
+    _warn_if_unencrypted_keyring()
     if check:
         from smakom_cli.smtp import check_login
 
@@ -673,6 +731,7 @@ def login(
     password = typer.prompt(f"Password for {username} at {where}", hide_input=True)
     keyring_name = store_password(username, password)
     output.success(f"Stored the password for {username} in the system keyring ({keyring_name}).")
+    _make_unsubscribe_secret(config)
     output.info("Run `smakom login --check` to test it against the mail server.")
 
 
@@ -719,6 +778,41 @@ def _oauth_login(config: Config, *, check: bool) -> None:
         f"({keyring_name()}) and renews itself."
     )
     output.info("Run `smakom login --check` to see it is valid.")
+
+
+def _warn_if_unencrypted_keyring() -> None:
+    """Say so when the keyring is a plain file: the password would be readable in it."""
+    from smakom_cli.credentials import PASSWORD_VARIABLE, unencrypted_keyring
+
+    found = unencrypted_keyring()
+    if found is None:
+        return
+    where = f"in {found.file}" if found.file else "in a file"
+    output.warning(
+        f"the keyring backend ({found.backend}) keeps passwords unencrypted {where}: anyone "
+        "who can read that file can read the password. Use a secure backend (Windows "
+        "Credential Locker, macOS Keychain, or Secret Service on Linux; `keyring "
+        "--list-backends` shows them, PYTHON_KEYRING_BACKEND chooses one), or on a server set "
+        f"{PASSWORD_VARIABLE} in the environment instead of `smakom login`."
+    )
+
+
+def _with_secret(mailing: Mailing) -> Mailing:
+    """The mailing with the list's real link-signing key, once it has been made."""
+    return replace(mailing, secret=_unsubscribe_secret(mailing.config, required=True))
+
+
+def _make_unsubscribe_secret(config: Config) -> None:
+    """Make the key that signs the unsubscribe links, once per list, and say so."""
+    from smakom_cli.credentials import create_unsubscribe_secret, unsubscribe_secret
+
+    if not config.unsubscribe.url or unsubscribe_secret(config.list_id, os.environ):
+        return
+    create_unsubscribe_secret(config.list_id)
+    output.success(
+        f"Made the key that signs the unsubscribe links of {config.list_id} and stored it in "
+        "the system keyring; the links in every issue depend on it, so it is kept from now on."
+    )
 
 
 @app.command()

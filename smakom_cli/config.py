@@ -7,12 +7,15 @@ settings, brand, contact block, social links and footer. It never holds a passwo
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from smakom_cli.errors import SmakomError
 
@@ -21,6 +24,69 @@ T = TypeVar("T")
 CONFIG_NAME = "smakom.toml"
 SECURITY_MODES = ("starttls", "tls", "none")
 AUTH_METHODS = ("password", "oauth2")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number in smakom.toml may take; `above` excludes `low` itself."""
+
+    low: float
+    high: float
+    above: bool = False
+    unit: str = ""
+    note: str = ""
+
+    def allows(self, value: float) -> bool:
+        """True for a finite value inside the range (never for inf or nan)."""
+        if not math.isfinite(value):
+            return False
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def describe(self, whole: bool) -> str:
+        """The allowed values in words: "a whole number from 1 to 65535"."""
+        kind = "a whole number" if whole else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        if self.above:
+            text = f"{kind} above {_number(self.low)} and at most {_number(self.high)}{unit}"
+        else:
+            text = f"{kind} from {_number(self.low)} to {_number(self.high)}{unit}"
+        return f"{text} ({self.note})" if self.note else text
+
+
+# Every number in smakom.toml, by its dotted key (a key in a list of tables without the
+# index: "social.links.size"). A new number setting needs its line here:
+# tests/test_config_ranges.py walks every dataclass below and fails for a key without one.
+RANGES: dict[str, Range] = {
+    "smtp.port": Range(1, 65535),
+    "smtp.timeout": Range(0, 600, above=True, unit="seconds"),
+    "smtp.connections": Range(1, 10),
+    "smtp.rate_per_minute": Range(0, 10_000, note="0 means no limit"),
+    "smtp.rate_per_hour": Range(0, 600_000, note="0 means no limit"),
+    "smtp.rate_per_day": Range(0, 10_000_000, note="0 means no limit"),
+    "smtp.retry_attempts": Range(0, 20),
+    "smtp.retry_delay": Range(0, 3600, unit="seconds"),
+    "brand.logo_width": Range(1, 600, unit="pixels"),
+}
+
+Format = Literal["email", "url", "unsubscribe_url", "color"]
+# Text settings with a shape; an empty value means "not set" and is left to `smakom check`.
+FORMATS: dict[str, Format] = {
+    "newsletter.web_base_url": "url",
+    "sender.email": "email",
+    "sender.reply_to": "email",
+    "unsubscribe.mailto": "email",
+    "unsubscribe.url": "unsubscribe_url",
+    "brand.primary_color": "color",
+    "brand.background_color": "color",
+    "brand.text_color": "color",
+    "brand.link_color": "color",
+    "contact.email": "email",
+    "contact.website": "url",
+    "social.links.url": "url",
+}
+_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# A one-click service on this computer (a test or a local relay) may speak plain http.
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -254,8 +320,6 @@ def _check_sign_in(config: Config) -> None:
         raise SmakomError(
             f"{path}: 'smtp.auth' must be one of {', '.join(AUTH_METHODS)}, not {smtp.auth!r}."
         )
-    if smtp.rate_per_day < 0:
-        raise SmakomError(f"{path}: 'smtp.rate_per_day' cannot be negative (0 means no limit).")
     if smtp.auth != "oauth2":
         return
     if smtp.provider == "google":
@@ -310,8 +374,11 @@ def _convert(hint: Any, value: object, path: Path, key: str) -> object:
         if not isinstance(value, list):
             raise SmakomError(f"{path}: '{key}' must be a list.")
         return tuple(_convert(item_type, item, path, f"{key}[{i}]") for i, item in enumerate(value))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint in (int, float):
+        return _number_setting(hint, value, path, key)
+    if hint is str and isinstance(value, str):
+        _check_format(value, path, key)
+        return value
     if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
         if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
             return value
@@ -330,12 +397,80 @@ def _check_values(config: Config) -> None:
             f"{path}: 'smtp.security' must be one of {', '.join(SECURITY_MODES)}, "
             f"not {smtp.security!r}."
         )
-    for key in ("port", "connections", "retry_attempts"):
-        if getattr(smtp, key) < (0 if key == "retry_attempts" else 1):
-            raise SmakomError(f"{path}: 'smtp.{key}' is too small ({getattr(smtp, key)}).")
-    for key in ("rate_per_minute", "rate_per_hour"):
-        if getattr(smtp, key) < 0:
-            raise SmakomError(f"{path}: 'smtp.{key}' cannot be negative (0 means no limit).")
-    url = config.unsubscribe.url
-    if url and not url.startswith("https://"):
-        raise SmakomError(f"{path}: 'unsubscribe.url' must start with https:// (RFC 8058).")
+
+
+def _pattern(key: str) -> str:
+    """The key as RANGES and FORMATS name it: "social.links[2].url" -> "social.links.url"."""
+    return re.sub(r"\[\d+\]", "", key)
+
+
+def _number_setting(hint: type, value: object, path: Path, key: str) -> float | int:
+    """A number inside its declared range, or one line naming the key and what it allows."""
+    whole = hint is int
+    allowed = RANGES.get(_pattern(key))
+    # A whole number is a number too; a fraction is not a whole number; true is neither.
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (isinstance(value, int) or not whole)
+        and _allows(allowed, value)
+    ):
+        return value if whole else float(value)
+    if allowed is not None:
+        expected = allowed.describe(whole)
+    else:
+        expected = "a whole number" if whole else "a finite number"
+    raise SmakomError(f"{path}: '{key}' must be {expected}, not {_shown(value)}.")
+
+
+def _allows(allowed: Range | None, number: float) -> bool:
+    """Inside the range (or finite, for a key without one); a whole number too large for a
+    float (TOML allows any length) is out of range."""
+    try:
+        as_float = float(number)
+    except OverflowError:
+        return False
+    return allowed.allows(as_float) if allowed is not None else math.isfinite(as_float)
+
+
+def _check_format(value: str, path: Path, key: str) -> None:
+    """A text setting with a shape (address, link, colour) has it; empty means not set."""
+    shape = FORMATS.get(_pattern(key))
+    if shape is None or not value:
+        return
+    problem = ""
+    if shape == "email":
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError as exc:
+            problem = f"must be an e-mail address, not {_shown(value)} ({exc})"
+    elif shape == "color":
+        if not _COLOR.fullmatch(value):
+            problem = f"must be a colour like #005a7a or #fff, not {_shown(value)}"
+    else:
+        parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
+        scheme = parts.scheme if parts and parts.hostname else ""
+        if shape == "url" and scheme not in ("http", "https"):
+            problem = f"must be a full address starting with https://, not {_shown(value)}"
+        elif shape == "unsubscribe_url" and not (
+            scheme == "https"
+            or (scheme == "http" and parts is not None and parts.hostname in _LOCAL_HOSTS)
+        ):
+            problem = (
+                "must start with https:// (RFC 8058; plain http only to 127.0.0.1 or "
+                f"localhost), not {_shown(value)}"
+            )
+    if problem:
+        raise SmakomError(f"{path}: '{key}' {problem}.")
+
+
+def _shown(value: object) -> str:
+    """A value as a short repr for one line of a message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value == int(value) else str(value)

@@ -9,8 +9,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import keyring
+import keyring.backend
 import keyring.errors
 
 from smakom_cli.errors import SmakomError
@@ -21,6 +25,27 @@ PASSWORD_VARIABLE = "SMAKOM_SMTP_PASSWORD"  # noqa: S105
 SECRET_VARIABLE = "SMAKOM_UNSUBSCRIBE_SECRET"  # noqa: S105
 # A shorter secret would make unsubscribe links guessable.
 _MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Password:
+    """The SMTP password and where it came from, to say what to do when it is refused.
+
+    `where` is the environment variable's name or the keyring backend's; the value is never
+    part of the repr, so it cannot end up in a log or a traceback by accident.
+    """
+
+    value: str = field(repr=False)
+    source: Literal["environment", "keyring"]
+    where: str
+
+
+@dataclass(frozen=True)
+class UnencryptedKeyring:
+    """A keyring backend that keeps secrets in a plain file (base64 is not encryption)."""
+
+    backend: str
+    file: Path | None
 
 
 def store_password(username: str, password: str) -> str:
@@ -39,21 +64,30 @@ def delete_password(username: str) -> bool:
         return True
 
 
-def lookup_password(username: str, environ: Mapping[str, str]) -> str | None:
-    """The SMTP password: SMAKOM_SMTP_PASSWORD (unattended runs) wins over the keyring."""
+def find_password(username: str, environ: Mapping[str, str]) -> Password | None:
+    """The SMTP password and its source: SMAKOM_SMTP_PASSWORD (unattended runs) wins over
+    the keyring; None when neither has one."""
     if environ.get(PASSWORD_VARIABLE):
-        return environ[PASSWORD_VARIABLE]
+        return Password(environ[PASSWORD_VARIABLE], "environment", PASSWORD_VARIABLE)
     if not username:
         return None
     with _keyring():
-        return keyring.get_password(SERVICE, username)
+        value = keyring.get_password(SERVICE, username)
+        return Password(value, "keyring", keyring_name()) if value is not None else None
 
 
-def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes:
-    """The key that signs a list's unsubscribe links, made and stored on first use.
+def lookup_password(username: str, environ: Mapping[str, str]) -> str | None:
+    """The SMTP password alone (see `find_password` for where it came from)."""
+    found = find_password(username, environ)
+    return found.value if found else None
 
-    It must stay the same for the life of the list, or links in earlier issues stop
-    working; SMAKOM_UNSUBSCRIBE_SECRET carries it to a server without a keyring.
+
+def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None:
+    """The key that signs a list's unsubscribe links; None when none was made yet.
+
+    Only reads: previews, checks and dry runs must not change the keyring. It must stay the
+    same for the life of the list, or links in earlier issues stop working;
+    SMAKOM_UNSUBSCRIBE_SECRET carries it to a server without a keyring.
     """
     text = environ.get(SECRET_VARIABLE, "")
     if text:
@@ -63,13 +97,48 @@ def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes:
                 "characters (copy the one the keyring holds on the computer that sent before)."
             )
         return text.encode("utf-8")
-    user = f"unsubscribe-secret:{list_id}"
     with _keyring():
-        stored = keyring.get_password(SERVICE, user)
-        if stored is None:
-            stored = secrets.token_urlsafe(32)
-            keyring.set_password(SERVICE, user, stored)
-    return stored.encode("utf-8")
+        stored = keyring.get_password(SERVICE, _secret_user(list_id))
+    return stored.encode("utf-8") if stored is not None else None
+
+
+def create_unsubscribe_secret(list_id: str) -> bytes:
+    """Make a new random key for a list's unsubscribe links and store it in the keyring.
+
+    Never replaces one: a new key would break the link in every issue already sent.
+    """
+    with _keyring():
+        if keyring.get_password(SERVICE, _secret_user(list_id)) is not None:
+            raise SmakomError(
+                f"the keyring already holds the unsubscribe-link key of {list_id}; it is kept, "
+                "because a new one would break the links in every issue already sent."
+            )
+        made = secrets.token_urlsafe(32)
+        keyring.set_password(SERVICE, _secret_user(list_id), made)
+    return made.encode("utf-8")
+
+
+def ensure_unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes:
+    """The list's unsubscribe-link key, made and stored first if there is none (a real send)."""
+    return unsubscribe_secret(list_id, environ) or create_unsubscribe_secret(list_id)
+
+
+def unencrypted_keyring() -> UnencryptedKeyring | None:
+    """The keyring that stores new secrets, when it is a plain file anyone with access to
+    the file can read (keyrings.alt's PlaintextKeyring, which keyring may pick on its own)."""
+    with _keyring():
+        backend = keyring.get_keyring()
+    # A chain of backends writes to its first one (the highest priority) that works.
+    chained = getattr(backend, "backends", None)
+    writer = chained[0] if isinstance(chained, list) and chained else backend
+    if "plaintext" not in type(writer).__name__.lower():
+        return None
+    file = getattr(writer, "file_path", None)
+    return UnencryptedKeyring(_backend_name(writer), Path(file) if file else None)
+
+
+def _secret_user(list_id: str) -> str:
+    return f"unsubscribe-secret:{list_id}"
 
 
 # Windows' Credential Manager holds at most 2,560 bytes a credential (1,280 characters as
@@ -134,7 +203,11 @@ def _delete(user: str) -> None:
 def keyring_name() -> str:
     """Which keyring backend holds the secrets (e.g. "Windows WinVaultKeyring")."""
     with _keyring():
-        return str(keyring.get_keyring().name)
+        return _backend_name(keyring.get_keyring())
+
+
+def _backend_name(backend: keyring.backend.KeyringBackend) -> str:
+    return str(backend.name)
 
 
 @contextmanager

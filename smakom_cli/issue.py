@@ -90,6 +90,14 @@ def _parse_front_matter(path: Path, front: str) -> dict[str, tuple[object, int]]
         ) from None
     except yaml.YAMLError as exc:
         raise SmakomError(f"{path}: the front matter is not valid YAML ({exc}).") from None
+    except RecursionError:
+        raise SmakomError(f"{path}: the front matter is nested too deeply to read.") from None
+    except Exception as exc:
+        # PyYAML builds dates and tagged values itself and lets whatever its code hits
+        # through: `date: 2021-02-30` is a ValueError, a bare `!!float` an IndexError.
+        raise SmakomError(
+            f"{path}: the front matter has a value YAML cannot read ({exc})."
+        ) from None
     if data is None:
         data, node = {}, None
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode | None):

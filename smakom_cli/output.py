@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from smakom_cli.preview import Preview
     from smakom_cli.sender import ProgressEvent, SendReport
     from smakom_cli.subscribers import AudienceSummary
+    from smakom_cli.suppression import Reading
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -232,3 +233,41 @@ def show_archive(report: ArchiveReport, web_base_url: str) -> None:
             "[newsletter] web_base_url is not set in smakom.toml, so the mails do not link "
             "to these pages."
         )
+
+
+def show_unsubscribed(reading: Reading) -> None:
+    """The suppression list as a table: who, since when, how and why."""
+    if not reading.entries:
+        info(f"Nobody has unsubscribed ({reading.path.name} lists nobody).")
+        return
+    grid = Table(title=f"{reading.path}: {len(reading.entries)} unsubscribed", title_justify="left")
+    # An address is never cut short: it is what the office looks for in this table.
+    grid.add_column("E-mail", overflow="fold")
+    grid.add_column("Since", no_wrap=True)
+    grid.add_column("Source", no_wrap=True)
+    grid.add_column("Reason")
+    for entry in reading.entries:
+        grid.add_row(
+            *(Text(cell) for cell in (entry.email, entry.since, entry.source, entry.reason))
+        )
+    console.print(grid)
+
+
+def show_suppression_check(reading: Reading) -> None:
+    """Each damaged line of the suppression list with what to do, or that it is sound."""
+    name = reading.path.name
+    for damage in reading.damage:
+        where = f"{name} line {damage.line}" if damage.line else name
+        console.print(
+            Text.assemble(("Error: ", "bold red"), (f"{where}: ", "bold"), damage.problem),
+            soft_wrap=True,
+        )
+        console.print(Text(f"  To repair: {damage.repair}"), soft_wrap=True)
+    if reading.damage:
+        info(
+            f"{len(reading.damage)} damaged line(s) in {reading.path}. Nothing is sent to the "
+            "list and nobody can be unsubscribed until they are fixed; run "
+            "`smakom unsubscribed --check` again afterwards."
+        )
+    else:
+        success(f"{name} is sound: {len(reading.entries)} address(es) unsubscribed.")

@@ -4,9 +4,14 @@ The file belongs to the tool and is separate from the subscriber list, so replac
 subscribers.csv with a fresh export cannot mail anyone who opted out. It is a log of events
 (one row each); an address is suppressed when its latest event is `unsubscribed`.
 
-Writers hold a lock file and replace the file atomically, so concurrent commands lose
-nothing and a crash leaves the old or the new file. Readers take no lock. A damaged file is
-an error, never an empty list: reading it as empty would mail people who opted out.
+Writers hold a lock file, replace the file atomically and read it back before letting go of
+the lock, so concurrent commands lose nothing, a crash leaves the old or the new file, and
+success is only reported for what the file really says. Readers take no lock.
+
+The file is read strictly, one record a line: the tool never writes a line break inside a
+value, so a quote mark that is not closed on its own line is damage (an unclosed quote would
+otherwise swallow every row after it). A damaged file is an error, never a shorter list:
+reading it as shorter would mail people who opted out.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import csv
 import functools
 import io
 import os
-import tempfile
+import re
+import secrets
+import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from smakom_cli.errors import SmakomError
-from smakom_cli.subscribers import detect_encoding, numbered_rows, parse_address
+from smakom_cli.subscribers import detect_encoding, parse_address
 
 HEADER = ("email", "action", "when", "source", "reason")
 UNSUBSCRIBED = "unsubscribed"
@@ -34,6 +41,14 @@ LOCK_TIMEOUT = 30.0
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 _NOT_READ = (-1, -1, -1)
+_BOM = b"\xef\xbb\xbf"
+# The line breaks csv and every editor agree on; in UTF-8 these bytes never occur inside a
+# multi-byte character, so the file can be cut into lines before it is decoded.
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+# Characters that would start a new line in some program (or hide in a cell): a written cell
+# gets a space instead, so the file stays one record a line.
+_FLATTEN = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_CHECK_HINT = "`smakom unsubscribed --check` lists every damaged line and how to repair it."
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,35 @@ class Change:
     already: bool
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An address that must not be mailed: its latest event, as written in the file."""
+
+    email: str
+    since: str
+    source: str
+    reason: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged line (0: the whole file): what is wrong and how to repair it."""
+
+    line: int
+    problem: str
+    repair: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The whole file read: who is suppressed (in file order) and every damaged line."""
+
+    path: Path
+    entries: tuple[Entry, ...]
+    damage: tuple[Damage, ...]
+
+
 def protect(cell: str) -> str:
     """Make a cell safe to open in a spreadsheet by prefixing `'` (undone by `unprotect`)."""
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
@@ -53,6 +97,11 @@ def protect(cell: str) -> str:
 def unprotect(cell: str) -> str:
     """Undo `protect`: every written cell that starts with `'` got exactly one added."""
     return cell.removeprefix("'")
+
+
+def flatten(cell: str) -> str:
+    """A cell on one line: line breaks and other control characters become one space."""
+    return _FLATTEN.sub(" ", cell)
 
 
 class SuppressionList:
@@ -70,15 +119,23 @@ class SuppressionList:
         with self._cache_lock:
             signature = _signature(self.path)
             if signature != self._signature:
-                self._suppressed = frozenset(
-                    key for key, action in self._events().items() if action == UNSUBSCRIBED
-                )
+                self._suppressed = frozenset(self._latest(self._read_bytes()).suppressed())
                 self._signature = signature
             return self._suppressed
 
     def is_suppressed(self, key: str) -> bool:
         """True when this address (lowercase key) must not be mailed; cheap to call per message."""
         return key in self.suppressed()
+
+    def read(self) -> Reading:
+        """Every suppressed address with its latest event, and every damaged line.
+
+        Damage is reported, not raised, so `smakom unsubscribed --check` can explain it all.
+        """
+        data = self._read_bytes()
+        events = _Events(self.path.name)
+        damage = events.read(data) if data is not None else []
+        return Reading(self.path, events.entries(), tuple(damage))
 
     def unsubscribe(
         self,
@@ -128,39 +185,55 @@ class SuppressionList:
     def _record_locked(
         self, keys: list[str], action: str, source: str, reason: str, when: str
     ) -> list[Change]:
-        """Read, change and replace the file; only ever called while holding the lock."""
+        """Read, change, replace and read back the file; only called while holding the lock."""
         _remove_stale_temporary_files(self.path)
-        text = self._read_text()
-        latest = _parse(text, self.path.name) if text is not None else {}
+        data = self._read_bytes()
+        before = self._latest(data)
         changes: list[Change] = []
         new_rows: list[tuple[str, ...]] = []
+        planned = dict(before.actions)
         for key in keys:
-            is_suppressed = latest.get(key) == UNSUBSCRIBED
+            is_suppressed = planned.get(key) == UNSUBSCRIBED
             already = is_suppressed if action == UNSUBSCRIBED else not is_suppressed
             if not already:
                 new_rows.append((key, action, when, source, reason))
-                latest[key] = action
+                planned[key] = action
             changes.append(Change(email=key, action=action, already=already))
         if new_rows:
-            _replace(self.path, _append(text, new_rows))
+            _replace(self.path, _append(data, new_rows))
+            self._verify(keys, action)
         return changes
 
-    def _events(self) -> dict[str, str]:
-        text = self._read_text()
-        return _parse(text, self.path.name) if text is not None else {}
+    def _verify(self, keys: list[str], action: str) -> None:
+        """Read the file back: success is only what it shows."""
+        try:
+            after = self._latest(self._read_bytes())
+        except SmakomError as exc:
+            raise SmakomError(
+                f"{self.path.name} was written but does not read back: {exc}"
+            ) from None
+        missing = sorted({key for key in keys if after.actions.get(key) != action})
+        if missing:
+            raise SmakomError(
+                f"{self.path.name} was written, but reading it back does not show "
+                f"{', '.join(missing)} as {action}; run the command again. {_CHECK_HINT}"
+            )
 
-    def _read_text(self) -> str | None:
+    def _latest(self, data: bytes | None) -> _Events:
+        """The events of the file; any damage is an error naming its line."""
+        events = _Events(self.path.name)
+        if data is not None:
+            damage = events.read(data)
+            if damage:
+                raise _error(self.path.name, damage[0])
+        return events
+
+    def _read_bytes(self) -> bytes | None:
         """The whole file, or None when nobody has unsubscribed yet (it does not exist)."""
         try:
-            with self.path.open(encoding="utf-8-sig", newline="") as file:
-                return file.read()
+            return self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except UnicodeDecodeError:
-            raise SmakomError(
-                f"{self.path} is not UTF-8 text: was it saved from a spreadsheet? "
-                "Restore it from a backup; smakom will not send while it is damaged."
-            ) from None
         except OSError as exc:
             raise SmakomError(f"{self.path} cannot be read ({exc.strerror or exc}).") from None
 
@@ -189,43 +262,122 @@ def read_addresses(path: Path) -> list[str]:
     return addresses
 
 
-def _parse(text: str, name: str) -> dict[str, str]:
-    """The latest action per key; any damage is an error naming its line."""
-    fix = "Fix or remove that line, or restore the file from a backup."
-    rows = numbered_rows(io.StringIO(text, newline=""), ",", name)
-    first = next(rows, None)
-    if first is None:
-        raise SmakomError(f"{name} is empty but should start with the header row. {fix}")
-    line, header = first
-    if tuple(cell.strip().lower() for cell in header) != HEADER:
-        raise SmakomError(
-            f"{name} line {line}: the header should be '{','.join(HEADER)}', "
-            f"not '{','.join(header)}'. {fix}"
-        )
-    latest: dict[str, str] = {}
-    for line, row in rows:
-        if len(row) != len(HEADER):
-            raise SmakomError(
-                f"{name} line {line}: {len(row)} fields instead of {len(HEADER)}. {fix}"
+def _error(name: str, damage: Damage) -> SmakomError:
+    where = f"{name} line {damage.line}" if damage.line else name
+    return SmakomError(
+        f"{where}: {damage.problem}. {damage.repair} Nothing is sent to the list or changed "
+        f"in {name} until it is fixed; {_CHECK_HINT}"
+    )
+
+
+_FIX = "Fix or remove that line, or restore the file from a backup."
+_QUOTE_FIX = (
+    "Remove the stray quote mark or close the value with another one on the same line "
+    '(a quote mark inside a value is written twice: ""), or restore the file from a backup.'
+)
+
+
+class _Events:
+    """The file's rows folded into the latest event per address, collecting damage."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.actions: dict[str, str] = {}
+        self._latest: dict[str, Entry] = {}
+
+    def suppressed(self) -> Iterator[str]:
+        return (key for key, action in self.actions.items() if action == UNSUBSCRIBED)
+
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(
+            sorted(
+                (e for k, e in self._latest.items() if self.actions[k] == UNSUBSCRIBED),
+                key=lambda e: e.line,
             )
-        email, action, when, _source, _reason = (unprotect(cell).strip() for cell in row)
+        )
+
+    def read(self, data: bytes) -> list[Damage]:
+        """Fold every line of `data` in; the damaged lines, in file order."""
+        lines = _LINE_BREAK.split(data.removeprefix(_BOM))
+        if not any(line.strip() for line in lines):
+            return [Damage(0, "the file is empty but should start with the header row", _FIX)]
+        damage: list[Damage] = []
+        header_seen = False
+        for number, raw in enumerate(lines, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                damage.append(
+                    Damage(
+                        number,
+                        "the line is not UTF-8 text (was the file saved from a spreadsheet?)",
+                        "Save it as 'CSV UTF-8', fix that line, or restore the file from a backup.",
+                    )
+                )
+                header_seen = True
+                continue
+            if not text.strip():
+                continue
+            problem = self._line(number, text, header=not header_seen)
+            header_seen = True
+            if problem is not None:
+                damage.append(problem)
+        return damage
+
+    def _line(self, number: int, text: str, *, header: bool) -> Damage | None:
+        try:
+            rows = list(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                problem = (
+                    "a quote mark opens a value that is not closed on the same line, so the "
+                    "lines after it would be read as part of this one"
+                )
+            else:
+                problem = f"the line cannot be read as comma-separated values ({exc})"
+            return Damage(number, problem, _QUOTE_FIX)
+        row = rows[0] if rows else []
+        if header:
+            if tuple(cell.strip().lower() for cell in row) != HEADER:
+                return Damage(
+                    number,
+                    f"the header should be '{','.join(HEADER)}', not '{_short(','.join(row))}'",
+                    "Put that header back as the first line (in a spreadsheet: save as "
+                    "'CSV UTF-8', comma-separated), or restore the file from a backup.",
+                )
+            return None
+        if not any(cell.strip() for cell in row):
+            return None  # a spreadsheet's empty row (",,,,") names nobody
+        if len(row) != len(HEADER):
+            return Damage(
+                number,
+                f"{len(row)} fields instead of {len(HEADER)} ({','.join(HEADER)})",
+                "Each line needs exactly five values separated by commas; put quotes around a "
+                f"value that contains a comma. {_FIX}",
+            )
+        email, action, when, source, reason = (unprotect(cell).strip() for cell in row)
         if action not in (UNSUBSCRIBED, RESUBSCRIBED):
-            raise SmakomError(
-                f"{name} line {line}: the action must be '{UNSUBSCRIBED}' or '{RESUBSCRIBED}', "
-                f"not '{action}'. {fix}"
+            return Damage(
+                number,
+                f"the action must be '{UNSUBSCRIBED}' or '{RESUBSCRIBED}', not '{_short(action)}'",
+                _FIX,
             )
         try:
             datetime.fromisoformat(when)
         except ValueError:
-            raise SmakomError(
-                f"{name} line {line}: '{when}' is not a time like 2025-03-01T09:30:00Z. {fix}"
-            ) from None
+            return Damage(number, f"'{_short(when)}' is not a time like 2025-03-01T09:30:00Z", _FIX)
         try:
             key = _key(email)
         except SmakomError as exc:
-            raise SmakomError(f"{name} line {line}: {exc}. {fix}") from None
-        latest[key] = action
-    return latest
+            return Damage(number, str(exc), _FIX)
+        self.actions[key] = action
+        self._latest[key] = Entry(key, when, source, reason, number)
+        return None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A value short enough for one line of a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # The file is read again whenever it changes, also during a send; checking an address costs
@@ -236,35 +388,46 @@ def _key(email: str) -> str:
     return parse_address(email).key
 
 
-def _append(text: str | None, rows: list[tuple[str, ...]]) -> bytes:
-    """The file's text (kept byte for byte) with new rows added, as UTF-8 with a BOM.
+def _append(data: bytes | None, rows: list[tuple[str, ...]]) -> bytes:
+    """The file (kept byte for byte) with new rows added, as UTF-8 with a BOM.
 
     The BOM makes Excel read å, ä and ö correctly when someone opens the file.
     """
     buffer = io.StringIO(newline="")
-    if text is None:
-        csv.writer(buffer).writerow(HEADER)
-    else:
-        buffer.write(text)
-        if not text.endswith(("\n", "\r")):
-            buffer.write("\r\n")
-    csv.writer(buffer).writerows([protect(cell) for cell in row] for row in rows)
-    return buffer.getvalue().encode("utf-8-sig")
+    writer = csv.writer(buffer)
+    if data is None:
+        writer.writerow(HEADER)
+    old = (data or b"").removeprefix(_BOM)
+    if old and not old.endswith((b"\n", b"\r")):
+        buffer.write("\r\n")
+    writer.writerows([protect(flatten(cell)) for cell in row] for row in rows)
+    return _BOM + old + buffer.getvalue().encode("utf-8")
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
+    """Write a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    The new file keeps the old one's permissions (others in the office may read it); a
+    first file gets the usual ones for a new file (0666 less the umask).
+    """
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(temporary, flags, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        Path(temporary).replace(path)
+        if mode is not None:
+            # On Windows this can only set or clear read-only, which is all it has.
+            temporary.chmod(mode)
+        temporary.replace(path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     # The rename itself is only durable once the folder is flushed; Windows cannot open a
     # folder for that (and its NTFS rename is journaled).

@@ -181,7 +181,7 @@ def test_a_wrong_password_is_one_clear_line(
     store_password(live.username, "fel-lösenord")
     result = runner.invoke(app, ["send", ISSUE, "--yes"])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: ")
+    assert result.output.splitlines()[-1].startswith("Error: ")
     assert "fel-lösenord" not in result.output
     assert live.messages == []
 
@@ -286,3 +286,23 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
     counts = collections.Counter(r.lower() for r in smtp_server.recipients())
     assert sorted(counts) == sorted(expected)
     assert set(counts.values()) == {1}
+
+
+def test_a_wrong_password_names_where_it_came_from(
+    runner: CliRunner, newsletter: Path, live: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused password from SMAKOM_SMTP_PASSWORD says to correct that variable, since
+    logging in again cannot help; one from the keyring says to log in again."""
+    monkeypatch.setenv("SMAKOM_SMTP_PASSWORD", "fel-lösenord")
+    result = runner.invoke(app, ["send", ISSUE, "--yes"])
+    assert result.exit_code == 1
+    assert "SMAKOM_SMTP_PASSWORD, which overrides the keyring" in result.output
+    assert "fel-lösenord" not in result.output
+
+    monkeypatch.delenv("SMAKOM_SMTP_PASSWORD")
+    store_password(live.username, "fel-lösenord")
+    result = runner.invoke(app, ["send", ISSUE, "--yes"])
+    assert result.exit_code == 1
+    assert "stored in the system keyring" in result.output
+    assert "run `smakom login`" in result.output
+    assert live.messages == []

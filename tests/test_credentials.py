@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
+import keyring.backend
 import keyring.backends.fail
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -13,7 +14,11 @@ from typer.testing import CliRunner
 
 from smakom_cli.cli import app
 from smakom_cli.credentials import (
+    Password,
+    create_unsubscribe_secret,
     delete_password,
+    ensure_unsubscribe_secret,
+    find_password,
     lookup_password,
     store_password,
     unsubscribe_secret,
@@ -66,13 +71,49 @@ def test_no_keyring_says_what_to_do() -> None:
 
 
 def test_unsubscribe_secret_is_made_once_and_kept(test_keyring: PlaintextKeyring) -> None:
-    """The first use makes a random secret; later uses (and issues) get the same one."""
-    first = unsubscribe_secret("newsletter.smakom.se", {})
+    """Making the key stores a random secret; later uses (and issues) get the same one."""
+    assert unsubscribe_secret("newsletter.smakom.se", {}) is None
+    first = ensure_unsubscribe_secret("newsletter.smakom.se", {})
 
     assert unsubscribe_secret("newsletter.smakom.se", {}) == first
+    assert ensure_unsubscribe_secret("newsletter.smakom.se", {}) == first
     assert len(first) >= 32
     assert test_keyring.get_password("smakom", "unsubscribe-secret:newsletter.smakom.se")
-    assert unsubscribe_secret("other.smakom.se", {}) != first
+    assert create_unsubscribe_secret("other.smakom.se") != first
+
+
+def test_looking_up_the_secret_never_writes(test_keyring: PlaintextKeyring) -> None:
+    """Asking for a key that was never made returns None and leaves the keyring alone."""
+    store_password(USER, SECRET)
+    before = Path(test_keyring.file_path).read_bytes()
+
+    assert unsubscribe_secret("newsletter.smakom.se", {}) is None
+    assert Path(test_keyring.file_path).read_bytes() == before
+
+
+def test_an_existing_secret_is_never_replaced() -> None:
+    """Making the key again is refused: a new key would break every link already sent."""
+    first = create_unsubscribe_secret("newsletter.smakom.se")
+
+    with pytest.raises(SmakomError, match="already holds the unsubscribe-link key"):
+        create_unsubscribe_secret("newsletter.smakom.se")
+    assert unsubscribe_secret("newsletter.smakom.se", {}) == first
+
+
+def test_the_password_says_where_it_came_from() -> None:
+    """The environment variable or the keyring backend is named; the value never shows."""
+    store_password(USER, "from-the-keyring")
+
+    from_keyring = find_password(USER, {})
+    from_environment = find_password(USER, {"SMAKOM_SMTP_PASSWORD": SECRET})
+
+    assert from_keyring is not None
+    assert (from_keyring.source, from_keyring.where) == ("keyring", "file PlaintextKeyring")
+    assert from_keyring.value == "from-the-keyring"
+    assert from_environment == Password(SECRET, "environment", "SMAKOM_SMTP_PASSWORD")
+    assert SECRET not in repr(from_environment)
+    assert SECRET not in str(from_environment)
+    assert find_password("nobody@smakom.se", {}) is None
 
 
 def test_unsubscribe_secret_from_the_environment() -> None:
@@ -170,3 +211,121 @@ def test_login_check_with_a_wrong_password(
     assert "refused the login" in result.output
     assert "smakom login" in result.output
     assert SECRET not in result.output
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keyring backend that keeps secrets in memory, as an OS keyring keeps them safe."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.secrets.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.secrets[(service, username)]
+
+
+def test_login_warns_about_a_plaintext_keyring(
+    runner: CliRunner, config: Path, test_keyring: PlaintextKeyring
+) -> None:
+    """A keyring that is a plain file is named, with how to choose a secure one."""
+    result = runner.invoke(app, ["--config", str(config), "login"], input=f"{SECRET}\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Warning: the keyring backend (file PlaintextKeyring) keeps passwords unencrypted" in (
+        result.output
+    )
+    assert test_keyring.file_path in result.output
+    assert "PYTHON_KEYRING_BACKEND" in result.output
+    assert "SMAKOM_SMTP_PASSWORD" in result.output
+
+
+def test_login_check_warns_about_a_plaintext_keyring(
+    runner: CliRunner, tmp_path: Path, smtp_server: SmtpTestServer, test_keyring: PlaintextKeyring
+) -> None:
+    """`smakom login --check` gives the same warning, and still logs in."""
+    path = write_config(tmp_path, smtp_server.toml())
+    store_password(smtp_server.username, smtp_server.password)
+
+    result = runner.invoke(app, ["--config", str(path), "login", "--check"])
+
+    assert result.exit_code == 0, result.output
+    assert "keeps passwords unencrypted in " + test_keyring.file_path in result.output
+
+
+def test_a_secure_keyring_gets_no_warning(runner: CliRunner, config: Path) -> None:
+    """With a keyring that is not a plain file, login says nothing about encryption."""
+    previous = keyring.get_keyring()
+    memory = MemoryKeyring()
+    keyring.set_keyring(memory)
+    try:
+        result = runner.invoke(app, ["--config", str(config), "login"], input=f"{SECRET}\n")
+    finally:
+        keyring.set_keyring(previous)
+
+    assert result.exit_code == 0, result.output
+    assert "unencrypted" not in result.output
+    assert memory.secrets[("smakom", USER)] == SECRET
+
+
+LIST_SECRET = "unsubscribe-secret:nyhetsbrev.smakom.se"
+
+
+def test_preview_check_and_dry_run_leave_the_keyring_alone(
+    runner: CliRunner, newsletter: Path, test_keyring: PlaintextKeyring
+) -> None:
+    """Looking at an issue never writes to the keyring; its links use a throwaway key."""
+    store_password(USER, SECRET)
+    keyring_file = Path(test_keyring.file_path)
+    before = keyring_file.read_bytes()
+
+    for command in (
+        ["preview", "issues/2021-01.md"],
+        ["check", "issues/2021-01.md"],
+        ["send", "issues/2021-01.md", "--dry-run"],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, (command, result.output)
+        assert "`smakom login` makes it" in result.output
+        assert "throwaway key" in result.output
+
+    assert keyring_file.read_bytes() == before
+    assert test_keyring.get_password("smakom", LIST_SECRET) is None
+
+
+def test_login_makes_the_unsubscribe_key_once_and_says_so(
+    runner: CliRunner, newsletter: Path, test_keyring: PlaintextKeyring
+) -> None:
+    """`smakom login` makes the link-signing key the first time; later logins keep it."""
+    first = runner.invoke(app, ["login"], input=f"{SECRET}\n")
+    key = test_keyring.get_password("smakom", LIST_SECRET)
+    second = runner.invoke(app, ["login"], input=f"{SECRET}\n")
+
+    assert first.exit_code == 0, first.output
+    assert "Made the key that signs the unsubscribe links of nyhetsbrev.smakom.se" in first.output
+    assert key
+    assert key not in first.output
+    assert second.exit_code == 0, second.output
+    assert "Made the key" not in second.output
+    assert test_keyring.get_password("smakom", LIST_SECRET) == key
+    preview = runner.invoke(app, ["preview", "issues/2021-01.md"])
+    assert preview.exit_code == 0, preview.output
+    assert "throwaway" not in preview.output
+
+
+def test_an_unsubscribe_link_without_the_key_is_refused(
+    runner: CliRunner, newsletter: Path, test_keyring: PlaintextKeyring
+) -> None:
+    """A link cannot be checked on a computer without the list's key: one line, no write."""
+    result = runner.invoke(app, ["unsubscribe", "https://www.smakom.se/avregistrera?token=abc"])
+
+    assert result.exit_code == 1
+    assert "its key is not in the keyring" in result.output
+    assert test_keyring.get_password("smakom", LIST_SECRET) is None

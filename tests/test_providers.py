@@ -93,7 +93,7 @@ def test_no_provider_keeps_the_old_defaults(tmp_path: Path) -> None:
     [
         ('[smtp]\nprovider = "outlook"\n', r"'smtp.provider' must be one of microsoft365, goog"),
         ('[smtp]\nauth = "token"\n', r"'smtp.auth' must be one of password, oauth2"),
-        ("[smtp]\nrate_per_day = -1\n", r"'smtp.rate_per_day' cannot be negative"),
+        ("[smtp]\nrate_per_day = -1\n", r"'smtp.rate_per_day' must be a whole number from 0"),
         (MICROSOFT.replace("client_id", "# client_id"), r"needs \[oauth\] client_id"),
         (
             '[sender]\nemail = "a@b.se"\n[smtp]\nprovider = "google"\nauth = "oauth2"\n',

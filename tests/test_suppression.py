@@ -249,3 +249,94 @@ def test_an_event_keeps_the_time_the_reader_asked(path: Path) -> None:
         "2021-01-06T09:30:00Z",
         "one-click",
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            'email,action,when,source,reason\na@example.se,unsubscribed,2025-01-01,command,"x\n'
+            "b@example.se,unsubscribed,2025-01-01,command,\n",
+            "line 2: a quote mark opens a value that is not closed on the same line",
+        ),
+        (
+            'email,action,when,source,reason\na@example.se,unsubscribed,2025-01-01,command,"a\n'
+            'b"\n',
+            "line 2: a quote mark opens a value that is not closed",
+        ),
+        (
+            'email,action,when,source,reason\na@example.se,unsubscribed,2025-01-01,c,"x"y\n',
+            "line 2: the line cannot be read as comma-separated values",
+        ),
+        (
+            "email,action,when,source,reason\na@example.se,unsubscribed,2025-01-01,c,x,\n",
+            "line 2: 6 fields instead of 5",
+        ),
+        (
+            "email,action,when,source,reason\r\na@example.se,unsubscribed,2025-01-01,c,\xe5\r\n",
+            "line 2: the line is not UTF-8 text",
+        ),
+    ],
+)
+def test_damage_that_would_hide_rows_is_an_error(path: Path, content: str, message: str) -> None:
+    """A quote left open, a line break inside a value or foreign bytes stop the reading."""
+    data = content.encode("latin-1") if "\xe5" in content else content.encode("utf-8")
+    path.write_bytes(data)
+    with pytest.raises(SmakomError, match=message) as caught:
+        SuppressionList(path).suppressed()
+    assert "smakom unsubscribed --check" in str(caught.value)
+    with pytest.raises(SmakomError, match=message):
+        SuppressionList(path).unsubscribe(["c@example.se"], source="command")
+    assert path.read_bytes() == data
+
+
+def test_the_check_reports_every_damaged_line_and_keeps_the_rest(path: Path) -> None:
+    """Reading for `--check` lists each bad line and still shows who the sound lines name."""
+    path.write_text(
+        "email,action,when,source,reason\n"
+        'a@example.se,unsubscribed,2025-01-01T00:00:00Z,command,"open\n'
+        "b@example.se,unsubscribed,2025-01-02T00:00:00Z,web,\n"
+        "c@example.se,avslutad,2025-01-03T00:00:00Z,command,\n"
+        ",,,,\n",
+        encoding="utf-8",
+    )
+    reading = SuppressionList(path).read()
+    assert [d.line for d in reading.damage] == [2, 4]
+    assert all(d.repair for d in reading.damage)
+    assert [(e.email, e.since, e.source, e.line) for e in reading.entries] == [
+        ("b@example.se", "2025-01-02T00:00:00Z", "web", 3)
+    ]
+
+
+def test_a_reason_with_line_breaks_is_written_on_one_line(path: Path) -> None:
+    """A reason pasted with line breaks is stored on one line, so the file stays readable."""
+    suppression = SuppressionList(path)
+    suppression.unsubscribe(["a@example.se"], source="mail", reason='bad\r\n"many"\nlines\x85x')
+    suppression.unsubscribe(["b@example.se"], source="mail\nbox")
+    assert len(data_rows(path)) == 2
+    [first, second] = SuppressionList(path).read().entries
+    assert first.reason == 'bad "many" lines x'
+    assert second.source == "mail box"
+    assert SuppressionList(path).suppressed() == {"a@example.se", "b@example.se"}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no POSIX permission bits")
+def test_a_rewrite_keeps_the_files_permissions(path: Path) -> None:
+    """A list readable by the whole office stays so after an unsubscribe (no 0600)."""
+    SuppressionList(path).unsubscribe(["a@example.se"], source="command")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    for mode in (0o644, 0o660, 0o600):
+        path.chmod(mode)
+        SuppressionList(path).unsubscribe([f"m{mode:o}@example.se"], source="command")
+        assert path.stat().st_mode & 0o777 == mode
+
+
+def test_success_is_what_the_file_reads_back(path: Path) -> None:
+    """What `unsubscribe` reports as done is on the file when read afresh."""
+    changes = SuppressionList(path).unsubscribe(
+        ["a@example.se", "B@example.se", "a@example.se"], source="one-click"
+    )
+    assert [c.already for c in changes] == [False, False, True]
+    assert SuppressionList(path).suppressed() == {"a@example.se", "b@example.se"}
