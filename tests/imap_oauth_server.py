@@ -7,9 +7,7 @@ mail: a test signs in and selects INBOX, which is what `smakom inbox` needs of a
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -35,6 +33,8 @@ class OAuthImapServer:
 
 def _mail_user() -> tuple[str, int, int]:
     """Who owns the mailboxes: this user, or (Dovecot refuses root) an unprivileged one."""
+    import pwd  # POSIX only, like Dovecot: imported here so collecting on Windows works
+
     if os.getuid() != 0:
         me = pwd.getpwuid(os.getuid())
         return me.pw_name, me.pw_uid, me.pw_gid
@@ -55,6 +55,9 @@ def _free_port() -> int:
 
 
 def _configuration(base: Path, homes: Path, port: int) -> str:
+    import grp
+    import pwd
+
     name, uid, gid = _mail_user()
     login_user = "dovenull" if os.getuid() == 0 else name
     try:

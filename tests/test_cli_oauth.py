@@ -1,4 +1,4 @@
-"""`smakom login`, `login --check` and `logout` with OAuth2, through the real CLI."""
+"""Signing in with OAuth2 and sending over XOAUTH2, through the real CLI and real servers."""
 
 from __future__ import annotations
 
