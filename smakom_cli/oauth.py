@@ -23,7 +23,7 @@ import msal
 import requests
 
 from smakom_cli.config import Config
-from smakom_cli.credentials import delete_token_cache, lookup_token_cache, store_token_cache
+from smakom_cli.credentials import lookup_token_cache, store_token_cache
 from smakom_cli.errors import SmakomError
 
 PUBLIC_CLOUD = "https://login.microsoftonline.com"
@@ -117,10 +117,6 @@ class KeyringTokenCache:
             store_token_cache(self.username, self.msal.serialize())
             self.msal.has_state_changed = False
 
-    def delete(self) -> bool:
-        """Forget every token of this mailbox; False when there were none."""
-        return delete_token_cache(self.username)
-
 
 class SignIn:
     """One mailbox's OAuth2 sign-in for the length of a command; safe to share by threads."""
@@ -182,9 +178,7 @@ class SignIn:
             self.cache.save()
             return self._token(result)
 
-    def access_token(
-        self, purpose: Purpose = "smtp", *, force_refresh: bool = False
-    ) -> AccessToken:
+    def access_token(self, purpose: Purpose = "smtp") -> AccessToken:
         """A valid access token for SMTP or IMAP, renewed silently with the refresh token."""
         settings = self.settings
         with self._lock, _talking_to(settings):
@@ -194,18 +188,11 @@ class SignIn:
                 raise SmakomError(
                     f"{settings.username} is not signed in with OAuth2: run `smakom login`."
                 )
-            result = app.acquire_token_silent_with_error(
-                [settings.scope(purpose)], accounts[0], force_refresh=force_refresh
-            )
+            result = app.acquire_token_silent_with_error([settings.scope(purpose)], accounts[0])
             if not result or "access_token" not in result:
                 raise SmakomError(_refusal(result or {"error": "invalid_grant"}, settings))
             self.cache.save()
             return self._token(result)
-
-    def sign_out(self) -> bool:
-        """Forget the mailbox's tokens; False when it was not signed in."""
-        with self._lock:
-            return self.cache.delete()
 
     def _application(self) -> msal.PublicClientApplication:
         if self._app is None:

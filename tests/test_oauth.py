@@ -10,7 +10,7 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 
 from smakom_cli.config import load_config
-from smakom_cli.credentials import lookup_token_cache, store_token_cache
+from smakom_cli.credentials import delete_token_cache, lookup_token_cache, store_token_cache
 from smakom_cli.errors import SmakomError
 from smakom_cli.oauth import DeviceCode, KeyringTokenCache, OAuthSettings, SignIn, access_token
 
@@ -194,14 +194,18 @@ def test_a_wrong_client_id_is_explained(oauth_server: OAuthTestServer) -> None:
         sign_in(oauth_server, client_id="nope").device_code_sign_in(lambda _code: None)
 
 
-def test_sign_out_forgets_every_token(oauth_server: OAuthTestServer) -> None:
-    """Signing out removes the tokens from the keyring; a second time says there were none."""
-    session = sign_in(oauth_server)
-    session.device_code_sign_in(entered(oauth_server))
+def test_forgetting_the_sign_in_removes_every_piece(
+    oauth_server: OAuthTestServer, test_keyring: PlaintextKeyring
+) -> None:
+    """Deleting the token cache (what `smakom logout` does) leaves nothing in the keyring."""
+    sign_in(oauth_server).device_code_sign_in(entered(oauth_server))
 
-    assert session.sign_out() is True
+    assert delete_token_cache(USERNAME) is True
     assert lookup_token_cache(USERNAME) is None
-    assert session.sign_out() is False
+    assert test_keyring.get_password("smakom", f"oauth-token-cache:{USERNAME}:0") is None
+    assert delete_token_cache(USERNAME) is False
+    with pytest.raises(SmakomError, match="not signed in"):
+        sign_in(oauth_server).access_token()
 
 
 def test_inbox_gets_an_imap_token_from_the_configuration(
