@@ -248,6 +248,7 @@ def test_a_daily_limit_stops_there_and_the_next_run_goes_on(
 
     assert first.exit_code == 4, first.output
     assert smtp_server.recipients() == everyone[:50]
+    assert "Send paused at the day's sending limit" in first.output
     assert "daily limit of 50 messages" in first.output
     assert "run the same command again after" in first.output
     second = runner.invoke(app, ["send", ISSUE, "--yes", "--subscribers", str(people)])
