@@ -706,7 +706,9 @@ def login(
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Connect and log in to the mail server, without sending anything."
+            "--check",
+            help="Connect and log in to the mail server, without sending anything; with "
+            "OAuth2 also say until when the token is valid.",
         ),
     ] = False,
 ) -> None:
