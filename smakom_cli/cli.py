@@ -21,11 +21,13 @@ from smakom_cli import __version__, output
 from smakom_cli.errors import SmakomError
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable
 
     from smakom_cli.config import Config
     from smakom_cli.delivery import DeliveryReport
     from smakom_cli.mailing import Mailing
+    from smakom_cli.oauth import DeviceCode, SignIn
     from smakom_cli.render import ImageMode
     from smakom_cli.smtp import Login
     from smakom_cli.suppression import Change
@@ -303,7 +305,7 @@ def send(
         output.show_outbox(report, mailing.audience())
         output.show_findings(mailing.check())
         return
-    login = _smtp_login(config)
+    login = _login_source(config)
     if to:
         _make_unsubscribe_secret(config)
         _send_proofs(_with_secret(mailing), to, as_email, login)
@@ -364,8 +366,30 @@ def _smtp_login(config: Config) -> Login | None:
     return Login(username, password.value, remedy=remedy)
 
 
+def _login_source(config: Config) -> Callable[[], Login | None]:
+    """What a send logs in with at each (re)connect: the password, or a fresh OAuth2 token."""
+    if config.smtp.auth != "oauth2":
+        login = _smtp_login(config)
+        return lambda: login
+    sign_in = _oauth_sign_in(config)
+    sign_in.access_token()  # not signed in: say so before anything is sent
+    return lambda: _xoauth2_login(sign_in)
+
+
+def _xoauth2_login(sign_in: SignIn) -> Login:
+    """An SMTP login with the current access token, renewed by msal when it is running out."""
+    from smakom_cli.smtp import Login
+
+    token = sign_in.access_token("smtp")
+    remedy = (
+        "Run `smakom login` to sign in again; if that does not help, see the README "
+        "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
+    )
+    return Login(token.username, token.token, method="xoauth2", remedy=remedy)
+
+
 def _send_proofs(
-    mailing: Mailing, to: list[str], as_email: str | None, login: Login | None
+    mailing: Mailing, to: list[str], as_email: str | None, login: Callable[[], Login | None]
 ) -> None:
     from smakom_cli.sender import send_messages
     from smakom_cli.subscribers import parse_address
@@ -376,7 +400,7 @@ def _send_proofs(
         mailing.proofs(addresses, sample),
         mailing.config.smtp,
         envelope_from=mailing.config.sender.email,
-        login=lambda: login,
+        login=login,
         journal=None,
         is_suppressed=lambda _key: False,
     )
@@ -389,7 +413,7 @@ def _send_proofs(
 
 def _send_to_list(
     mailing: Mailing,
-    login: Login | None,
+    login: Callable[[], Login | None],
     *,
     yes: bool,
     force: bool,
@@ -417,9 +441,7 @@ def _send_to_list(
     mailing = _with_secret(mailing)
     with output.send_progress(plan.pending) as progress:
         delivery = _interruptible(
-            lambda stop: run_send(
-                plan, mailing, login=lambda: login, on_progress=progress, stop=stop
-            )
+            lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
         )
     output.show_delivery(delivery)
     if delivery.resumable:
@@ -699,7 +721,9 @@ def login(
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Connect and log in to the mail server, without sending anything."
+            "--check",
+            help="Connect and log in to the mail server, without sending anything; with "
+            "OAuth2 also say until when the token is valid.",
         ),
     ] = False,
     service_key: Annotated[
@@ -710,7 +734,7 @@ def login(
         ),
     ] = False,
 ) -> None:
-    """Store the SMTP password in the system keyring (asked for, never shown)."""
+    """Sign in to the mail server: a password into the keyring, or OAuth2 with a code."""
     from smakom_cli.credentials import store_password
 
     config = _state(ctx).config()
@@ -718,19 +742,69 @@ def login(
         _store_service_key(config)
         return
     username = _smtp_username(config)
+    if config.smtp.auth == "oauth2":
+        _oauth_login(config, check=check)
+        if not check:
+            _make_unsubscribe_secret(config)
+        return
     where = f"{config.smtp.host}:{config.smtp.port}"
     _warn_if_unencrypted_keyring()
     if check:
         from smakom_cli.smtp import check_login
 
         check_login(config.smtp, _smtp_login(config))
-        output.success(f"Logged in to {where} as {username}.")
+        output.success(f"Logged in to {where} as {username} with a password.")
         return
     password = typer.prompt(f"Password for {username} at {where}", hide_input=True)
     keyring_name = store_password(username, password)
     output.success(f"Stored the password for {username} in the system keyring ({keyring_name}).")
     _make_unsubscribe_secret(config)
     output.info("Run `smakom login --check` to test it against the mail server.")
+
+
+def _oauth_sign_in(config: Config) -> SignIn:
+    """The configured mailbox's OAuth2 sign-in, its tokens in the system keyring."""
+    from smakom_cli.oauth import sign_in_for
+
+    return sign_in_for(config)
+
+
+def _local_time(moment: dt.datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _oauth_login(config: Config, *, check: bool) -> None:
+    """`smakom login` for [smtp] auth = "oauth2": the device code, or --check the sign-in."""
+    from smakom_cli.credentials import keyring_name
+
+    sign_in = _oauth_sign_in(config)
+    username = sign_in.settings.username
+    if check:
+        from smakom_cli.smtp import check_login, where
+
+        token = sign_in.access_token()
+        check_login(config.smtp, _xoauth2_login(sign_in))
+        output.success(
+            f"Logged in to {where(config.smtp)} as {username} with OAuth2 ([smtp] auth = "
+            f'"oauth2"); the access token is valid until {_local_time(token.expires_at)} '
+            "and renews itself."
+        )
+        return
+
+    def show(code: DeviceCode) -> None:
+        output.info(
+            f"To sign in as {username}, open {code.verification_uri} in a web browser on any "
+            f"computer or phone and enter the code {code.user_code} "
+            f"(before {_local_time(code.expires_at)})."
+        )
+        output.info("Waiting for the sign-in to finish… (Ctrl-C to give up)")
+
+    sign_in.device_code_sign_in(show)
+    output.success(
+        f"Signed in as {username} with OAuth2; the sign-in is kept in the system keyring "
+        f"({keyring_name()}) and renews itself."
+    )
+    output.info("Run `smakom login --check` to see it is valid.")
 
 
 def _warn_if_unencrypted_keyring() -> None:
@@ -783,14 +857,16 @@ def _store_service_key(config: Config) -> None:
 
 @app.command()
 def logout(ctx: typer.Context) -> None:
-    """Remove the SMTP password from the system keyring."""
-    from smakom_cli.credentials import delete_password
+    """Remove the SMTP password and the OAuth2 sign-in from the system keyring."""
+    from smakom_cli.credentials import delete_password, delete_token_cache
 
     username = _smtp_username(_state(ctx).config())
     if delete_password(username):
         output.success(f"Removed the password for {username} from the system keyring.")
     else:
         output.info(f"No password for {username} was stored in the system keyring.")
+    if delete_token_cache(username):
+        output.success(f"Removed the OAuth2 sign-in of {username} from the system keyring.")
 
 
 @app.command()

@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 CONFIG_NAME = "smakom.toml"
 SECURITY_MODES = ("starttls", "tls", "none")
+AUTH_METHODS = ("password", "oauth2")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ RANGES: dict[str, Range] = {
     "smtp.connections": Range(1, 10),
     "smtp.rate_per_minute": Range(0, 10_000, note="0 means no limit"),
     "smtp.rate_per_hour": Range(0, 600_000, note="0 means no limit"),
+    "smtp.rate_per_day": Range(0, 10_000_000, note="0 means no limit"),
     "smtp.retry_attempts": Range(0, 20),
     "smtp.retry_delay": Range(0, 3600, unit="seconds"),
     "brand.logo_width": Range(1, 600, unit="pixels"),
@@ -132,6 +134,26 @@ class SmtpConfig:
     retry_attempts: int = 5
     retry_delay: float = 30.0
     max_message_mb: float = 25.0
+    # Filled in from the provider's profile unless smakom.toml gives them (providers.py).
+    provider: str = "custom"
+    auth: str = "password"
+    rate_per_day: int = 0
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """The organisation's app registration for OAuth2 sign-in, and where its tokens come from.
+
+    Empty values mean the provider's defaults (oauth.py): Microsoft's public cloud and the
+    Exchange Online scopes; a sovereign cloud or a test server gives its own.
+    """
+
+    client_id: str = ""
+    tenant: str = "organizations"
+    authority: str = ""
+    smtp_scope: str = ""
+    imap_scope: str = ""
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -186,6 +208,7 @@ class Config:
     sender: SenderConfig = field(default_factory=SenderConfig)
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
     brand: BrandConfig = field(default_factory=BrandConfig)
     contact: ContactConfig = field(default_factory=ContactConfig)
     social: SocialConfig = field(default_factory=SocialConfig)
@@ -261,11 +284,63 @@ def load_config(path: Path) -> Config:
             "Remove it and run `smakom login` to keep it in the system keyring."
         )
     config = _build(Config, table, path, prefix="", extra={"path": path.resolve()})
+    config = _with_provider(config, table.get("smtp", {}))
     _check_values(config)
+    _check_sign_in(config)
     if config.smtp.ca_file:
         ca_file = str(config.folder / config.smtp.ca_file)
         config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, ca_file=ca_file))
+    if config.oauth.ca_file:
+        oauth = dataclasses.replace(config.oauth, ca_file=str(config.folder / config.oauth.ca_file))
+        config = dataclasses.replace(config, oauth=oauth)
     return config
+
+
+def _with_provider(config: Config, given: dict[str, Any]) -> Config:
+    """Fill the [smtp] keys smakom.toml leaves out from the provider's profile."""
+    from smakom_cli.providers import PROFILES, PROVIDERS
+
+    smtp = config.smtp
+    if smtp.provider not in PROVIDERS:
+        raise SmakomError(
+            f"{config.path}: 'smtp.provider' must be one of {', '.join(PROVIDERS)}, "
+            f"not {smtp.provider!r}."
+        )
+    profile = PROFILES.get(smtp.provider)
+    if profile is None:
+        return config
+    filled = {key: value for key, value in profile.defaults().items() if key not in given}
+    if not smtp.username:
+        # With a provider, the mailbox that signs in is the sender's, unless told otherwise.
+        filled["username"] = config.sender.email
+    return dataclasses.replace(config, smtp=dataclasses.replace(smtp, **filled))
+
+
+def _check_sign_in(config: Config) -> None:
+    """[smtp] auth and the [oauth] app registration it needs."""
+    smtp = config.smtp
+    path = config.path
+    if smtp.auth not in AUTH_METHODS:
+        raise SmakomError(
+            f"{path}: 'smtp.auth' must be one of {', '.join(AUTH_METHODS)}, not {smtp.auth!r}."
+        )
+    if smtp.auth != "oauth2":
+        return
+    if smtp.provider == "google":
+        raise SmakomError(
+            f"{path}: smakom signs in to Google with an app password: set [smtp] auth = "
+            '"password" (or remove it) and store the app password with `smakom login`.'
+        )
+    if not config.oauth.client_id:
+        raise SmakomError(
+            f'{path}: [smtp] auth = "oauth2" needs [oauth] client_id, the Application (client) '
+            "ID of your organisation's app registration in Microsoft Entra (see the README, "
+            "Microsoft 365)."
+        )
+    if not smtp.username:
+        raise SmakomError(
+            f"{path}: [smtp] username (or [sender] email) must be the mailbox that signs in."
+        )
 
 
 def _all_keys(table: dict[str, Any]) -> set[str]:

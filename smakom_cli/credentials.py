@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -171,6 +171,65 @@ def _check_service_key(key: str, name: str) -> None:
         )
 
 
+# Windows' Credential Manager holds at most 2,560 bytes a credential (1,280 characters as
+# keyring stores them, keyring#540); an OAuth2 token cache is several times that.
+_CHUNK = 1_000
+
+
+def _token_cache_user(username: str) -> str:
+    return f"oauth-token-cache:{username}"
+
+
+def store_token_cache(username: str, text: str) -> None:
+    """Keep the OAuth2 token cache of `username`, in pieces small enough for every keyring."""
+    head = _token_cache_user(username)
+    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    with _keyring(oauth=True):
+        previous = _chunk_count(head)
+        for number, chunk in enumerate(chunks):
+            keyring.set_password(SERVICE, f"{head}:{number}", chunk)
+        # The count last: an interrupted write leaves the previous cache readable.
+        keyring.set_password(SERVICE, head, str(len(chunks)))
+        for number in range(len(chunks), previous):
+            _delete(f"{head}:{number}")
+
+
+def lookup_token_cache(username: str) -> str | None:
+    """The OAuth2 token cache of `username`; None when there is none (or it is incomplete)."""
+    head = _token_cache_user(username)
+    with _keyring(oauth=True):
+        parts = []
+        for number in range(_chunk_count(head)):
+            chunk = keyring.get_password(SERVICE, f"{head}:{number}")
+            if chunk is None:
+                return None
+            parts.append(chunk)
+        return "".join(parts) if parts else None
+
+
+def delete_token_cache(username: str) -> bool:
+    """Forget the OAuth2 tokens of `username`; False when none were stored."""
+    head = _token_cache_user(username)
+    with _keyring(oauth=True):
+        count = _chunk_count(head)
+        if keyring.get_password(SERVICE, head) is None:
+            return False
+        for number in range(count):
+            _delete(f"{head}:{number}")
+        _delete(head)
+        return True
+
+
+def _chunk_count(head: str) -> int:
+    stored = keyring.get_password(SERVICE, head)
+    return int(stored) if stored and stored.isdigit() else 0
+
+
+def _delete(user: str) -> None:
+    with suppress(keyring.errors.PasswordDeleteError):  # already gone: what deleting wants
+        keyring.delete_password(SERVICE, user)
+
+
 def keyring_name() -> str:
     """Which keyring backend holds the secrets (e.g. "Windows WinVaultKeyring")."""
     with _keyring():
@@ -182,12 +241,18 @@ def _backend_name(backend: keyring.backend.KeyringBackend) -> str:
 
 
 @contextmanager
-def _keyring() -> Iterator[None]:
+def _keyring(*, oauth: bool = False) -> Iterator[None]:
     """Turn the keyring's errors into one sentence that says how to go on without it."""
     advice = (
         f"Set {PASSWORD_VARIABLE} (and {SECRET_VARIABLE}) in the environment for unattended "
         "runs, or install a keyring backend (see https://pypi.org/project/keyring/)."
     )
+    if oauth:
+        # Tokens renew themselves, so they cannot live in an environment variable.
+        advice = (
+            "OAuth2 sign-in keeps its tokens in the keyring: install a keyring backend "
+            "(see https://pypi.org/project/keyring/) and run `smakom login` again."
+        )
     try:
         yield
     except keyring.errors.NoKeyringError:

@@ -154,7 +154,9 @@ def show_send_report(report: SendReport, report_file: Path | None) -> None:
 def show_delivery(delivery: DeliveryReport) -> None:
     """The tally of a send to the list, with everything still open in its journal."""
     _show_tally(delivery.send, delivery.uncertain, delivery.report_file, delivery.report_error)
-    if delivery.send.stopped_by:
+    if delivery.send.resume_after is not None:
+        warning(delivery.send.stopped_by)  # a limit reached, not a fault
+    elif delivery.send.stopped_by:
         error(delivery.send.stopped_by)
     if delivery.resumable:
         info("Run the same command again to send to those not yet sent.")
@@ -181,7 +183,9 @@ def _show_tally(
         summary.add_row("Uncertain (may have arrived)", str(len(uncertain)))
     if report_file:
         summary.add_row("Report", Text(str(report_file)))
-    if report.stopped_by:
+    if report.resume_after is not None:
+        title = "Send paused at the day's sending limit"
+    elif report.stopped_by:
         title = "Send stopped by a fault"
     elif report.interrupted:
         title = "Send interrupted"

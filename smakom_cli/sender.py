@@ -11,6 +11,7 @@ run, and the report says so and what was done until then.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import itertools
 import queue
@@ -25,6 +26,7 @@ from smakom_cli.config import SmtpConfig
 from smakom_cli.errors import SmakomError
 from smakom_cli.journal import Journal
 from smakom_cli.outcome import Outcome
+from smakom_cli.providers import explain_reply, is_sending_limit
 from smakom_cli.smtp import Login, Outgoing, Unreachable, alive, connect, hang_up, transact, where
 
 # The calling thread never blocks longer than this, so a Ctrl-C (which only sets `stop`, and
@@ -37,6 +39,7 @@ _MAX_DROPS_IN_A_ROW = 3
 _MAX_BACKOFF_FACTOR = 10
 # Not taken, for a reason that is not the recipient's: the next run sends them.
 _JOURNALLED_AS = {Outcome.DROPPED: Outcome.DEFERRED, Outcome.SENDER_REFUSED: Outcome.DEFERRED}
+_DAY_SECONDS = 24 * 3600.0
 # A connection unused for this long (e.g. while the rate limit waits) is checked with NOOP
 # before use: servers close idle connections, and that is no reason to count a failure.
 _IDLE_SECONDS = 10.0
@@ -80,6 +83,8 @@ class SendReport:
     interrupted: bool
     deferred: tuple[Failure, ...] = ()
     stopped_by: str = ""
+    resume_after: dt.datetime | None = None
+    """When a daily sending limit stopped the run: the earliest time the rest can go."""
 
     @property
     def complete(self) -> bool:
@@ -207,8 +212,37 @@ class _Shared:
         return float(min(delay * 2 ** (attempt - 1), delay * _MAX_BACKOFF_FACTOR))
 
 
+class DailyLimitReached(SmakomError):
+    """[smtp] rate_per_day messages started in 24 hours: the run stops, to go on later."""
+
+    def __init__(self, limit: int, resume_after: dt.datetime) -> None:
+        when = resume_after.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        super().__init__(
+            f"The daily limit of {limit} messages ([smtp] rate_per_day) is reached: run the "
+            f"same command again after {when} to send to the rest."
+        )
+        self.resume_after = resume_after
+
+
+class SendingLimitRefused(SmakomError):
+    """The provider refused a message because the mailbox reached its sending quota."""
+
+    def __init__(self, smtp: SmtpConfig, reply: str) -> None:
+        advice = explain_reply(smtp.provider, reply) or "run the same command again tomorrow."
+        super().__init__(f"{where(smtp)} stopped the send ({reply}). {advice}")
+        # Microsoft and Google count a rolling 24 hours and say no more precisely.
+        self.resume_after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=_DAY_SECONDS)
+
+
+_REFUSALS = frozenset({Outcome.FAILED, Outcome.DEFERRED, Outcome.SENDER_REFUSED})
+
+
 class _RateLimit:
-    """Start times of recent messages on all connections, so no window exceeds its limit."""
+    """Start times of recent messages on all connections, so no window exceeds its limit.
+
+    The minute and hour windows wait; the day window (rate_per_day, a rolling 24 hours, as
+    Microsoft 365 and Google count) stops the run instead of waiting for hours.
+    """
 
     def __init__(self, smtp: SmtpConfig, clock: Callable[[], float]) -> None:
         self._windows = [
@@ -216,14 +250,20 @@ class _RateLimit:
             for limit, seconds in ((smtp.rate_per_minute, 60.0), (smtp.rate_per_hour, 3600.0))
             if limit > 0
         ]
+        self._day_limit = smtp.rate_per_day
+        self._day = deque[float]()
         self._clock = clock
         self._lock = threading.Lock()
 
     def take_turn(self, pause: Callable[[float], bool]) -> bool:
-        """Wait until a message may start and count it as started; False if the run stops."""
+        """Wait until a message may start and count it as started; False if the run stops.
+
+        Raises DailyLimitReached when the day's quota is used up.
+        """
         while True:
             with self._lock:
                 now = self._clock()
+                self._check_day(now)
                 delay = 0.0
                 for limit, seconds, starts in self._windows:
                     while starts and starts[0] + seconds <= now:
@@ -233,9 +273,21 @@ class _RateLimit:
                 if delay <= 0:
                     for _, _, starts in self._windows:
                         starts.append(now)
+                    if self._day_limit > 0:
+                        self._day.append(now)
                     return True
             if not pause(delay):
                 return False
+
+    def _check_day(self, now: float) -> None:
+        if self._day_limit <= 0:
+            return
+        while self._day and self._day[0] + _DAY_SECONDS <= now:
+            self._day.popleft()
+        if len(self._day) >= self._day_limit:
+            wait = self._day[0] + _DAY_SECONDS - now
+            resume = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+            raise DailyLimitReached(self._day_limit, resume)
 
 
 class _Dispatcher:
@@ -289,6 +341,9 @@ class _Dispatcher:
             if not isinstance(self.error, SmakomError | OSError):
                 raise self.error  # a bug: the traceback is what helps
             stopped_by = _sentence(self.error)
+        resume_after = None
+        if isinstance(self.error, DailyLimitReached | SendingLimitRefused):
+            resume_after = self.error.resume_after
         return SendReport(
             sent=self.sent,
             failed=tuple(self.failed),
@@ -298,6 +353,7 @@ class _Dispatcher:
             interrupted=interrupted and not stopped_by,
             deferred=tuple(self.deferred),
             stopped_by=stopped_by,
+            resume_after=resume_after,
         )
 
     def _feed(self, source: Iterator[Outgoing]) -> bool:
@@ -434,6 +490,11 @@ class _Worker(threading.Thread):
                 self.connection, shared.envelope_from, item.outgoing, before_end
             )
             self.last_used = time.monotonic()
+            if outcome in _REFUSALS and is_sending_limit(shared.smtp.provider, reply):
+                # The mailbox's quota, not this recipient: deferred, and the run stops.
+                shared.note(Outcome.DEFERRED, key, reply)
+                error = SendingLimitRefused(shared.smtp, reply)
+                return _Result(item, Outcome.DEFERRED, reply, error=error)
             if outcome != Outcome.UNCERTAIN:
                 shared.note(_JOURNALLED_AS.get(outcome, outcome), key, reply)
             return self._after(item, outcome, reply)
@@ -480,10 +541,12 @@ class _Worker(threading.Thread):
         else:
             self.drops_in_a_row = 0
         if outcome == Outcome.SENDER_REFUSED:
+            advice = explain_reply(self.shared.smtp.provider, reply) or (
+                "Check [sender] email, and that [smtp] username may send as it."
+            )
             error = SmakomError(
                 f"{where(self.shared.smtp)} refused the sender address "
-                f"{self.shared.envelope_from} ({reply}). Check [sender] email, and that "
-                "[smtp] username may send as it."
+                f"{self.shared.envelope_from} ({reply}). {advice}"
             )
         return _Result(item, outcome, reply, error)
 

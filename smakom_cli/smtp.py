@@ -17,6 +17,7 @@ from typing import Literal
 from smakom_cli.config import SmtpConfig
 from smakom_cli.errors import SmakomError
 from smakom_cli.outcome import Outcome
+from smakom_cli.providers import explain_reply
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # RFC 5322 §2.1.1: a line of a message must not be longer than this, CRLF excluded.
@@ -178,6 +179,9 @@ def _authenticate(connection: smtplib.SMTP, smtp: SmtpConfig, login: Login) -> N
             "security, or leave [smtp] username empty if the server needs no login."
         )
     mechanisms = connection.esmtp_features["auth"].upper().split()
+    if login.method == "xoauth2":
+        _authenticate_xoauth2(connection, smtp, login, mechanisms)
+        return
     if "PLAIN" in mechanisms:
         token = _b64(f"\0{login.username}\0{login.secret}")
         code, text = connection.docmd("AUTH", f"PLAIN {token}")
@@ -190,6 +194,32 @@ def _authenticate(connection: smtplib.SMTP, smtp: SmtpConfig, login: Login) -> N
             f"{where(smtp)} offers no login method smakom knows "
             f"(it offers {' '.join(mechanisms)}; smakom uses PLAIN or LOGIN)."
         )
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, text)
+
+
+def _authenticate_xoauth2(
+    connection: smtplib.SMTP, smtp: SmtpConfig, login: Login, mechanisms: list[str]
+) -> None:
+    """SASL XOAUTH2 with an OAuth2 access token, as Exchange Online and Gmail take it.
+
+    The token goes on its own line after the 334, not on the AUTH line: a real token is a
+    few thousand characters, more than some servers allow on a command line. A refused
+    token may come back as a 334 with an error (Gmail does this); the empty reply it expects
+    gets the final 535.
+    """
+    if "XOAUTH2" not in mechanisms:
+        raise SmakomError(
+            f"{where(smtp)} does not offer OAuth2 sign-in (XOAUTH2; it offers "
+            f'{" ".join(mechanisms)}). Check [smtp] host, or set [smtp] auth = "password".'
+        )
+    code, text = connection.docmd("AUTH", "XOAUTH2")
+    if code == 334:
+        code, text = connection.docmd(
+            _b64(f"user={login.username}\x01auth=Bearer {login.secret}\x01\x01")
+        )
+        if code == 334:
+            code, text = connection.docmd("")
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, text)
 
@@ -211,6 +241,7 @@ def explain(exc: OSError, smtp: SmtpConfig, login: Login | None) -> SmakomError:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         reply = format_reply(exc.smtp_code, exc.smtp_error)
         remedy = login.remedy if login is not None else Login("", "").remedy
+        remedy = explain_reply(smtp.provider, reply) or remedy
         return SmakomError(f"{place} refused the login for {smtp.username} ({reply}). {remedy}")
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return SmakomError(
@@ -225,7 +256,8 @@ def explain(exc: OSError, smtp: SmtpConfig, login: Login | None) -> SmakomError:
     if isinstance(exc, smtplib.SMTPResponseException):
         kind = Unreachable if 400 <= exc.smtp_code < 500 else SmakomError
         reply = format_reply(exc.smtp_code, exc.smtp_error)
-        return kind(f"{place} refused the connection ({reply}).")
+        advice = explain_reply(smtp.provider, reply)
+        return kind(f"{place} refused the connection ({reply}).{f' {advice}' if advice else ''}")
     if isinstance(exc, smtplib.SMTPException):
         return SmakomError(f"{place}: {exc}.")
     return Unreachable(

@@ -16,6 +16,7 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
+from .oauth_server import OAuthTestServer, running_oauth_server
 from .smtp_server import (
     Certificates,
     SmtpTestServer,
@@ -90,3 +91,10 @@ def closed_smtp_port() -> Iterator[int]:
     """A port on 127.0.0.1 where no server listens."""
     with closed_port() as port:
         yield port
+
+
+@pytest.fixture
+def oauth_server(smtp_certificates: Certificates) -> Iterator[OAuthTestServer]:
+    """An OAuth2 server (device code, refresh tokens) on 127.0.0.1 over HTTPS."""
+    with running_oauth_server(smtp_certificates) as server:
+        yield server

@@ -15,10 +15,12 @@ fixtures in conftest.py (`smtp_server`, `smtp_server_tls`, `smtp_certificates`,
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -88,6 +90,14 @@ class Faults:
     vanish_after_data: set[str] = field(default_factory=set)
     """Keep the message for these addresses but close the connection instead of answering,
     so the client cannot know it arrived."""
+    quota_after: int | None = None
+    """Once this many messages are accepted, refuse every MAIL FROM the way Exchange Online
+    refuses a mailbox past its daily quota (554 5.2.2 ... sender quota exceeded)."""
+    delay_data: float = 0.0
+    """Seconds to wait before answering each DATA: a slow server, so a send takes time."""
+    xoauth2_challenge: bool = False
+    """Refuse a bad XOAUTH2 token Gmail's way: a 334 with a JSON error, then 535 after the
+    client's empty reply (without it: Exchange's way, 535 5.7.3 at once)."""
 
 
 class RecordingHandler:
@@ -101,6 +111,10 @@ class RecordingHandler:
         self._tripped: set[str] = set()
         self.connections = 0
         self.auth_attempts = 0
+        self.token_is_valid: Callable[[str, str], bool] | None = None
+        """Set to accept AUTH XOAUTH2: (user, access token) → whether it is a live token."""
+        self.xoauth2_tokens: list[str] = []
+        """Every token accepted with XOAUTH2, in order."""
 
     @property
     def messages(self) -> list[Received]:
@@ -118,6 +132,34 @@ class RecordingHandler:
         )
         return AuthResult(success=ok, handled=False)  # aiosmtpd answers 235 or 535
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 (developers.google.com/gmail/imap/xoauth2-protocol), as Exchange does it."""
+        with self._lock:
+            self.auth_attempts += 1
+        blob = await server.challenge_auth("") if len(args) == 1 else _b64decode(args[1])
+        if blob is None:
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 Cannot decode base64"
+            )
+        if not isinstance(blob, bytes):
+            return AuthResult(success=False, handled=True)  # aiosmtpd has answered already
+        # "user=<address>\x01auth=Bearer <token>\x01\x01"
+        fields = dict(
+            part.partition("=")[::2] for part in blob.decode("utf-8", "replace").split("\x01")
+        )
+        scheme, _, token = fields.get("auth", "").partition(" ")
+        check = self.token_is_valid
+        if check is not None and scheme == "Bearer" and check(fields.get("user", ""), token):
+            with self._lock:
+                self.xoauth2_tokens.append(token)
+            return AuthResult(success=True, auth_data=fields["user"])
+        if self.faults.xoauth2_challenge:
+            error = '{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
+            await server.challenge_auth(error)
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -128,6 +170,9 @@ class RecordingHandler:
             return "421 4.3.2 Service not available, try again later"
         if address in self.faults.reject:
             return f"550 5.7.1 <{address}>: Sender address rejected: not owned by user"
+        quota = self.faults.quota_after
+        if quota is not None and len(self.messages) >= quota:
+            return "554 5.2.2 STOREDRV.ClientSubmit; sender quota exceeded"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -149,6 +194,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.faults.delay_data:
+            await asyncio.sleep(self.faults.delay_data)
         received = Received(
             str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(envelope.original_content)
         )
@@ -169,6 +216,13 @@ class RecordingHandler:
                 self._tripped.add(fault)
                 return True
             return False
+
+
+def _b64decode(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return None
 
 
 def _close_soon(server: SMTP) -> None:
