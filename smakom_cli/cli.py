@@ -577,6 +577,29 @@ def _smtp_username(config: Config) -> str:
     return config.smtp.username
 
 
+InboxOption = Annotated[
+    bool,
+    typer.Option("--inbox", help="The password of the mailbox `smakom inbox` reads ([inbox])."),
+]
+
+
+def _login_inbox(config: Config) -> None:
+    from smakom_cli.credentials import store_imap_password
+
+    username = config.inbox.username
+    if not username:
+        raise SmakomError(
+            f"{config.path}: [inbox] has no username. Add the account name of the mailbox "
+            "(often its e-mail address), then run the command again."
+        )
+    where = f"{config.inbox.host}:{config.inbox.server_port}"
+    password = typer.prompt(f"Mailbox password for {username} at {where}", hide_input=True)
+    keyring_name = store_imap_password(username, password)
+    output.success(
+        f"Stored the mailbox password for {username} in the system keyring ({keyring_name})."
+    )
+
+
 @app.command()
 def login(
     ctx: typer.Context,
@@ -586,11 +609,15 @@ def login(
             "--check", help="Connect and log in to the mail server, without sending anything."
         ),
     ] = False,
+    inbox: InboxOption = False,
 ) -> None:
     """Store the SMTP password in the system keyring (asked for, never shown)."""
     from smakom_cli.credentials import lookup_password, store_password
 
     config = _state(ctx).config()
+    if inbox:
+        _login_inbox(config)
+        return
     username = _smtp_username(config)
     where = f"{config.smtp.host}:{config.smtp.port}"
     if check:
@@ -606,15 +633,57 @@ def login(
 
 
 @app.command()
-def logout(ctx: typer.Context) -> None:
+def logout(ctx: typer.Context, inbox: InboxOption = False) -> None:
     """Remove the SMTP password from the system keyring."""
-    from smakom_cli.credentials import delete_password
+    from smakom_cli.credentials import delete_imap_password, delete_password
 
-    username = _smtp_username(_state(ctx).config())
+    config = _state(ctx).config()
+    if inbox:
+        name = config.inbox.username
+        if name and delete_imap_password(name):
+            output.success(f"Removed the mailbox password for {name} from the system keyring.")
+        else:
+            output.info(f"No mailbox password for {name or '[inbox] username'} was stored.")
+        return
+    username = _smtp_username(config)
     if delete_password(username):
         output.success(f"Removed the password for {username} from the system keyring.")
     else:
         output.info(f"No password for {username} was stored in the system keyring.")
+
+
+@app.command()
+def inbox(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be done; change nothing anywhere."),
+    ] = False,
+) -> None:
+    """Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail."""
+    from datetime import datetime
+
+    from smakom_cli.credentials import lookup_imap_password, unsubscribe_secret
+    from smakom_cli.inbox import read_inbox, require_mailbox, write_reports
+
+    config = _state(ctx).config()
+    username = require_mailbox(config).username
+    password = lookup_imap_password(username, os.environ)
+    if password is None:
+        raise SmakomError(
+            f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
+            "first (or set SMAKOM_IMAP_PASSWORD for unattended runs)."
+        )
+    try:
+        secret: bytes | None = unsubscribe_secret(config.list_id, os.environ)
+    except SmakomError as exc:
+        output.warning(f"{exc} Bounces are matched by address only.")
+        secret = None
+    report = read_inbox(config, password, secret, dry_run=dry_run)
+    files = [] if dry_run else write_reports(config, report, datetime.now())
+    output.show_inbox(report, files)
+    if report.interrupted:
+        raise SmakomError(report.interrupted)
 
 
 def main() -> None:

@@ -66,6 +66,30 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class InboxConfig:
+    """The mailbox `smakom inbox` reads over IMAP, and the folders it sorts mail into."""
+
+    host: str = ""
+    port: int = 0  # 0: the usual port of the security mode, 993 (tls) or 143 (starttls)
+    security: str = "tls"
+    username: str = ""
+    ca_file: str = ""
+    timeout: float = 30.0
+    folder: str = "INBOX"
+    bounce_folder: str = "smakom/studsar"
+    unsubscribe_folder: str = "smakom/avregistreringar"
+    auto_reply_folder: str = "smakom/autosvar"
+    soft_bounce_limit: int = 3
+
+    @property
+    def server_port(self) -> int:
+        return self.port or (143 if self.security == "starttls" else 993)
+
+
+INBOX_SECURITY_MODES = ("tls", "starttls")
+
+
+@dataclass(frozen=True)
 class BrandConfig:
     logo: str = ""
     logo_alt: str = ""
@@ -117,6 +141,7 @@ class Config:
     sender: SenderConfig = field(default_factory=SenderConfig)
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
     brand: BrandConfig = field(default_factory=BrandConfig)
     contact: ContactConfig = field(default_factory=ContactConfig)
     social: SocialConfig = field(default_factory=SocialConfig)
@@ -196,6 +221,11 @@ def load_config(path: Path) -> Config:
     if config.smtp.ca_file:
         ca_file = str(config.folder / config.smtp.ca_file)
         config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, ca_file=ca_file))
+    _check_inbox(config)
+    if config.inbox.ca_file:
+        ca_file = str(config.folder / config.inbox.ca_file)
+        inbox = dataclasses.replace(config.inbox, ca_file=ca_file)
+        config = dataclasses.replace(config, inbox=inbox)
     return config
 
 
@@ -263,3 +293,43 @@ def _check_values(config: Config) -> None:
     url = config.unsubscribe.url
     if url and not url.startswith("https://"):
         raise SmakomError(f"{path}: 'unsubscribe.url' must start with https:// (RFC 8058).")
+
+
+def _check_inbox(config: Config) -> None:
+    """The [inbox] table: a known security mode, a real port, sensible limits and folders."""
+    inbox = config.inbox
+    path = config.path
+    if inbox.security not in INBOX_SECURITY_MODES:
+        raise SmakomError(
+            f"{path}: 'inbox.security' must be one of {', '.join(INBOX_SECURITY_MODES)} "
+            f"(IMAP is never read unencrypted), not {inbox.security!r}."
+        )
+    if not 0 <= inbox.port <= 65535:
+        raise SmakomError(
+            f"{path}: 'inbox.port' must be between 1 and 65535 (or 0 for the usual one), "
+            f"not {inbox.port}."
+        )
+    if not 1 <= inbox.soft_bounce_limit <= 100:
+        raise SmakomError(
+            f"{path}: 'inbox.soft_bounce_limit' must be between 1 and 100 issues, "
+            f"not {inbox.soft_bounce_limit}."
+        )
+    if not 0 < inbox.timeout <= 3600:
+        raise SmakomError(
+            f"{path}: 'inbox.timeout' must be more than 0 and at most 3600 seconds, "
+            f"not {inbox.timeout}."
+        )
+    folders = {"folder": inbox.folder}
+    folders |= {
+        key: getattr(inbox, key)
+        for key in ("bounce_folder", "unsubscribe_folder", "auto_reply_folder")
+    }
+    for key, name in folders.items():
+        if not name.strip() or any(ord(c) < 32 for c in name):
+            raise SmakomError(f"{path}: 'inbox.{key}' must be a folder name, not {name!r}.")
+    sorted_into = [folders[key] for key in folders if key != "folder"]
+    if inbox.folder in sorted_into:
+        raise SmakomError(
+            f"{path}: [inbox] sorts mail out of '{inbox.folder}', so it cannot also be the "
+            "folder handled mail is moved to; give the folders different names."
+        )

@@ -93,3 +93,32 @@ def _keyring() -> Iterator[None]:
         raise SmakomError(
             f"The system keyring could not be used ({type(exc).__name__}). {advice}"
         ) from None
+
+
+# Name of an environment variable, not a secret.
+IMAP_PASSWORD_VARIABLE = "SMAKOM_IMAP_PASSWORD"  # noqa: S105
+
+
+def _imap_user(username: str) -> str:
+    """The keyring entry of the mailbox password: its own, beside the SMTP one."""
+    return f"imap:{username}"
+
+
+def store_imap_password(username: str, password: str) -> str:
+    """Keep the mailbox (IMAP) password for `username`; returns the keyring backend's name."""
+    return store_password(_imap_user(username), password)
+
+
+def delete_imap_password(username: str) -> bool:
+    """Forget the mailbox password for `username`; False when none was stored."""
+    return delete_password(_imap_user(username))
+
+
+def lookup_imap_password(username: str, environ: Mapping[str, str]) -> str | None:
+    """The mailbox password: SMAKOM_IMAP_PASSWORD (unattended runs) wins over the keyring."""
+    if environ.get(IMAP_PASSWORD_VARIABLE):
+        return environ[IMAP_PASSWORD_VARIABLE]
+    if not username:
+        return None
+    with _keyring():
+        return keyring.get_password(SERVICE, _imap_user(username))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from smakom_cli.archive import ArchiveReport
     from smakom_cli.check import Finding
+    from smakom_cli.inbox import InboxReport
     from smakom_cli.mailing import OutboxReport
     from smakom_cli.preview import Preview
     from smakom_cli.sender import ProgressEvent, SendReport
@@ -178,3 +179,28 @@ def show_archive(report: ArchiveReport, web_base_url: str) -> None:
             "[newsletter] web_base_url is not set in smakom.toml, so the mails do not link "
             "to these pages."
         )
+
+
+def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
+    """What `smakom inbox` made of each new message, by kind, and where the report went."""
+    from smakom_cli.inbox import SECTIONS, row
+
+    title = "Dry run: nothing was changed" if report.dry_run else f"{report.host}: {report.folder}"
+    grid = Table("Kind", "Address", "What was done", "Why", "Where", title=title)
+    grid.title_justify = "left"
+    for kind, label in SECTIONS:
+        for item in (i for i in report.items if i.verdict.kind == kind):
+            grid.add_row(label, *(Text(cell) for cell in row(item)))
+    if report.items:
+        console.print(grid)
+    counts = ", ".join(
+        f"{label.lower()} {sum(i.verdict.kind == kind for i in report.items)}"
+        for kind, label in SECTIONS
+    )
+    info(f"{len(report.items)} new message(s): {counts}.")
+    if report.already_seen:
+        info(f"{report.already_seen} message(s) were sorted by an earlier run and left alone.")
+    if report.finished_moves:
+        info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
+    for path in files:
+        info(f"Report: {path}")
