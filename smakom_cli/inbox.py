@@ -319,10 +319,22 @@ class _Run:
             self.on_message(item)
 
     def _finish_moves(self, entries: Sequence[Entry]) -> None:
-        """Moves an earlier run recorded but did not get to (its connection was lost)."""
-        for entry in entries:
-            if entry.action == "move":
+        """Moves an earlier run recorded but did not get to (its connection was lost).
+
+        A message with the keyword was copied already: it is only expunged, where the
+        server can expunge that one UID, and otherwise stays, sorted, where it is.
+        """
+        pending = [entry for entry in entries if entry.action == "move"]
+        if not pending:
+            return
+        flags = self.client.get_flags([entry.uid for entry in pending])
+        for entry in pending:
+            if SORTED_KEYWORD.lower() not in {_flag(f) for f in flags.get(entry.uid, ())}:
                 self._move(entry.uid, entry.to)
+                self.finished_moves += 1
+            elif b"UIDPLUS" in self.client.capabilities():
+                self.client.add_flags([entry.uid], [b"\\Deleted"])
+                self.client.uid_expunge([entry.uid])
                 self.finished_moves += 1
 
     def _move(self, uid: int, folder: str) -> None:
@@ -366,13 +378,12 @@ def decide(
     if verdict.kind in ("hard", "soft"):
         return _decide_bounce(verdict, deliveries, log, inbox)
     if verdict.kind == "unsubscribe":
-        listed = ", ".join(verdict.addresses) or verdict.sender
         if not verdict.confirmed or not verdict.addresses:
-            return _Decision("leave", "", f"for a person: {verdict.reason}", verdict.issue)
+            return _Decision("leave", "", f"left for a person: {verdict.reason}", verdict.issue)
         return _Decision(
             "move",
             inbox.unsubscribe_folder,
-            f"unsubscribed {listed}",
+            "unsubscribed",
             verdict.issue,
             verdict.addresses,
             unsubscribe=verdict.addresses,
@@ -389,8 +400,8 @@ def decide(
                 verdict.issue,
                 verdict.addresses,
             )
-        return _Decision("leave", "", "an auto-reply not about the newsletter: left in place")
-    return _Decision("leave", "", "left in place for a person", verdict.issue, verdict.addresses)
+        return _Decision("leave", "", "not about the newsletter: left in place")
+    return _Decision("leave", "", "left in place", verdict.issue, verdict.addresses)
 
 
 def _decide_bounce(
@@ -404,23 +415,19 @@ def _decide_bounce(
         elif not verdict.issue and issues:
             matched.append((address, issues[-1]))
     if not matched:
-        about = ", ".join(verdict.addresses) or "an address that could not be read"
-        return _Decision(
-            "leave",
-            "",
-            f"a bounce for {about}, never sent this newsletter"
-            + (f" issue {verdict.issue}" if verdict.issue else "")
-            + ": left in place for a person",
-            verdict.issue,
-            verdict.addresses,
-        )
+        what = f"issue {verdict.issue}" if verdict.issue else "this newsletter"
+        if not verdict.addresses:
+            effect = "no address could be read from it: left for a person"
+        else:
+            effect = f"never sent {what}: left for a person"
+        return _Decision("leave", "", effect, verdict.issue, verdict.addresses)
     addresses = tuple(address for address, _ in matched)
     issue = matched[0][1]
     if verdict.kind == "hard":
         return _Decision(
             "move",
             inbox.bounce_folder,
-            f"hard bounce: unsubscribed {', '.join(addresses)}",
+            "unsubscribed",
             issue,
             addresses,
             unsubscribe=addresses,
@@ -430,9 +437,12 @@ def _decide_bounce(
     limit = inbox.soft_bounce_limit
     counts = {a: soft_bounce_count(a, i, deliveries, log) for a, i in matched}
     over = tuple(a for a, n in counts.items() if n >= limit)
-    effect = "soft bounce: " + ", ".join(f"{a} {n} of {limit}" for a, n in counts.items())
+    if len(counts) == 1:
+        effect = f"counted: {next(iter(counts.values()))} of {limit} issues in a row"
+    else:
+        effect = "counted: " + ", ".join(f"{a} {n} of {limit}" for a, n in counts.items())
     if over:
-        effect += f"; unsubscribed {', '.join(over)}"
+        effect += "; unsubscribed" if len(counts) == 1 else f"; unsubscribed {', '.join(over)}"
     reason = f"soft bounces on {limit} issues in a row; the last: {_bounce_reason(verdict)}"
     return _Decision(
         "move",
@@ -517,7 +527,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("soft", "Soft bounces"),
     ("unsubscribe", "Unsubscribe requests"),
     ("auto-reply", "Auto-replies"),
-    ("unknown", "Other mail (left in place)"),
+    ("unknown", "Other mail"),
 )
 
 

@@ -185,12 +185,18 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
     """What `smakom inbox` made of each new message, by kind, and where the report went."""
     from smakom_cli.inbox import SECTIONS, row
 
-    title = "Dry run: nothing was changed" if report.dry_run else f"{report.host}: {report.folder}"
-    grid = Table("Kind", "Address", "What was done", "Why", "Where", title=title)
-    grid.title_justify = "left"
-    for kind, label in SECTIONS:
+    title = f"{report.host}: {report.folder}"
+    if report.dry_run:
+        title = f"Dry run, nothing was changed ({title})"
+    grid = Table(title=title, title_justify="left")
+    grid.add_column("Kind", no_wrap=True)
+    grid.add_column("Address", overflow="fold")
+    grid.add_column("Done")
+    grid.add_column("Why")
+    grid.add_column("Folder", overflow="fold")
+    for kind, _label in SECTIONS:
         for item in (i for i in report.items if i.verdict.kind == kind):
-            grid.add_row(label, *(Text(cell) for cell in row(item)))
+            grid.add_row(kind, *(Text(cell) for cell in row(item)))
     if report.items:
         console.print(grid)
     counts = ", ".join(

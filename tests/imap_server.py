@@ -2,7 +2,7 @@
 
 It listens for IMAP with STARTTLS and for IMAP over TLS (the trustme certificate of
 smtp_server.py), authenticates users from a passwd-file, and keeps each user's mail in a
-Maildir. Every test gets a user of its own (`new_user`), so tests share one running server
+Maildir. Every test takes a user of its own (`new_user`), so tests share one running server
 and still start with an empty mailbox. `kick` drops a user's connections from the server
 side, as a server restart or a network failure would.
 """
@@ -28,7 +28,13 @@ from .smtp_server import HOST, Certificates
 
 PASSWORD = "Fjällräv-i-Malå-2021"
 _START_TIMEOUT = 15.0
-_users = itertools.count(1)
+# Every user is in the passwd-file from the start: Dovecot notices a changed file by its
+# modification time, to the second, so users added one by one were not always seen.
+_USERS = 40
+
+
+def _user(number: int, *, old_server: bool = False) -> str:
+    return f"kansli{'-old' if old_server else ''}{number}@smakom.se"
 
 
 @dataclass
@@ -44,18 +50,19 @@ class DovecotServer:
     ca_file: Path
     uid: int
     gid: int
-    users: list[str] = field(default_factory=list)
+    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _old_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
-    def new_user(self) -> str:
-        """A user with an empty mailbox, known to the server at once (passwd-file is re-read)."""
-        name = f"kansli{next(_users)}@smakom.se"
-        home = self.homes / name
-        home.mkdir()
-        os.chown(home, self.uid, self.gid)
-        with self.passwd_file.open("a", encoding="utf-8") as file:
-            file.write(f"{name}:{{PLAIN}}{PASSWORD}:{self.uid}:{self.gid}::{home}::\n")
-        self.users.append(name)
-        return name
+    def new_user(self, *, old_server: bool = False) -> str:
+        """A user whose mailbox no test has touched yet.
+
+        For an `old_server` user the server claims to know nothing but IMAP4rev1 (no MOVE,
+        UIDPLUS or NAMESPACE), as some older servers do.
+        """
+        number = next(self._old_numbers if old_server else self._numbers)
+        if number > _USERS:
+            raise RuntimeError(f"the test server has only {_USERS} such users; raise _USERS")
+        return _user(number, old_server=old_server)
 
     @contextmanager
     def client(self, user: str) -> Iterator[IMAPClient]:
@@ -102,7 +109,11 @@ def _mail_user() -> tuple[str, int, int]:
 
 
 def _configuration(
-    base: Path, homes: Path, passwd: Path, certificates: Certificates, ports: tuple[int, int]
+    base: Path,
+    homes: Path,
+    passwd: Path,
+    certificates: Certificates,
+    ports: tuple[int, int],
 ) -> str:
     """A Dovecot 2.3 configuration with nothing outside `base` and `homes`."""
     name, _uid, _gid = _mail_user()
@@ -131,6 +142,8 @@ ssl = required
 ssl_cert = <{cert}
 ssl_key = <{key}
 auth_mechanisms = plain
+# A refused password is answered at once, so the test of one is fast.
+auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 namespace inbox {{
   inbox = yes
@@ -178,15 +191,24 @@ def running_dovecot(
     try:
         homes = base / "homes"
         homes.mkdir()
-        os.chmod(base, 0o755)
+        base.chmod(0o755)
         os.chown(homes, uid, gid)
         passwd = base / "passwd"
-        passwd.write_text("", encoding="utf-8")
-        os.chmod(passwd, 0o644)
+        lines = []
+        for number, old in itertools.product(range(1, _USERS + 1), (False, True)):
+            name = _user(number, old_server=old)
+            home = homes / name
+            home.mkdir()
+            os.chown(home, uid, gid)
+            extra = "userdb_imap_capability=IMAP4rev1" if old else ""
+            lines.append(f"{name}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{home}::{extra}\n")
+        passwd.write_text("".join(lines), encoding="utf-8")
+        passwd.chmod(0o644)
         ports = (_free_port(), _free_port())
         config_file = base / "dovecot.conf"
         config_file.write_text(
-            _configuration(base, homes, passwd, certificates, ports), encoding="utf-8"
+            _configuration(base, homes, passwd, certificates, ports),
+            encoding="utf-8",
         )
         process = subprocess.Popen(
             [dovecot, "-F", "-c", str(config_file)],
