@@ -663,7 +663,7 @@ def inbox(
     """Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail."""
     from datetime import datetime
 
-    from smakom_cli.credentials import lookup_imap_password, unsubscribe_secret
+    from smakom_cli.credentials import lookup_imap_password, stored_unsubscribe_secret
     from smakom_cli.inbox import read_inbox, require_mailbox, write_reports
 
     config = _state(ctx).config()
@@ -674,8 +674,9 @@ def inbox(
             f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
             "first (or set SMAKOM_IMAP_PASSWORD for unattended runs)."
         )
+    # Only an existing key: without one no link or Message-ID was ever signed to check.
     try:
-        secret: bytes | None = unsubscribe_secret(config.list_id, os.environ)
+        secret = stored_unsubscribe_secret(config.list_id, os.environ)
     except SmakomError as exc:
         output.warning(f"{exc} Bounces are matched by address only.")
         secret = None

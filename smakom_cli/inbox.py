@@ -38,6 +38,9 @@ LOG_NAME = "inbox.jsonl"
 # Marks a message copied to its folder on a server that can neither MOVE nor expunge one UID.
 SORTED_KEYWORD = "$SmakomSorted"
 _FETCH_BATCH = 25
+# What is read of one message: a bounce or a request is far smaller; of a reply with large
+# attachments the headers and the text at the top are enough.
+_READ_BYTES = 1 << 20
 _CONNECTION_ERRORS = (imaplib.IMAP4.abort, OSError, EOFError)
 
 
@@ -135,6 +138,12 @@ def read_inbox(
             f"the connection to {inbox.host} was lost ({_describe(exc)}) after "
             f"{len(run.items)} new message(s); what was done is recorded: run `smakom inbox` "
             "again to finish."
+        )
+    except IMAPClientError as exc:
+        run.interrupted = (
+            f"the mail server {inbox.host} refused a command ({_describe(exc)}) after "
+            f"{len(run.items)} new message(s); what was done is recorded: run `smakom inbox` "
+            "again to finish, or ask whoever runs the mailbox."
         )
     finally:
         _close(client)
@@ -261,7 +270,7 @@ class _Run:
         new = [uid for uid in uids if uid not in seen]
         for start in range(0, len(new), _FETCH_BATCH):
             batch = new[start : start + _FETCH_BATCH]
-            fetched = self.client.fetch(batch, ["BODY.PEEK[]", "FLAGS"])
+            fetched = self.client.fetch(batch, [f"BODY.PEEK[]<0.{_READ_BYTES}>", "FLAGS"])
             for uid in batch:
                 data = fetched.get(uid)
                 if data is None:
@@ -270,7 +279,7 @@ class _Run:
                 if SORTED_KEYWORD.lower() in flags:
                     self.already_seen += 1
                     continue
-                raw = data.get(b"BODY[]", b"")
+                raw = data.get(b"BODY[]<0>", b"")
                 self._one(uidvalidity, uid, raw if isinstance(raw, bytes) else b"")
 
     def _one(self, uidvalidity: int, uid: int, raw: bytes) -> None:
@@ -380,6 +389,10 @@ def decide(
     if verdict.kind == "unsubscribe":
         if not verdict.confirmed or not verdict.addresses:
             return _Decision("leave", "", f"left for a person: {verdict.reason}", verdict.issue)
+        wrong = [a for a in verdict.addresses if not _is_address(a)]
+        if wrong:
+            effect = f"{', '.join(wrong)} is not an e-mail address: left for a person"
+            return _Decision("leave", "", effect, verdict.issue)
         return _Decision(
             "move",
             inbox.unsubscribe_folder,
@@ -577,6 +590,14 @@ def _recipient_ids(secret: bytes | None, keys: frozenset[str]) -> Mapping[str, s
         if sent_as != key:
             ids.update(dict.fromkeys(ids_for(secret, [sent_as]), key))
     return ids
+
+
+def _is_address(text: str) -> bool:
+    try:
+        parse_address(text)
+    except SmakomError:
+        return False
+    return True
 
 
 def _personal_namespace(client: IMAPClient) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from email.utils import formataddr, formatdate
 
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
-from smakom_cli.references import message_id
+from smakom_cli.references import MessageIds
 from smakom_cli.render import PersonalText, RenderedIssue
 from smakom_cli.unsubscribe_links import UnsubscribeLink
 
@@ -74,9 +74,8 @@ class MessageBuilder:
     ) -> None:
         """`secret` (the unsubscribe-link key) makes each Message-ID a signed reference."""
         sender = config.sender
-        self._secret = secret
-        self._slug = rendered.issue.slug
         self._domain = _ascii_domain(sender.email.rpartition("@")[2] or "localhost")
+        self._ids = MessageIds(secret, rendered.issue.slug, self._domain) if secret else None
         self._text = _EncodedBody.encode(rendered.text)
         self._html = _EncodedBody.encode(rendered.html)
         self._outer = f"=_smakom_alt_{secrets.token_hex(12)}"
@@ -138,10 +137,9 @@ class MessageBuilder:
 
     def _message_id(self, recipient: Recipient) -> str:
         """With the key, the issue and recipient signed in (see references.py) for bounces."""
-        if self._secret is None:
+        if self._ids is None:
             return f"<{time.time_ns():x}.{uuid.uuid4().hex[:16]}@{self._domain}>"
-        key = recipient.address.strip().lower()
-        return message_id(self._secret, self._slug, key, self._domain)
+        return self._ids.for_recipient(recipient.address.strip().lower())
 
     def _images(self, rendered: RenderedIssue) -> bytes:
         parts = []

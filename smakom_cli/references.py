@@ -15,7 +15,6 @@ an issue is sent again.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import time
@@ -42,13 +41,31 @@ class Reference:
 
 def recipient_id(secret: bytes, key: str) -> str:
     """The recipient's keyed id: stable per address and key, and says nothing of the address."""
-    return hmac.new(secret, b"id:" + key.encode("utf-8"), hashlib.sha256).hexdigest()[:_ID_CHARS]
+    return hmac.digest(secret, b"id:" + key.encode("utf-8"), "sha256").hex()[:_ID_CHARS]
+
+
+class MessageIds:
+    """Message-IDs for one issue; the keyed hashes are set up once, not per message."""
+
+    def __init__(self, secret: bytes, issue: str, domain: str) -> None:
+        self._ids = hmac.new(secret, b"id:", "sha256")
+        self._signatures = hmac.new(secret, b"ref:", "sha256")
+        self._slug = _encode_slug(issue)
+        self._domain = domain
+
+    def for_recipient(self, key: str) -> str:
+        """A unique Message-ID (with <>) carrying the signed reference to the issue and `key`."""
+        ids = self._ids.copy()
+        ids.update(key.encode("utf-8"))
+        body = f"{time.time_ns():x}.{self._slug}.{ids.hexdigest()[:_ID_CHARS]}"
+        signature = self._signatures.copy()
+        signature.update(body.encode("ascii"))
+        return f"<{body}.{signature.hexdigest()[:_SIGNATURE_CHARS]}@{self._domain}>"
 
 
 def message_id(secret: bytes, issue: str, key: str, domain: str) -> str:
-    """A unique Message-ID (with <>) carrying the signed reference to `issue` and `key`."""
-    body = f"{time.time_ns():x}.{_encode_slug(issue)}.{recipient_id(secret, key)}"
-    return f"<{body}.{_sign(secret, body)}@{domain}>"
+    """One Message-ID with the signed reference (see `MessageIds` for many)."""
+    return MessageIds(secret, issue, domain).for_recipient(key)
 
 
 def find_references(secret: bytes, texts: Iterable[bytes]) -> list[Reference]:
@@ -75,8 +92,7 @@ def ids_for(secret: bytes, keys: Iterable[str]) -> Mapping[str, str]:
 
 
 def _sign(secret: bytes, body: str) -> str:
-    digest = hmac.new(secret, b"ref:" + body.encode("ascii"), hashlib.sha256)
-    return digest.hexdigest()[:_SIGNATURE_CHARS]
+    return hmac.digest(secret, b"ref:" + body.encode("ascii"), "sha256").hex()[:_SIGNATURE_CHARS]
 
 
 def _encode_slug(issue: str) -> str:

@@ -242,3 +242,32 @@ def test_damaged_mail_gives_a_verdict(
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     raw = (head + "\r\n" + body).encode("utf-8", "surrogateescape") + tail
     assert isinstance(classify(raw, CONTEXT), Verdict)
+
+
+def test_a_bounce_of_a_built_message_leads_back_to_its_recipient() -> None:
+    """A message built with the key, returned with only its headers, names issue and address."""
+    from smakom_cli.config import load_config
+    from smakom_cli.issue import load_issue
+    from smakom_cli.message import MessageBuilder, Recipient
+    from smakom_cli.render import personal_values, render_issue
+    from smakom_cli.unsubscribe_links import link_for
+
+    config = load_config(EXAMPLES / "smakom.toml")
+    rendered = render_issue(load_issue(EXAMPLES / "issues" / "2021-01.md"), config)
+    address = "Maria.Soderberg@example.com"
+    recipient = Recipient(address, "Maria", personal_values({"email": address}, ""))
+    built = MessageBuilder(rendered, config, secret=SECRET).build(
+        recipient, link_for(config, SECRET, address)
+    )
+    headers = built.split(b"\r\n\r\n", 1)[0]
+    assert b"maria" not in headers.split(b"Message-ID:", 1)[1].split(b"\r\n", 1)[0].lower()
+    bounce = (
+        b"From: postmaster@gateway.example\r\nSubject: Olevererbart\r\n"
+        b"Content-Type: text/plain\r\n\r\n550 5.1.1 Mottagaren finns inte\r\n\r\n" + headers
+    )
+    result = classify(bounce, CONTEXT)
+    assert (result.kind, result.issue, result.addresses) == (
+        "hard",
+        "2021-01",
+        ("maria.soderberg@example.com",),
+    )
