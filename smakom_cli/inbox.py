@@ -13,6 +13,7 @@ a bounce of the office's own mail and anything not understood stay where they ar
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import re
 import ssl
@@ -63,7 +64,9 @@ class Deliveries:
         """The issues sent to this address, oldest first (issue names sort by date)."""
         return sorted(issue for issue, keys in self.sent.items() if key in keys)
 
+    @functools.cached_property
     def everyone(self) -> frozenset[str]:
+        """Every address sent any issue."""
         return frozenset().union(*self.sent.values()) if self.sent else frozenset()
 
 
@@ -120,7 +123,7 @@ def read_inbox(
     inbox = require_mailbox(config)
     log = InboxLog.read(config.folder / LOG_NAME)
     deliveries = Deliveries.read(config.journal_dir)
-    subscribed = deliveries.everyone() | _subscriber_keys(config.subscribers_path)
+    subscribed = deliveries.everyone | _subscriber_keys(config.subscribers_path)
     context = Context(
         mailto=config.unsubscribe.mailto,
         secret=secret,
@@ -250,11 +253,12 @@ class _Run:
         self.interrupted = ""
         self._folders: dict[str, str] = {}
         self._existing: set[str] | None = None
+        self._namespace: tuple[str, str] | None = None
 
     def sort(self) -> None:
         folder = self.inbox.folder
         try:
-            selected = self.client.select_folder(folder, readonly=self.dry_run)
+            selected = self.client.select_folder(self._server_name(folder), readonly=self.dry_run)
         except IMAPClientError as exc:
             if isinstance(exc, imaplib.IMAP4.abort):
                 raise
@@ -361,15 +365,22 @@ class _Run:
             # A plain EXPUNGE would also remove what a person marked deleted: leave it.
             self.client.add_flags([uid], [b"\\Seen", SORTED_KEYWORD.encode()])
 
-    def _server_folder(self, name: str) -> str:
-        """The folder's name on this server (its prefix and delimiter), created when missing."""
-        if name in self._folders:
-            return self._folders[name]
-        prefix, delimiter = _personal_namespace(self.client)
+    def _server_name(self, name: str) -> str:
+        """The folder's name on this server: its prefix ("INBOX." on some) and delimiter."""
+        if self._namespace is None:
+            self._namespace = _personal_namespace(self.client)
+        prefix, delimiter = self._namespace
         parts = [part for part in name.split("/") if part]
         server_name = delimiter.join(parts) if delimiter else "/".join(parts)
         if prefix and not server_name.startswith(prefix) and server_name.upper() != "INBOX":
             server_name = prefix + server_name
+        return server_name
+
+    def _server_folder(self, name: str) -> str:
+        """The folder to move mail to, by its name on this server, created when missing."""
+        if name in self._folders:
+            return self._folders[name]
+        server_name = self._server_name(name)
         if self._existing is None:
             self._existing = {str(f[2]) for f in self.client.list_folders()}
         if server_name not in self._existing:
@@ -404,8 +415,7 @@ def decide(
             reason=verdict.reason,
         )
     if verdict.kind == "auto-reply":
-        everyone = deliveries.everyone()
-        if verdict.recipient or any(a in everyone for a in verdict.addresses):
+        if verdict.recipient or any(a in deliveries.everyone for a in verdict.addresses):
             return _Decision(
                 "move",
                 inbox.auto_reply_folder,
@@ -523,16 +533,27 @@ def write_reports(config: Config, report: InboxReport, now: datetime) -> list[Pa
             continue
         path = folder / f"{issue}.bounces.txt"
         lines = [
-            f"Bounces of {issue} read from the mailbox by smakom inbox "
-            f"(as of {now:%Y-%m-%d %H:%M}):",
-            f"hard {sum(e.kind == 'hard' for e in entries)}, "
-            f"soft {sum(e.kind == 'soft' for e in entries)}",
+            f"Issue: {issue}, as of {now:%Y-%m-%d %H:%M}",
+            bounce_summary(config, issue),
             "",
             *(f"{e.kind}\t{', '.join(e.addresses)}\t{e.reason}" for e in entries),
         ]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+def bounce_summary(config: Config, issue: str) -> str:
+    """One line for an issue's send report: its bounces read so far ("" before any)."""
+    entries = [
+        e
+        for e in InboxLog.read(config.folder / LOG_NAME).entries
+        if e.issue == issue and e.kind in ("hard", "soft")
+    ]
+    if not entries:
+        return ""
+    hard = sum(e.kind == "hard" for e in entries)
+    return f"Bounces read by smakom inbox: {hard} hard, {len(entries) - hard} soft"
 
 
 SECTIONS: tuple[tuple[str, str], ...] = (

@@ -20,7 +20,7 @@ from smakom_cli.journal import Journal
 from smakom_cli.references import message_id
 
 from .conftest import FIXTURES
-from .imap_server import PASSWORD, DovecotServer, running_dovecot
+from .imap_server import PASSWORD, DovecotServer, require_dovecot_2_3, running_dovecot
 from .smtp_server import HOST
 from .test_bounces import SECRET
 from .tools import require_program
@@ -57,6 +57,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
 
     dovecot = require_program("dovecot", "dovecot-imapd")
     doveadm = require_program("doveadm", "dovecot-core")
+    require_dovecot_2_3(dovecot)
     certificates = make_certificates(tmp_path_factory.mktemp("imap-certificates"))
     with running_dovecot(dovecot, doveadm, certificates) as server:
         yield server
@@ -188,7 +189,7 @@ def test_every_kind_of_mail_ends_in_its_place(
     assert "never sent this newsletter: left for a person" in text
     assert "Hard bounces: 7" in text and "olivia.strom@example.com\tleft in place" in text
     bounces = (newsletter / "sent" / "2021-01.bounces.txt").read_text(encoding="utf-8")
-    assert "hard 6, soft 1" in bounces
+    assert "Bounces read by smakom inbox: 6 hard, 1 soft" in bounces
 
     state = (newsletter / "inbox.jsonl").read_bytes()
     csv_bytes = (newsletter / "unsubscribed.csv").read_bytes()
@@ -335,6 +336,23 @@ def test_without_move_the_original_is_marked_not_deleted(
         assert not any(b"\\Deleted" in f for f in flags.values())
         client.select_folder(STUDSAR, readonly=True)
         assert len(client.search("ALL")) == 1
+
+
+def test_another_folder_is_read_by_its_name_on_the_server(
+    dovecot: DovecotServer, mailbox: str, newsletter: Path, runner: CliRunner
+) -> None:
+    """inbox.folder "Retur/Nyhetsbrev" is the server's "Retur.Nyhetsbrev"; INBOX is not read."""
+    _configure(newsletter, dovecot, mailbox, folder="Retur/Nyhetsbrev")
+    raw = (BOUNCES / "gmail-dsn.eml").read_bytes()
+    other = (BOUNCES / "postfix-dsn.eml").read_bytes()
+    with dovecot.client(mailbox) as client:
+        client.create_folder("Retur.Nyhetsbrev")
+        client.append("Retur.Nyhetsbrev", raw)
+        client.append("INBOX", other)
+    assert "1 new message(s)" in _inbox(runner)
+    where = _where(dovecot, mailbox)
+    assert where[_message_id(raw)][0] == STUDSAR
+    assert where[_message_id(other)][0] == "INBOX"
 
 
 def test_starttls_and_a_wrong_certificate(
