@@ -76,7 +76,7 @@ def mailbox(
     return user
 
 
-def _configure(folder: Path, dovecot: DovecotServer, user: str, **keys: object) -> None:
+def _configure(newsletter: Path, dovecot: DovecotServer, user: str, **keys: object) -> None:
     values: dict[str, object] = {
         "host": HOST,
         "port": dovecot.imaps_port,
@@ -87,7 +87,7 @@ def _configure(folder: Path, dovecot: DovecotServer, user: str, **keys: object) 
     }
     values |= keys
     lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    config = folder / "smakom.toml"
+    config = newsletter / "smakom.toml"
     # The [inbox] table goes last, so a test can write it again with other values.
     text = config.read_text(encoding="utf-8").partition("\n[inbox]\n")[0]
     config.write_text(text + "\n[inbox]\n" + "\n".join(lines) + "\n", encoding="utf-8")
