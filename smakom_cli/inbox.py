@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from filelock import FileLock, Timeout
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
@@ -120,7 +121,32 @@ def read_inbox(
     on_message: Callable[[Sorted], None] | None = None,
 ) -> InboxReport:
     """Sort the new mail in the configured folder; in a dry run, only say what would be done."""
-    inbox = require_mailbox(config)
+    require_mailbox(config)
+    if dry_run:
+        return _read(config, password, secret, dry_run=True, on_message=on_message)
+    # Two runs at once would both sort the same new messages.
+    lock = FileLock(config.folder / f"{LOG_NAME}.run.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SmakomError(
+            "another smakom inbox is sorting this mailbox right now; wait for it to finish."
+        ) from None
+    try:
+        return _read(config, password, secret, dry_run=False, on_message=on_message)
+    finally:
+        lock.release()
+
+
+def _read(
+    config: Config,
+    password: str,
+    secret: bytes | None,
+    *,
+    dry_run: bool,
+    on_message: Callable[[Sorted], None] | None,
+) -> InboxReport:
+    inbox = config.inbox
     log = InboxLog.read(config.folder / LOG_NAME)
     deliveries = Deliveries.read(config.journal_dir)
     subscribed = deliveries.everyone | _subscriber_keys(config.subscribers_path)
