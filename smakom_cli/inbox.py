@@ -264,7 +264,6 @@ class _Run:
         dry_run: bool,
         on_message: Callable[[Sorted], None] | None,
     ) -> None:
-        self.config = config
         self.inbox = config.inbox
         self.client = client
         self.log = log
@@ -280,6 +279,7 @@ class _Run:
         self._folders: dict[str, str] = {}
         self._existing: set[str] | None = None
         self._namespace: tuple[str, str] | None = None
+        self._by_message_id = log.by_message_id()
 
     def sort(self) -> None:
         folder = self.inbox.folder
@@ -314,15 +314,13 @@ class _Run:
 
     def _one(self, uidvalidity: int, uid: int, raw: bytes) -> None:
         verdict = classify(raw, self.context)
-        earlier = self.log.by_message_id().get(verdict.message_id) if verdict.message_id else None
+        earlier = self._by_message_id.get(verdict.message_id) if verdict.message_id else None
         decision = decide(verdict, self.deliveries, self.log, self.inbox)
         if earlier is not None and earlier.action == "leave" and decision.action == "leave":
             # The same message seen under another UID (the mailbox was rebuilt): once is enough.
             self.already_seen += 1
             if not self.dry_run:
-                self.log = self.log.append(
-                    _entry(self.inbox.folder, uidvalidity, uid, verdict, decision)
-                )
+                self._record(_entry(self.inbox.folder, uidvalidity, uid, verdict, decision))
             return
         suppressed: tuple[str, ...] = ()
         if not self.dry_run:
@@ -334,8 +332,7 @@ class _Run:
                     when=verdict.date,
                 )
                 suppressed = tuple(c.email for c in changes if not c.already)
-            entry = _entry(self.inbox.folder, uidvalidity, uid, verdict, decision)
-            self.log = self.log.append(entry)
+            self._record(_entry(self.inbox.folder, uidvalidity, uid, verdict, decision))
             if decision.action == "move":
                 self._move(uid, decision.to)
         else:
@@ -356,6 +353,11 @@ class _Run:
         self.items.append(item)
         if self.on_message is not None:
             self.on_message(item)
+
+    def _record(self, entry: Entry) -> None:
+        self.log = self.log.append(entry)
+        if entry.message_id:
+            self._by_message_id[entry.message_id] = entry
 
     def _finish_moves(self, entries: Sequence[Entry]) -> None:
         """Moves an earlier run recorded but did not get to (its connection was lost).
