@@ -18,6 +18,7 @@ The order of the questions matters:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,10 @@ from smakom_cli.references import find_references
 from smakom_cli.unsubscribe_links import address_from_token
 
 Kind = Literal["hard", "soft", "unsubscribe", "auto-reply", "unknown"]
+
+# flufl.bounce logs a detector's exception with its traceback before raising it; with no
+# handler Python would print that to the terminal. The exception itself is handled below.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 _REASON_LENGTH = 300
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
