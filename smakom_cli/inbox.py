@@ -84,6 +84,7 @@ class Sorted:
     addresses: tuple[str, ...] = ()
     suppressed: tuple[str, ...] = ()
     repeat: bool = False
+    """The same Message-ID was sorted before, under another UID (its effect is not repeated)."""
 
 
 @dataclass(frozen=True)
@@ -617,7 +618,8 @@ def row(item: Sorted) -> tuple[str, str, str, str]:
     addresses = ", ".join(item.addresses or verdict.addresses) or verdict.sender or "?"
     where = item.to if item.action == "move" else "stays in place"
     why = _bounce_reason(verdict) if verdict.kind in ("hard", "soft") else verdict.subject
-    return addresses, item.effect, why, where
+    effect = f"{item.effect} (sorted before, as another copy)" if item.repeat else item.effect
+    return addresses, effect, why, where
 
 
 def _subscriber_keys(path: Path) -> frozenset[str]:
