@@ -448,7 +448,7 @@ def decide(
             return _Decision(
                 "move",
                 inbox.auto_reply_folder,
-                f"ignored ({verdict.reason})",
+                "ignored, never counted as a bounce",
                 verdict.issue,
                 verdict.addresses,
             )
@@ -617,7 +617,12 @@ def row(item: Sorted) -> tuple[str, str, str, str]:
     verdict = item.verdict
     addresses = ", ".join(item.addresses or verdict.addresses) or verdict.sender or "?"
     where = item.to if item.action == "move" else "stays in place"
-    why = _bounce_reason(verdict) if verdict.kind in ("hard", "soft") else verdict.subject
+    if verdict.kind in ("hard", "soft"):
+        why = _bounce_reason(verdict)
+    elif verdict.kind == "auto-reply":
+        why = verdict.reason
+    else:
+        why = verdict.subject
     effect = f"{item.effect} (sorted before, as another copy)" if item.repeat else item.effect
     return addresses, effect, why, where
 

@@ -203,7 +203,10 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
         f"{label.lower()} {sum(i.verdict.kind == kind for i in report.items)}"
         for kind, label in SECTIONS
     )
-    info(f"{len(report.items)} new message(s): {counts}.")
+    if report.items:
+        info(f"{len(report.items)} new message(s): {counts}.")
+    else:
+        info(f"No new mail in {report.folder}.")
     if report.already_seen:
         info(f"{report.already_seen} message(s) were sorted by an earlier run and left alone.")
     if report.finished_moves:

@@ -194,7 +194,7 @@ def test_every_kind_of_mail_ends_in_its_place(
     state = (newsletter / "inbox.jsonl").read_bytes()
     csv_bytes = (newsletter / "unsubscribed.csv").read_bytes()
     again = _inbox(runner)
-    assert "0 new message(s)" in again
+    assert "No new mail in INBOX" in again
     assert "15 message(s) were sorted by an earlier run" not in again  # only 4 are left
     assert "4 message(s) were sorted by an earlier run" in again
     assert (newsletter / "inbox.jsonl").read_bytes() == state
@@ -381,7 +381,7 @@ def test_login_inbox_keeps_the_password_in_the_keyring(
     result = runner.invoke(app, ["login", "--inbox"], input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     assert lookup_imap_password(mailbox, {}) == PASSWORD
-    assert "0 new message(s)" in _inbox(runner)
+    assert "No new mail in INBOX" in _inbox(runner)
     result = runner.invoke(app, ["logout", "--inbox"])
     assert result.exit_code == 0 and lookup_imap_password(mailbox, {}) is None
 
