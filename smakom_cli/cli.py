@@ -583,21 +583,27 @@ InboxOption = Annotated[
 ]
 
 
-def _login_inbox(config: Config) -> None:
-    from smakom_cli.credentials import store_imap_password
+def _login_inbox(config: Config, *, check: bool) -> None:
+    from smakom_cli.credentials import lookup_imap_password, store_imap_password
+    from smakom_cli.inbox import check_login, require_mailbox
 
-    username = config.inbox.username
-    if not username:
-        raise SmakomError(
-            f"{config.path}: [inbox] has no username. Add the account name of the mailbox "
-            "(often its e-mail address), then run the command again."
-        )
+    username = require_mailbox(config).username
     where = f"{config.inbox.host}:{config.inbox.server_port}"
+    if check:
+        password = lookup_imap_password(username, os.environ)
+        if password is None:
+            raise SmakomError(
+                f"no mailbox password is stored for {username}; run `smakom login --inbox`."
+            )
+        check_login(config.inbox, password)
+        output.success(f"Logged in to the mailbox {where} as {username}.")
+        return
     password = typer.prompt(f"Mailbox password for {username} at {where}", hide_input=True)
     keyring_name = store_imap_password(username, password)
     output.success(
         f"Stored the mailbox password for {username} in the system keyring ({keyring_name})."
     )
+    output.info("Run `smakom login --inbox --check` to test it against the mail server.")
 
 
 @app.command()
@@ -616,7 +622,7 @@ def login(
 
     config = _state(ctx).config()
     if inbox:
-        _login_inbox(config)
+        _login_inbox(config, check=check)
         return
     username = _smtp_username(config)
     where = f"{config.smtp.host}:{config.smtp.port}"

@@ -235,6 +235,17 @@ def connect(inbox: InboxConfig) -> IMAPClient:
     return client
 
 
+def check_login(inbox: InboxConfig, password: str) -> None:
+    """Connect and sign in to the mailbox, and nothing else."""
+    client = connect(inbox)
+    try:
+        _login(client, inbox, password)
+    except _CONNECTION_ERRORS as exc:
+        raise SmakomError(f"the connection to {inbox.host} was lost ({_describe(exc)}).") from None
+    finally:
+        _close(client)
+
+
 def _login(client: IMAPClient, inbox: InboxConfig, password: str) -> None:
     """Sign in with the password; the place an OAuth2 (XOAUTH2) sign-in joins (issue 13)."""
     try:
@@ -340,6 +351,9 @@ class _Run:
             suppressed = tuple(
                 a for a in decision.unsubscribe if not self.suppression.is_suppressed(a)
             )
+            # Kept in memory only, so the dry run counts soft bounces as the real run would.
+            entry = _entry(self.inbox.folder, uidvalidity, uid, verdict, decision)
+            self.log = InboxLog(self.log.path, (*self.log.entries, entry))
         item = Sorted(
             uid=uid,
             verdict=verdict,

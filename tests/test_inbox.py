@@ -297,6 +297,11 @@ def test_soft_bounces_on_three_issues_in_a_row_suppress(
             _soft_bounce(hans, "2021-01"),
         ],
     )
+    config = load_config(newsletter / "smakom.toml")
+    preview = read_inbox(config, PASSWORD, SECRET, dry_run=True)
+    assert preview.items[4].effect == "counted: 3 of 3 issues in a row; unsubscribed"
+    assert preview.items[4].suppressed == (gunilla,)
+    assert not (newsletter / "inbox.jsonl").exists()
 
     output = _inbox(runner)
 
@@ -381,6 +386,9 @@ def test_login_inbox_keeps_the_password_in_the_keyring(
     result = runner.invoke(app, ["login", "--inbox"], input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     assert lookup_imap_password(mailbox, {}) == PASSWORD
+    result = runner.invoke(app, ["login", "--inbox", "--check"])
+    assert result.exit_code == 0, result.output
+    assert f"Logged in to the mailbox 127.0.0.1:{dovecot.imaps_port}" in result.output
     assert "No new mail in INBOX" in _inbox(runner)
     result = runner.invoke(app, ["logout", "--inbox"])
     assert result.exit_code == 0 and lookup_imap_password(mailbox, {}) is None
@@ -425,7 +433,8 @@ def test_a_wrong_password_is_one_line(
 ) -> None:
     """A refused login says how to store the right password, and shows no password."""
     monkeypatch.setenv("SMAKOM_IMAP_PASSWORD", "fel-lösenord")
-    result = runner.invoke(app, ["inbox"])
-    assert result.exit_code == 1
-    assert "smakom login --inbox" in result.output
-    assert "fel-lösenord" not in result.output
+    for command in (["inbox"], ["login", "--inbox", "--check"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1
+        assert "refused the login" in result.output and "smakom login --inbox" in result.output
+        assert "fel-lösenord" not in result.output
