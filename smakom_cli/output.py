@@ -208,7 +208,7 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
     else:
         info(f"No new mail in {report.folder}.")
     if report.already_seen:
-        info(f"{report.already_seen} message(s) were sorted by an earlier run and left alone.")
+        info(f"{report.already_seen} message(s) were sorted before and left alone.")
     if report.finished_moves:
         info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
     for path in files:
