@@ -102,7 +102,9 @@ class InboxReport:
 
 
 @dataclass(frozen=True)
-class _Decision:
+class Decision:
+    """What to do about one message: move it or leave it, and whom to unsubscribe."""
+
     action: Literal["move", "leave"]
     to: str
     effect: str
@@ -434,20 +436,18 @@ class _Run:
         return server_name
 
 
-def decide(
-    verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: InboxConfig
-) -> _Decision:
+def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: InboxConfig) -> Decision:
     """What to do about one message; changes nothing."""
     if verdict.kind in ("hard", "soft"):
         return _decide_bounce(verdict, deliveries, log, inbox)
     if verdict.kind == "unsubscribe":
         if not verdict.confirmed or not verdict.addresses:
-            return _Decision("leave", "", f"left for a person: {verdict.reason}", verdict.issue)
+            return Decision("leave", "", f"left for a person: {verdict.reason}", verdict.issue)
         wrong = [a for a in verdict.addresses if not _is_address(a)]
         if wrong:
             effect = f"{', '.join(wrong)} is not an e-mail address: left for a person"
-            return _Decision("leave", "", effect, verdict.issue)
-        return _Decision(
+            return Decision("leave", "", effect, verdict.issue)
+        return Decision(
             "move",
             inbox.unsubscribe_folder,
             "unsubscribed",
@@ -459,20 +459,20 @@ def decide(
         )
     if verdict.kind == "auto-reply":
         if verdict.recipient or any(a in deliveries.everyone for a in verdict.addresses):
-            return _Decision(
+            return Decision(
                 "move",
                 inbox.auto_reply_folder,
                 "ignored, never counted as a bounce",
                 verdict.issue,
                 verdict.addresses,
             )
-        return _Decision("leave", "", "not about the newsletter: left in place")
-    return _Decision("leave", "", "left in place", verdict.issue, verdict.addresses)
+        return Decision("leave", "", "not about the newsletter: left in place")
+    return Decision("leave", "", "left in place", verdict.issue, verdict.addresses)
 
 
 def _decide_bounce(
     verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: InboxConfig
-) -> _Decision:
+) -> Decision:
     matched: list[tuple[str, str]] = []
     for address in verdict.addresses:
         issues = deliveries.issues_of(address)
@@ -486,11 +486,11 @@ def _decide_bounce(
             effect = "no address could be read from it: left for a person"
         else:
             effect = f"never sent {what}: left for a person"
-        return _Decision("leave", "", effect, verdict.issue, verdict.addresses)
+        return Decision("leave", "", effect, verdict.issue, verdict.addresses)
     addresses = tuple(address for address, _ in matched)
     issue = matched[0][1]
     if verdict.kind == "hard":
-        return _Decision(
+        return Decision(
             "move",
             inbox.bounce_folder,
             "unsubscribed",
@@ -510,7 +510,7 @@ def _decide_bounce(
     if over:
         effect += "; unsubscribed" if len(counts) == 1 else f"; unsubscribed {', '.join(over)}"
     reason = f"soft bounces on {limit} issues in a row; the last: {_bounce_reason(verdict)}"
-    return _Decision(
+    return Decision(
         "move",
         inbox.bounce_folder,
         effect,
@@ -544,7 +544,7 @@ def _bounce_reason(verdict: Verdict) -> str:
     return verdict.reason
 
 
-def _entry(folder: str, uidvalidity: int, uid: int, verdict: Verdict, decision: _Decision) -> Entry:
+def _entry(folder: str, uidvalidity: int, uid: int, verdict: Verdict, decision: Decision) -> Entry:
     return Entry(
         time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         folder=folder,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smakom_cli.bounces import Verdict
+from smakom_cli.bounces import Kind, Verdict
 from smakom_cli.config import InboxConfig
 from smakom_cli.errors import SmakomError
 from smakom_cli.inbox import Deliveries, decide, soft_bounce_count
@@ -19,14 +19,14 @@ from smakom_cli.journal import Journal
 ANNA = "anna.aberg@example.com"
 
 
-def entry(uid: int, kind: str = "soft", issue: str = "2021-01", address: str = ANNA) -> Entry:
+def entry(uid: int, kind: Kind = "soft", issue: str = "2021-01", address: str = ANNA) -> Entry:
     return Entry(
         time="2021-01-05T09:00:00Z",
         folder="INBOX",
         uidvalidity=7,
         uid=uid,
         message_id=f"<m{uid}@example.com>",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         addresses=(address,),
         issue=issue,
         reason="552 5.2.2 mailbox full",
