@@ -66,7 +66,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
 @pytest.fixture
 def mailbox(
     dovecot: DovecotServer, newsletter: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+) -> str:
     """An empty mailbox, named in the example's smakom.toml; the example issue sent to all."""
     user = dovecot.new_user()
     _configure(newsletter, dovecot, user)
