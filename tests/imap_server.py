@@ -34,8 +34,17 @@ _START_TIMEOUT = 15.0
 _USERS = 40
 
 
-def _user(number: int, *, old_server: bool = False) -> str:
-    return f"kansli{'-old' if old_server else ''}{number}@smakom.se"
+# What the server says it can do after login, per kind of user (tab-separated: passwd-file
+# splits its extra fields at spaces). "" is everything Dovecot can.
+CAPABILITIES = {
+    "": "",
+    "no-move": "IMAP4rev1\tUIDPLUS",
+    "old": "IMAP4rev1",
+}
+
+
+def _user(number: int, kind: str = "") -> str:
+    return f"kansli{'-' + kind if kind else ''}{number}@smakom.se"
 
 
 @dataclass
@@ -51,19 +60,20 @@ class DovecotServer:
     ca_file: Path
     uid: int
     gid: int
-    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _old_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _numbers: dict[str, Iterator[int]] = field(
+        default_factory=lambda: {kind: itertools.count(1) for kind in CAPABILITIES}
+    )
 
-    def new_user(self, *, old_server: bool = False) -> str:
+    def new_user(self, kind: str = "") -> str:
         """A user whose mailbox no test has touched yet.
 
-        For an `old_server` user the server claims to know nothing but IMAP4rev1 (no MOVE,
-        UIDPLUS or NAMESPACE), as some older servers do.
+        For a "no-move" user the server offers UIDPLUS but not MOVE; for an "old" one
+        nothing but IMAP4rev1 (no MOVE, UIDPLUS or NAMESPACE), as some older servers do.
         """
-        number = next(self._old_numbers if old_server else self._numbers)
+        number = next(self._numbers[kind])
         if number > _USERS:
             raise RuntimeError(f"the test server has only {_USERS} such users; raise _USERS")
-        return _user(number, old_server=old_server)
+        return _user(number, kind)
 
     @contextmanager
     def client(self, user: str) -> Iterator[IMAPClient]:
@@ -209,12 +219,12 @@ def running_dovecot(
         os.chown(homes, uid, gid)
         passwd = base / "passwd"
         lines = []
-        for number, old in itertools.product(range(1, _USERS + 1), (False, True)):
-            name = _user(number, old_server=old)
+        for number, kind in itertools.product(range(1, _USERS + 1), CAPABILITIES):
+            name = _user(number, kind)
             home = homes / name
             home.mkdir()
             os.chown(home, uid, gid)
-            extra = "userdb_imap_capability=IMAP4rev1" if old else ""
+            extra = f"userdb_imap_capability={CAPABILITIES[kind]}" if kind else ""
             lines.append(f"{name}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{home}::{extra}\n")
         passwd.write_text("".join(lines), encoding="utf-8")
         passwd.chmod(0o644)

@@ -64,9 +64,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
 
 
 @pytest.fixture
-def mailbox(
-    dovecot: DovecotServer, newsletter: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
+def mailbox(dovecot: DovecotServer, newsletter: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty mailbox, named in the example's smakom.toml; the example issue sent to all."""
     user = dovecot.new_user()
     _configure(newsletter, dovecot, user)
@@ -336,15 +334,42 @@ def test_soft_bounces_on_three_issues_in_a_row_suppress(
     assert "soft bounces on 3 issues in a row" in rows[-1]["reason"]
 
 
-def test_without_move_the_original_is_marked_not_deleted(
-    dovecot: DovecotServer, newsletter: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With neither MOVE nor UIDPLUS, handled mail is copied and marked, never expunged."""
-    user = dovecot.new_user(old_server=True)
+def _old_server_user(
+    dovecot: DovecotServer, newsletter: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> str:
+    user = dovecot.new_user(kind)
     _configure(newsletter, dovecot, user)
     monkeypatch.setenv("SMAKOM_IMAP_PASSWORD", PASSWORD)
     monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET.decode())
     _journal(newsletter, "2021-01", _valid_subscribers(newsletter))
+    return user
+
+
+def test_without_move_one_uid_is_expunged(
+    dovecot: DovecotServer, newsletter: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without MOVE: copied, then that UID alone expunged; a message marked deleted stays."""
+    user = _old_server_user(dovecot, newsletter, monkeypatch, "no-move")
+    raw = (BOUNCES / "gmail-dsn.eml").read_bytes()
+    reply = (BOUNCES / "ordinary-reply.eml").read_bytes()
+    _append(dovecot, user, [raw, reply])
+    with dovecot.client(user) as client:
+        client.select_folder("INBOX")
+        person_deleted = client.search(["HEADER", "Message-ID", _message_id(reply)])
+        client.add_flags(person_deleted, [b"\\Deleted"])
+
+    _inbox(runner)
+
+    where = _where(dovecot, user)
+    assert where[_message_id(raw)][0] == STUDSAR
+    assert where[_message_id(reply)] == ("INBOX", frozenset({b"\\Deleted"}))
+
+
+def test_without_move_or_uidplus_the_original_is_marked_not_deleted(
+    dovecot: DovecotServer, newsletter: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With neither MOVE nor UIDPLUS, handled mail is copied and marked, never expunged."""
+    user = _old_server_user(dovecot, newsletter, monkeypatch, "old")
     raw = (BOUNCES / "gmail-dsn.eml").read_bytes()
     reply = (BOUNCES / "ordinary-reply.eml").read_bytes()
     _append(dovecot, user, [raw, reply])
