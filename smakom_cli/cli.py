@@ -579,7 +579,7 @@ def _smtp_username(config: Config) -> str:
 
 InboxOption = Annotated[
     bool,
-    typer.Option("--inbox", help="The password of the mailbox `smakom inbox` reads ([inbox])."),
+    typer.Option("--inbox", help="The password of the mailbox `smakom inbox` reads instead."),
 ]
 
 
@@ -617,7 +617,7 @@ def login(
     ] = False,
     inbox: InboxOption = False,
 ) -> None:
-    """Store the SMTP password in the system keyring (asked for, never shown)."""
+    """Store the SMTP (or, with --inbox, the mailbox) password in the keyring; never shown."""
     from smakom_cli.credentials import lookup_password, store_password
 
     config = _state(ctx).config()
@@ -640,7 +640,7 @@ def login(
 
 @app.command()
 def logout(ctx: typer.Context, inbox: InboxOption = False) -> None:
-    """Remove the SMTP password from the system keyring."""
+    """Remove the SMTP (or, with --inbox, the mailbox) password from the system keyring."""
     from smakom_cli.credentials import delete_imap_password, delete_password
 
     config = _state(ctx).config()

@@ -194,8 +194,8 @@ def require_mailbox(config: Config) -> InboxConfig:
     """The [inbox] table, when it names a mailbox (host and username)."""
     if not config.inbox.host or not config.inbox.username:
         raise SmakomError(
-            f"{config.path}: [inbox] needs host and username: the mailbox the newsletter's "
-            "bounces and replies come back to."
+            f"{config.path}: [inbox] needs host and username, those of the mailbox the "
+            "newsletter's bounces and replies come back to (see the README's `smakom inbox`)."
         )
     return config.inbox
 
