@@ -145,11 +145,11 @@ def classify(raw: bytes, context: Context) -> Verdict:
     report = _delivery_status(message)
     if report is not None:
         return _bounce_from_report(report, base)
-    if _from_mail_system(message, base.subject):
+    auto = _auto_reply(message, base.subject)
+    if _from_mail_system(message, base.subject, auto_reply=bool(auto)):
         bounce = _bounce_from_text(message, texts, base)
         if bounce is not None:
             return bounce
-    auto = _auto_reply(message, base.subject)
     if auto:
         return replace(
             base, kind="auto-reply", addresses=_keys([recipient or base.sender]), reason=auto
@@ -288,15 +288,18 @@ def _reason_line(texts: list[str]) -> str:
     return fallback
 
 
-def _from_mail_system(message: Message, subject: str) -> bool:
+def _from_mail_system(message: Message, subject: str, *, auto_reply: bool) -> bool:
+    """Sent by a mail system, not a person's auto-responder.
+
+    MAILER-DAEMON or postmaster is a mail system even when it marks its bounce Auto-Submitted
+    (Exim does). An empty Return-Path or a subject like "Undeliverable" is one only without
+    auto-reply signs: RFC 3834 asks auto-responders, too, for an empty Return-Path.
+    """
+    name, address = parseaddr(_text(message.get("From")))
+    if _MAIL_SYSTEM_SENDERS.match(address) or _MAIL_SYSTEM_SENDERS.match(name):
+        return True
     return_path = _text(message.get("Return-Path")).strip()
-    sender = _text(message.get("From"))
-    name, address = parseaddr(sender)
-    return (
-        return_path == "<>"
-        or bool(_MAIL_SYSTEM_SENDERS.match(address) or _MAIL_SYSTEM_SENDERS.match(name))
-        or bool(_BOUNCE_SUBJECTS.search(subject))
-    )
+    return not auto_reply and (return_path == "<>" or bool(_BOUNCE_SUBJECTS.search(subject)))
 
 
 def _auto_reply(message: Message, subject: str) -> str:

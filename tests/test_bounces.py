@@ -86,6 +86,17 @@ def test_a_bounce_marked_auto_submitted_is_still_a_bounce() -> None:
     assert classify(raw, CONTEXT).kind == "hard"
 
 
+def test_an_out_of_office_with_an_empty_return_path_is_not_a_bounce() -> None:
+    """RFC 3834 auto-replies come from <> too; one saying an account "finns inte" is no bounce."""
+    raw = (BOUNCES / "out-of-office-sv.eml").read_bytes()
+    raw = b"Return-Path: <>\r\n" + raw.replace(
+        b"Jag \xc3\xa4r p\xc3\xa5 semester",
+        b"Mitt gamla konto finns inte, jag \xc3\xa4r p\xc3\xa5 semester",
+    )
+    assert b"finns inte" in raw
+    assert classify(raw, CONTEXT).kind == "auto-reply"
+
+
 def _mail(subject: str, body: str, **headers: str) -> bytes:
     message = EmailMessage()
     message["From"] = headers.pop("From", "Anna <anna.aberg@example.com>")
