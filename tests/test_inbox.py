@@ -415,10 +415,13 @@ def test_starttls_and_a_wrong_certificate(
 
     other_ca = dovecot.ca_file.with_name("other-ca.pem")
     (newsletter / "other-ca.pem").write_bytes(other_ca.read_bytes())
-    _configure(newsletter, dovecot, mailbox, ca_file="other-ca.pem")
-    result = runner.invoke(app, ["inbox"])
-    assert result.exit_code == 1
-    assert "could not be verified" in result.output and "ca_file" in result.output
+    for security, port in (("starttls", dovecot.imap_port), ("tls", dovecot.imaps_port)):
+        _configure(
+            newsletter, dovecot, mailbox, ca_file="other-ca.pem", security=security, port=port
+        )
+        result = runner.invoke(app, ["inbox"])
+        assert result.exit_code == 1
+        assert "could not be verified" in result.output and "ca_file" in result.output
 
 
 def test_login_inbox_keeps_the_password_in_the_keyring(
