@@ -715,6 +715,35 @@ def _smtp_username(config: Config) -> str:
     return config.smtp.username
 
 
+InboxOption = Annotated[
+    bool,
+    typer.Option("--inbox", help="The password of the mailbox `smakom inbox` reads instead."),
+]
+
+
+def _login_inbox(config: Config, *, check: bool) -> None:
+    from smakom_cli.credentials import lookup_imap_password, store_imap_password
+    from smakom_cli.inbox import check_login, require_mailbox
+
+    username = require_mailbox(config).username
+    where = f"{config.inbox.host}:{config.inbox.server_port}"
+    if check:
+        password = lookup_imap_password(username, os.environ)
+        if password is None:
+            raise SmakomError(
+                f"no mailbox password is stored for {username}; run `smakom login --inbox`."
+            )
+        check_login(config.inbox, password)
+        output.success(f"Logged in to the mailbox {where} as {username}.")
+        return
+    password = typer.prompt(f"Mailbox password for {username} at {where}", hide_input=True)
+    keyring_name = store_imap_password(username, password)
+    output.success(
+        f"Stored the mailbox password for {username} in the system keyring ({keyring_name})."
+    )
+    output.info("Run `smakom login --inbox --check` to test it against the mail server.")
+
+
 @app.command()
 def login(
     ctx: typer.Context,
@@ -733,13 +762,20 @@ def login(
             help="Store the one-click service's sync key instead (SMAKOM_SERVICE_KEY there).",
         ),
     ] = False,
+    inbox: InboxOption = False,
 ) -> None:
-    """Sign in to the mail server: a password into the keyring, or OAuth2 with a code."""
+    """Sign in to the mail server: a password into the keyring, or OAuth2 with a code.
+
+    With --inbox the same for the mailbox `smakom inbox` reads; with --service-key, store
+    the one-click service's sync key."""
     from smakom_cli.credentials import store_password
 
     config = _state(ctx).config()
     if service_key:
         _store_service_key(config)
+        return
+    if inbox:
+        _login_inbox(config, check=check)
         return
     username = _smtp_username(config)
     if config.smtp.auth == "oauth2":
@@ -856,11 +892,19 @@ def _store_service_key(config: Config) -> None:
 
 
 @app.command()
-def logout(ctx: typer.Context) -> None:
-    """Remove the SMTP password and the OAuth2 sign-in from the system keyring."""
-    from smakom_cli.credentials import delete_password, delete_token_cache
+def logout(ctx: typer.Context, inbox: InboxOption = False) -> None:
+    """Remove the SMTP password and the OAuth2 sign-in (with --inbox, the mailbox password)."""
+    from smakom_cli.credentials import delete_imap_password, delete_password, delete_token_cache
 
-    username = _smtp_username(_state(ctx).config())
+    config = _state(ctx).config()
+    if inbox:
+        name = config.inbox.username
+        if name and delete_imap_password(name):
+            output.success(f"Removed the mailbox password for {name} from the system keyring.")
+        else:
+            output.info(f"No mailbox password for {name or '[inbox] username'} was stored.")
+        return
+    username = _smtp_username(config)
     if delete_password(username):
         output.success(f"Removed the password for {username} from the system keyring.")
     else:
@@ -1002,6 +1046,41 @@ def _sync_key(config: Config) -> str:
             f"(or set {SERVICE_KEY_VARIABLE})."
         )
     return key
+
+
+@app.command()
+def inbox(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be done; change nothing anywhere."),
+    ] = False,
+) -> None:
+    """Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail."""
+    from datetime import datetime
+
+    from smakom_cli.credentials import lookup_imap_password, stored_unsubscribe_secret
+    from smakom_cli.inbox import read_inbox, require_mailbox, write_reports
+
+    config = _state(ctx).config()
+    username = require_mailbox(config).username
+    password = lookup_imap_password(username, os.environ)
+    if password is None:
+        raise SmakomError(
+            f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
+            "first (or set SMAKOM_IMAP_PASSWORD for unattended runs)."
+        )
+    # Only an existing key: without one no link or Message-ID was ever signed to check.
+    try:
+        secret = stored_unsubscribe_secret(config.list_id, os.environ)
+    except SmakomError as exc:
+        output.warning(f"{exc} Bounces are matched by address only.")
+        secret = None
+    report = read_inbox(config, password, secret, dry_run=dry_run)
+    files = [] if dry_run else write_reports(config, report, datetime.now())
+    output.show_inbox(report, files)
+    if report.interrupted:
+        raise SmakomError(report.interrupted)
 
 
 def main() -> None:

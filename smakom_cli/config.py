@@ -68,6 +68,9 @@ RANGES: dict[str, Range] = {
     "smtp.retry_delay": Range(0, 3600, unit="seconds"),
     "brand.logo_width": Range(1, 600, unit="pixels"),
     "smtp.max_message_mb": Range(0, 1000, above=True, note="your provider's limit, e.g. 25"),
+    "inbox.port": Range(0, 65535, note="0 means the usual one: 993 for tls, 143 for starttls"),
+    "inbox.timeout": Range(0, 3600, above=True, unit="seconds"),
+    "inbox.soft_bounce_limit": Range(1, 100, unit="issues"),
 }
 
 Format = Literal["email", "url", "unsubscribe_url", "color"]
@@ -157,6 +160,30 @@ class OAuthConfig:
 
 
 @dataclass(frozen=True)
+class InboxConfig:
+    """The mailbox `smakom inbox` reads over IMAP, and the folders it sorts mail into."""
+
+    host: str = ""
+    port: int = 0  # 0: the usual port of the security mode, 993 (tls) or 143 (starttls)
+    security: str = "tls"
+    username: str = ""
+    ca_file: str = ""
+    timeout: float = 30.0
+    folder: str = "INBOX"
+    bounce_folder: str = "smakom/studsar"
+    unsubscribe_folder: str = "smakom/avregistreringar"
+    auto_reply_folder: str = "smakom/autosvar"
+    soft_bounce_limit: int = 3
+
+    @property
+    def server_port(self) -> int:
+        return self.port or (143 if self.security == "starttls" else 993)
+
+
+INBOX_SECURITY_MODES = ("tls", "starttls")
+
+
+@dataclass(frozen=True)
 class BrandConfig:
     logo: str = ""
     logo_alt: str = ""
@@ -209,6 +236,7 @@ class Config:
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
     brand: BrandConfig = field(default_factory=BrandConfig)
     contact: ContactConfig = field(default_factory=ContactConfig)
     social: SocialConfig = field(default_factory=SocialConfig)
@@ -293,6 +321,11 @@ def load_config(path: Path) -> Config:
     if config.oauth.ca_file:
         oauth = dataclasses.replace(config.oauth, ca_file=str(config.folder / config.oauth.ca_file))
         config = dataclasses.replace(config, oauth=oauth)
+    _check_inbox(config)
+    if config.inbox.ca_file:
+        ca_file = str(config.folder / config.inbox.ca_file)
+        inbox = dataclasses.replace(config.inbox, ca_file=ca_file)
+        config = dataclasses.replace(config, inbox=inbox)
     return config
 
 
@@ -491,4 +524,29 @@ def _check_images(config: Config) -> None:
         raise SmakomError(
             f"{path}: 'newsletter.images' = \"link\" needs 'newsletter.web_base_url', where "
             "`smakom archive` publishes the images."
+        )
+
+
+def _check_inbox(config: Config) -> None:
+    """The [inbox] table: a known security mode and folders that can be told apart."""
+    inbox = config.inbox
+    path = config.path
+    if inbox.security not in INBOX_SECURITY_MODES:
+        raise SmakomError(
+            f"{path}: 'inbox.security' must be one of {', '.join(INBOX_SECURITY_MODES)} "
+            f"(IMAP is never read unencrypted), not {inbox.security!r}."
+        )
+    folders = {"folder": inbox.folder}
+    folders |= {
+        key: getattr(inbox, key)
+        for key in ("bounce_folder", "unsubscribe_folder", "auto_reply_folder")
+    }
+    for key, name in folders.items():
+        if not name.strip() or any(ord(c) < 32 for c in name):
+            raise SmakomError(f"{path}: 'inbox.{key}' must be a folder name, not {name!r}.")
+    sorted_into = [folders[key] for key in folders if key != "folder"]
+    if inbox.folder in sorted_into:
+        raise SmakomError(
+            f"{path}: [inbox] sorts mail out of '{inbox.folder}', so it cannot also be the "
+            "folder handled mail is moved to; give the folders different names."
         )

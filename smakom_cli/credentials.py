@@ -230,6 +230,16 @@ def _delete(user: str) -> None:
         keyring.delete_password(SERVICE, user)
 
 
+def stored_unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None:
+    """The link-signing key if one exists; None when no link was ever signed (none is made)."""
+    text = environ.get(SECRET_VARIABLE, "")
+    if text:
+        return unsubscribe_secret(list_id, environ)
+    with _keyring():
+        stored = keyring.get_password(SERVICE, f"unsubscribe-secret:{list_id}")
+    return stored.encode("utf-8") if stored is not None else None
+
+
 def keyring_name() -> str:
     """Which keyring backend holds the secrets (e.g. "Windows WinVaultKeyring")."""
     with _keyring():
@@ -261,3 +271,32 @@ def _keyring(*, oauth: bool = False) -> Iterator[None]:
         raise SmakomError(
             f"The system keyring could not be used ({type(exc).__name__}). {advice}"
         ) from None
+
+
+# Name of an environment variable, not a secret.
+IMAP_PASSWORD_VARIABLE = "SMAKOM_IMAP_PASSWORD"  # noqa: S105
+
+
+def _imap_user(username: str) -> str:
+    """The keyring entry of the mailbox password: its own, beside the SMTP one."""
+    return f"imap:{username}"
+
+
+def store_imap_password(username: str, password: str) -> str:
+    """Keep the mailbox (IMAP) password for `username`; returns the keyring backend's name."""
+    return store_password(_imap_user(username), password)
+
+
+def delete_imap_password(username: str) -> bool:
+    """Forget the mailbox password for `username`; False when none was stored."""
+    return delete_password(_imap_user(username))
+
+
+def lookup_imap_password(username: str, environ: Mapping[str, str]) -> str | None:
+    """The mailbox password: SMAKOM_IMAP_PASSWORD (unattended runs) wins over the keyring."""
+    if environ.get(IMAP_PASSWORD_VARIABLE):
+        return environ[IMAP_PASSWORD_VARIABLE]
+    if not username:
+        return None
+    with _keyring():
+        return keyring.get_password(SERVICE, _imap_user(username))

@@ -86,7 +86,11 @@ class Mailing:
         self, subscribers: Iterable[Subscriber], *, subject_prefix: str = ""
     ) -> Iterator[Outgoing]:
         """Each subscriber's message, built only when asked for."""
-        builder = MessageBuilder(self.rendered, self.config, subject_prefix=subject_prefix)
+        # The Message-ID carries a signed reference to issue and recipient, so a bounce
+        # that quotes only the original headers still finds the subscriber (`smakom inbox`).
+        builder = MessageBuilder(
+            self.rendered, self.config, subject_prefix=subject_prefix, secret=self.secret
+        )
         for subscriber in subscribers:
             recipient = Recipient(
                 address=subscriber.address,

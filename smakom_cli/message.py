@@ -24,6 +24,7 @@ from email.utils import formataddr, formatdate
 
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.references import MessageIds
 from smakom_cli.render import PersonalText, RenderedIssue
 from smakom_cli.unsubscribe_links import UnsubscribeLink
 
@@ -64,10 +65,17 @@ class MessageBuilder:
     """Builds each recipient's message bytes for one rendered issue."""
 
     def __init__(
-        self, rendered: RenderedIssue, config: Config, *, subject_prefix: str = ""
+        self,
+        rendered: RenderedIssue,
+        config: Config,
+        *,
+        subject_prefix: str = "",
+        secret: bytes | None = None,
     ) -> None:
+        """`secret` (the unsubscribe-link key) makes each Message-ID a signed reference."""
         sender = config.sender
         self._domain = _ascii_domain(sender.email.rpartition("@")[2] or "localhost")
+        self._ids = MessageIds(secret, rendered.issue.slug, self._domain) if secret else None
         self._text = _EncodedBody.encode(rendered.text)
         self._html = _EncodedBody.encode(rendered.html)
         self._outer = f"=_smakom_alt_{secrets.token_hex(12)}"
@@ -109,7 +117,7 @@ class MessageBuilder:
         headers = [
             f"To: {_address_header(recipient.name, recipient.address)}",
             f"Date: {formatdate(localtime=True)}",
-            f"Message-ID: <{time.time_ns():x}.{uuid.uuid4().hex[:16]}@{self._domain}>",
+            f"Message-ID: {self._message_id(recipient)}",
         ]
         if unsubscribe.header:
             headers.append(f"List-Unsubscribe: {unsubscribe.header}")
@@ -126,6 +134,12 @@ class MessageBuilder:
             self._tail,
         ]
         return b"".join(parts)
+
+    def _message_id(self, recipient: Recipient) -> str:
+        """With the key, the issue and recipient signed in (see references.py) for bounces."""
+        if self._ids is None:
+            return f"<{time.time_ns():x}.{uuid.uuid4().hex[:16]}@{self._domain}>"
+        return self._ids.for_recipient(recipient.address.strip().lower())
 
     def _images(self, rendered: RenderedIssue) -> bytes:
         parts = []

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from smakom_cli.archive import ArchiveReport
     from smakom_cli.check import Finding
     from smakom_cli.delivery import DeliveryReport, SendPlan
+    from smakom_cli.inbox import InboxReport
     from smakom_cli.mailing import OutboxReport
     from smakom_cli.preview import Preview
     from smakom_cli.sender import ProgressEvent, SendReport
@@ -307,3 +308,37 @@ def show_sync(result: SyncResult, url: str) -> None:
             "on the subscriber list, in unsubscribed.csv or in sent/; they are kept and tried "
             "again at every sync (for instance after the list is imported again)."
         )
+
+
+def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
+    """What `smakom inbox` made of each new message, by kind, and where the report went."""
+    from smakom_cli.inbox import SECTIONS, row
+
+    title = f"{report.host}: {report.folder}"
+    if report.dry_run:
+        title = f"Dry run, nothing was changed ({title})"
+    grid = Table(title=title, title_justify="left")
+    grid.add_column("Kind", no_wrap=True)
+    grid.add_column("Address", overflow="fold")
+    grid.add_column("Done")
+    grid.add_column("Why")
+    grid.add_column("Folder", overflow="fold")
+    for kind, _label in SECTIONS:
+        for item in (i for i in report.items if i.verdict.kind == kind):
+            grid.add_row(kind, *(Text(cell) for cell in row(item)))
+    if report.items:
+        console.print(grid)
+    counts = ", ".join(
+        f"{label.lower()} {sum(i.verdict.kind == kind for i in report.items)}"
+        for kind, label in SECTIONS
+    )
+    if report.items:
+        info(f"{len(report.items)} new message(s): {counts}.")
+    else:
+        info(f"No new mail in {report.folder}.")
+    if report.already_seen:
+        info(f"{report.already_seen} message(s) were sorted before and left alone.")
+    if report.finished_moves:
+        info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
+    for path in files:
+        info(f"Report: {path}")
