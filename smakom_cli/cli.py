@@ -722,26 +722,59 @@ InboxOption = Annotated[
 
 
 def _login_inbox(config: Config, *, check: bool) -> None:
-    from smakom_cli.credentials import lookup_imap_password, store_imap_password
+    from smakom_cli.credentials import store_imap_password
     from smakom_cli.inbox import check_login, require_mailbox
 
     username = require_mailbox(config).username
     where = f"{config.inbox.host}:{config.inbox.server_port}"
     if check:
-        password = lookup_imap_password(username, os.environ)
-        if password is None:
-            raise SmakomError(
-                f"no mailbox password is stored for {username}; run `smakom login --inbox`."
-            )
-        check_login(config.inbox, password)
-        output.success(f"Logged in to the mailbox {where} as {username}.")
+        login = _inbox_login(config)
+        check_login(config.inbox, login)
+        how = "OAuth2" if login.method == "xoauth2" else "a password"
+        output.success(f"Logged in to the mailbox {where} as {username} with {how}.")
         return
+    if _inbox_signs_in_with_oauth(config):
+        raise SmakomError(
+            f"the mailbox {username} signs in with OAuth2 like the sending: run `smakom login` "
+            "(no mailbox password is needed)."
+        )
     password = typer.prompt(f"Mailbox password for {username} at {where}", hide_input=True)
     keyring_name = store_imap_password(username, password)
     output.success(
         f"Stored the mailbox password for {username} in the system keyring ({keyring_name})."
     )
     output.info("Run `smakom login --inbox --check` to test it against the mail server.")
+
+
+def _inbox_signs_in_with_oauth(config: Config) -> bool:
+    """The mailbox is the sending one, and that signs in with OAuth2: the same sign-in."""
+    return config.smtp.auth == "oauth2" and (
+        config.inbox.username.lower() == config.smtp.username.lower()
+    )
+
+
+def _inbox_login(config: Config) -> Login:
+    """How `smakom inbox` signs in: the sending mailbox's OAuth2 token, or a password."""
+    from smakom_cli.credentials import IMAP_PASSWORD_VARIABLE, lookup_imap_password
+    from smakom_cli.smtp import Login
+
+    username = config.inbox.username
+    if _inbox_signs_in_with_oauth(config):
+        from smakom_cli.oauth import access_token
+
+        token = access_token(config, "imap")
+        remedy = "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see the README)."
+        return Login(token.username, token.token, method="xoauth2", remedy=remedy)
+    password = lookup_imap_password(username, os.environ)
+    if password is None:
+        raise SmakomError(
+            f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
+            f"first (or set {IMAP_PASSWORD_VARIABLE} for unattended runs)."
+        )
+    remedy = (
+        f"run `smakom login --inbox` to store the right password (or set {IMAP_PASSWORD_VARIABLE})."
+    )
+    return Login(username, password, remedy=remedy)
 
 
 @app.command()
@@ -1059,24 +1092,19 @@ def inbox(
     """Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail."""
     from datetime import datetime
 
-    from smakom_cli.credentials import lookup_imap_password, stored_unsubscribe_secret
+    from smakom_cli.credentials import unsubscribe_secret
     from smakom_cli.inbox import read_inbox, require_mailbox, write_reports
 
     config = _state(ctx).config()
-    username = require_mailbox(config).username
-    password = lookup_imap_password(username, os.environ)
-    if password is None:
-        raise SmakomError(
-            f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
-            "first (or set SMAKOM_IMAP_PASSWORD for unattended runs)."
-        )
+    require_mailbox(config)
+    login = _inbox_login(config)
     # Only an existing key: without one no link or Message-ID was ever signed to check.
     try:
-        secret = stored_unsubscribe_secret(config.list_id, os.environ)
+        secret = unsubscribe_secret(config.list_id, os.environ)
     except SmakomError as exc:
         output.warning(f"{exc} Bounces are matched by address only.")
         secret = None
-    report = read_inbox(config, password, secret, dry_run=dry_run)
+    report = read_inbox(config, login, secret, dry_run=dry_run)
     files = [] if dry_run else write_reports(config, report, datetime.now())
     output.show_inbox(report, files)
     if report.interrupted:

@@ -230,16 +230,6 @@ def _delete(user: str) -> None:
         keyring.delete_password(SERVICE, user)
 
 
-def stored_unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None:
-    """The link-signing key if one exists; None when no link was ever signed (none is made)."""
-    text = environ.get(SECRET_VARIABLE, "")
-    if text:
-        return unsubscribe_secret(list_id, environ)
-    with _keyring():
-        stored = keyring.get_password(SERVICE, f"unsubscribe-secret:{list_id}")
-    return stored.encode("utf-8") if stored is not None else None
-
-
 def keyring_name() -> str:
     """Which keyring backend holds the secrets (e.g. "Windows WinVaultKeyring")."""
     with _keyring():

@@ -33,6 +33,7 @@ from smakom_cli.errors import SmakomError
 from smakom_cli.inbox_log import Entry, InboxLog
 from smakom_cli.journal import JournalState
 from smakom_cli.references import ids_for
+from smakom_cli.smtp import Login
 from smakom_cli.subscribers import Subscriber, iter_subscribers, parse_address
 from smakom_cli.suppression import SuppressionList
 
@@ -122,7 +123,7 @@ class Decision:
 
 def read_inbox(
     config: Config,
-    password: str,
+    login: Login,
     secret: bytes | None,
     *,
     dry_run: bool,
@@ -131,7 +132,7 @@ def read_inbox(
     """Sort the new mail in the configured folder; in a dry run, only say what would be done."""
     require_mailbox(config)
     if dry_run:
-        return _read(config, password, secret, dry_run=True, on_message=on_message)
+        return _read(config, login, secret, dry_run=True, on_message=on_message)
     # Two runs at once would both sort the same new messages.
     lock = FileLock(config.folder / f"{LOG_NAME}.run.lock")
     try:
@@ -141,14 +142,14 @@ def read_inbox(
             "another smakom inbox is sorting this mailbox right now; wait for it to finish."
         ) from None
     try:
-        return _read(config, password, secret, dry_run=False, on_message=on_message)
+        return _read(config, login, secret, dry_run=False, on_message=on_message)
     finally:
         lock.release()
 
 
 def _read(
     config: Config,
-    password: str,
+    login: Login,
     secret: bytes | None,
     *,
     dry_run: bool,
@@ -168,7 +169,7 @@ def _read(
     client = connect(inbox)
     run = _Run(config, client, log, deliveries, context, suppression, dry_run, on_message)
     try:
-        _login(client, inbox, password)
+        _login(client, inbox, login)
         run.sort()
     except _CONNECTION_ERRORS as exc:
         run.interrupted = (
@@ -242,30 +243,31 @@ def connect(inbox: InboxConfig) -> IMAPClient:
     return client
 
 
-def check_login(inbox: InboxConfig, password: str) -> None:
+def check_login(inbox: InboxConfig, login: Login) -> None:
     """Connect and sign in to the mailbox, and nothing else."""
     client = connect(inbox)
     try:
-        _login(client, inbox, password)
+        _login(client, inbox, login)
     except _CONNECTION_ERRORS as exc:
         raise SmakomError(f"the connection to {inbox.host} was lost ({_describe(exc)}).") from None
     finally:
         _close(client)
 
 
-def _login(client: IMAPClient, inbox: InboxConfig, password: str) -> None:
-    """Sign in with the password; the place an OAuth2 (XOAUTH2) sign-in joins (issue 13)."""
+def _login(client: IMAPClient, inbox: InboxConfig, login: Login) -> None:
+    """Sign in with the password, or with an OAuth2 token (XOAUTH2, Microsoft 365)."""
     try:
-        if password.isascii():
-            client.login(inbox.username, password)
+        if login.method == "xoauth2":
+            client.oauth2_login(login.username, login.secret)
+        elif login.secret.isascii():
+            client.login(login.username, login.secret)
         else:
             # LOGIN can only carry ASCII; AUTHENTICATE PLAIN sends UTF-8 (RFC 4616), so a
             # Swedish password with å, ä or ö works.
-            client.plain_login(inbox.username, password)
+            client.plain_login(login.username, login.secret)
     except LoginError:
         raise SmakomError(
-            f"the mail server {inbox.host} refused the login for {inbox.username}: run "
-            "`smakom login --inbox` to store the right password (or set SMAKOM_IMAP_PASSWORD)."
+            f"the mail server {inbox.host} refused the login for {login.username}: {login.remedy}"
         ) from None
 
 

@@ -84,3 +84,27 @@ def test_an_expired_imap_token_is_refused(
     with pytest.raises(LoginError, match="AUTHENTICATIONFAILED"):
         client.oauth2_login(token.username, token.token)
     client.shutdown()
+
+
+def test_smakom_inbox_signs_in_with_the_sending_mailboxs_oauth2(
+    runner: CliRunner,
+    config_path: Path,
+    oauth_server: OAuthTestServer,
+    oauth_imap: OAuthImapServer,
+) -> None:
+    """With [smtp] auth = "oauth2" and the same mailbox in [inbox], `smakom inbox` needs no
+    password: it signs in over XOAUTH2 with the token `smakom login` keeps renewing."""
+    with config_path.open("a", encoding="utf-8") as file:
+        file.write(
+            f'\n[inbox]\nhost = "{HOST}"\nport = {oauth_imap.port}\nsecurity = "tls"\n'
+            f'username = "{USERNAME}"\nca_file = "{oauth_imap.ca_file}"\n'
+        )
+    oauth_server.approve_at_once = True
+    assert runner.invoke(app, ["--config", str(config_path), "login"]).exit_code == 0
+
+    checked = runner.invoke(app, ["--config", str(config_path), "login", "--inbox", "--check"])
+    assert checked.exit_code == 0, checked.output
+    assert "with OAuth2" in checked.output
+    result = runner.invoke(app, ["--config", str(config_path), "inbox", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "No new mail in INBOX" in result.output

@@ -19,6 +19,7 @@ from smakom_cli.inbox import Sorted, read_inbox
 from smakom_cli.journal import Journal, JournalHeader
 from smakom_cli.outcome import Outcome
 from smakom_cli.references import message_id
+from smakom_cli.smtp import Login
 
 from .conftest import FIXTURES
 from .imap_server import PASSWORD, DovecotServer, require_dovecot_2_3, running_dovecot
@@ -244,7 +245,7 @@ def test_a_dropped_connection_is_finished_by_the_next_run(
     def drop(item: Sorted) -> None:
         dovecot.kick(mailbox)
 
-    report = read_inbox(config, password, SECRET, dry_run=False, on_message=drop)
+    report = read_inbox(config, Login(mailbox, password), SECRET, dry_run=False, on_message=drop)
 
     assert report.interrupted and "run `smakom inbox` again" in report.interrupted
     assert len(report.items) == 1
@@ -320,7 +321,7 @@ def test_soft_bounces_on_three_issues_in_a_row_suppress(
         ],
     )
     config = load_config(newsletter / "smakom.toml")
-    preview = read_inbox(config, PASSWORD, SECRET, dry_run=True)
+    preview = read_inbox(config, Login(config.inbox.username, PASSWORD), SECRET, dry_run=True)
     assert preview.items[4].effect == "counted: 3 of 3 issues in a row; unsubscribed"
     assert preview.items[4].suppressed == (gunilla,)
     assert not (newsletter / "inbox.jsonl").exists()
