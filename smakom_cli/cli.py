@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from smakom_cli.render import ImageMode
     from smakom_cli.smtp import Login
     from smakom_cli.suppression import Change
+    from smakom_cli.sync import SyncBatch
 
 
 class _Group(TyperGroup):
@@ -195,6 +196,7 @@ def preview(
     config = mailing.config
     result = build_preview(mailing, as_email)
     output.show_preview(result)
+    _warn_if_not_synced(config)
     if html or open_browser:
         target = html or config.outbox_dir / f"{mailing.issue.slug}.preview.html"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +226,7 @@ def check(
     probed = None if offline else probe_service(mailing.config)
     findings += [probed] if probed else []
     output.show_findings(findings)
+    _warn_if_not_synced(mailing.config)
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(1)
     output.success(f"{issue} is ready to send.")
@@ -284,6 +287,14 @@ def send(
             "--again", help="Send the issue again to everyone, even those who already got it."
         ),
     ] = False,
+    no_sync: Annotated[
+        bool,
+        typer.Option(
+            "--no-sync",
+            help="Send without first fetching who unsubscribed with the one-click link "
+            "(when the service cannot be reached).",
+        ),
+    ] = False,
     subscribers: SubscribersOption = None,
 ) -> None:
     _refuse_conflicts(
@@ -294,6 +305,7 @@ def send(
         yes=yes,
         resend_uncertain=resend_uncertain,
         again=again,
+        no_sync=no_sync,
     )
     from smakom_cli.mailing import write_outbox
 
@@ -304,6 +316,7 @@ def send(
         report = write_outbox(mailing, folder)
         output.show_outbox(report, mailing.audience())
         output.show_findings(mailing.check())
+        _warn_if_not_synced(config)
         return
     login = _login_source(config)
     if to:
@@ -311,7 +324,13 @@ def send(
         _send_proofs(_with_secret(mailing), to, as_email, login)
         return
     _send_to_list(
-        mailing, login, yes=yes, force=force, resend_uncertain=resend_uncertain, again=again
+        mailing,
+        login,
+        yes=yes,
+        force=force,
+        resend_uncertain=resend_uncertain,
+        again=again,
+        sync=not no_sync,
     )
 
 
@@ -327,7 +346,7 @@ def _refuse_conflicts(**given: bool) -> None:
     for first, second, sentence in pairs:
         if given[first] and (given[second] if second else not given["dry_run"]):
             _usage_error(sentence)
-    list_only = ("again", "resend_uncertain", "yes")
+    list_only = ("again", "resend_uncertain", "yes", "no_sync")
     for name in list_only:
         if given[name] and (given["dry_run"] or given["to"]):
             option = "--" + name.replace("_", "-")
@@ -419,13 +438,20 @@ def _send_to_list(
     force: bool,
     resend_uncertain: bool,
     again: bool,
+    sync: bool,
 ) -> None:
     """Plan, show, confirm, run, report: nothing is written before the confirmation."""
     from smakom_cli.delivery import plan_send, run_send
 
+    batch = _fetch_unsubscribes(mailing) if sync else None
     findings = mailing.check()
     plan = plan_send(
-        mailing, findings=findings, force=force, resend_uncertain=resend_uncertain, again=again
+        mailing,
+        findings=findings,
+        force=force,
+        resend_uncertain=resend_uncertain,
+        again=again,
+        leave_out=_pending_unsubscribes(batch),
     )
     if any(finding.severity == "error" for finding in plan.findings):
         output.show_findings(plan.findings)
@@ -437,6 +463,11 @@ def _send_to_list(
         return
     if not yes:
         typer.confirm(plan.question, abort=True)
+    if batch is not None:
+        from smakom_cli.sync import apply_events, service_urls
+
+        urls = service_urls(mailing.config)
+        output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
     _make_unsubscribe_secret(mailing.config)
     mailing = _with_secret(mailing)
     with output.send_progress(plan.pending) as progress:
@@ -448,6 +479,61 @@ def _send_to_list(
         raise typer.Exit(EXIT_RESUMABLE)
     if delivery.send.failed or delivery.uncertain:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _fetch_unsubscribes(mailing: Mailing) -> SyncBatch | None:
+    """The one-click service's new events, fetched (not yet written) before a send plans.
+
+    Nobody is mailed on stale data: a service that cannot be reached stops the send, unless
+    --no-sync says to go on without it.
+    """
+    from smakom_cli.credentials import SERVICE_KEY_VARIABLE, service_key
+    from smakom_cli.sync import fetch_events, service_urls
+
+    config = mailing.config
+    if service_urls(config) is None or mailing.secret is None:
+        return None
+    try:
+        key = service_key(config.list_id, os.environ)
+    except SmakomError as exc:  # no keyring on this machine
+        raise SmakomError(
+            f"{exc} The one-click service's sync key can come from {SERVICE_KEY_VARIABLE}; "
+            "or send with --no-sync."
+        ) from None
+    if key is None:
+        raise SmakomError(
+            "no sync key for the one-click unsubscribe service: run `smakom login "
+            f"--service-key` (or set {SERVICE_KEY_VARIABLE}), or send with --no-sync."
+        )
+    try:
+        return fetch_events(config, key, mailing.secret, lists=[mailing.subscribers_path])
+    except SmakomError as exc:
+        raise SmakomError(
+            f"{exc} Nobody was mailed; send with --no-sync to send without it."
+        ) from None
+
+
+def _pending_unsubscribes(batch: SyncBatch | None) -> frozenset[str]:
+    from smakom_cli.sync import pending_unsubscribes
+
+    return pending_unsubscribes(batch) if batch is not None else frozenset()
+
+
+def _warn_if_not_synced(config: Config) -> None:
+    """A preview or dry run uses no network: say when the unsubscribes on the web are old."""
+    from datetime import UTC, datetime, timedelta
+
+    from smakom_cli.sync import last_sync, service_urls
+
+    if service_urls(config) is None:
+        return
+    synced = last_sync(config)
+    if synced is None or datetime.now(UTC) - synced > timedelta(days=1):
+        when = "never" if synced is None else f"last on {synced:%Y-%m-%d}"
+        output.warning(
+            f"Who unsubscribed with the one-click link was synced {when}; this uses "
+            "unsubscribed.csv as it is (`smakom sync` fetches them; a real send syncs first)."
+        )
 
 
 # Ctrl-C, `kill` (cron, systemd) and closing the terminal all stop a send the same way.

@@ -81,6 +81,7 @@ FORMATS: dict[str, Format] = {
     "sender.reply_to": "email",
     "unsubscribe.mailto": "email",
     "unsubscribe.url": "unsubscribe_url",
+    "unsubscribe.service": "unsubscribe_url",
     "brand.primary_color": "color",
     "brand.background_color": "color",
     "brand.text_color": "color",
@@ -121,6 +122,9 @@ class UnsubscribeConfig:
 
     mailto: str = ""
     url: str = ""
+    # Where smakom itself reaches the one-click service, when not at the url's own origin
+    # (an address inside the office's network, or a service on this machine for a test).
+    service: str = ""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class SendPlan:
     header: JournalHeader
     to_archive: tuple[Path, ...]  # with --again: the journals moved aside, never deleted
     recipients: int  # on the list and not unsubscribed
+    left_since: int  # on the list, and unsubscribed on the web since the last sync
     pending: int  # to be sent by this run
     already: int  # on the list, and already got the issue
     earlier: tuple[EarlierSend, ...]
@@ -134,9 +135,15 @@ def plan_send(
     force: bool = False,
     resend_uncertain: bool = False,
     again: bool = False,
+    leave_out: frozenset[str] = frozenset(),
     boot: str | None = None,
 ) -> SendPlan:
-    """Decide a send to the list; reads the journals and the list once, writes nothing."""
+    """Decide a send to the list; reads the journals and the list once, writes nothing.
+
+    `leave_out` are addresses that unsubscribed where the list cannot see it yet (the
+    one-click service's events, fetched but written to unsubscribed.csv only once the send
+    is confirmed): they are counted as unsubscribed.
+    """
     config = mailing.config
     header = JournalHeader(mailing.issue.slug, mailing.issue.subject, fingerprint(mailing))
     journals = _journals_of(config.journal_dir, header, boot or current_boot())
@@ -149,11 +156,14 @@ def plan_send(
         path = config.journal_dir / f"{header.issue}.jsonl"
     known = _Known.of([] if again else [state for _, state in journals])
     name = list_name(mailing)
-    recipients = pending = already = 0
+    recipients = pending = already = left = 0
     earlier: Counter[tuple[str, str]] = Counter()
     failed_before: list[Failure] = []
     uncertain: list[str] = []
     for subscriber in mailing.recipients():
+        if subscriber.key in leave_out:
+            left += 1
+            continue
         recipients += 1
         if subscriber.key in known.sent:
             already += 1
@@ -182,6 +192,7 @@ def plan_send(
         header=header,
         to_archive=tuple(p for p, _ in journals) if again else (),
         recipients=recipients,
+        left_since=left,
         pending=pending,
         already=already,
         earlier=tuple(EarlierSend(lst, day, n) for (lst, day), n in sorted(earlier.items())),

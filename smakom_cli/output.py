@@ -128,6 +128,11 @@ def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
 
 def show_plan(plan: SendPlan) -> None:
     """What a send to the list is about to do, before it is confirmed."""
+    if plan.left_since:
+        info(
+            f"{plan.left_since} on {plan.list_name} unsubscribed with the link since the last "
+            "sync; they are left out (and recorded in unsubscribed.csv when the send starts)."
+        )
     for earlier in plan.earlier:
         info(
             f"{earlier.count} of these already got this issue from {earlier.list_name} on "

@@ -95,13 +95,16 @@ def service_urls(config: Config) -> ServiceUrls | None:
 
     `https://x.se/nyhetsbrev/avregistrera` has its events at
     `https://x.se/nyhetsbrev/smakom/events`: the path prefix is kept, so a service mounted
-    under a folder of a web hotel works.
+    under a folder of a web hotel works. `[unsubscribe] service = "http://10.0.0.5:8080"`
+    puts them at `http://10.0.0.5:8080/smakom/events`, the links staying on `url`.
     """
     url = config.unsubscribe.url
     if not url:
         return None
-    parts = urlsplit(url)
-    prefix = parts.path.rpartition("/")[0]
+    # `[unsubscribe] service` is the service's own base address, where it differs.
+    service = config.unsubscribe.service
+    parts = urlsplit(service or url)
+    prefix = parts.path.rstrip("/") if service else parts.path.rpartition("/")[0]
 
     def at(path: str) -> str:
         return urlunsplit((parts.scheme, parts.netloc, prefix + path, "", ""))

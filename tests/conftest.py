@@ -17,6 +17,7 @@ from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
 from .oauth_server import OAuthTestServer, running_oauth_server
+from .service_server import SERVICE_KEY, RunningService, running_service
 from .smtp_server import (
     Certificates,
     SmtpTestServer,
@@ -98,3 +99,26 @@ def oauth_server(smtp_certificates: Certificates) -> Iterator[OAuthTestServer]:
     """An OAuth2 server (device code, refresh tokens) on 127.0.0.1 over HTTPS."""
     with running_oauth_server(smtp_certificates) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def one_click_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """One `smakom serve` for the tests that send: a real send syncs with it first."""
+    with running_service(tmp_path_factory.mktemp("service") / "service.sqlite3") as service:
+        yield service
+
+
+@pytest.fixture
+def synced_newsletter(
+    newsletter: Path, one_click_service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The example folder reaching its one-click service here (`[unsubscribe] service`; the
+    links stay https), and the sync key set."""
+    config = newsletter / "smakom.toml"
+    text = config.read_text(encoding="utf-8")
+    url = 'url = "https://www.smakom.se/avregistrera"'
+    assert url in text
+    local = f'{url}\nservice = "{one_click_service.base}"'
+    config.write_text(text.replace(url, local, 1), encoding="utf-8")
+    monkeypatch.setenv("SMAKOM_SERVICE_KEY", SERVICE_KEY)
+    return newsletter

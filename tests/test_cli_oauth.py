@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keyring
 import keyring.backends.fail
+import pytest
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
@@ -21,6 +22,11 @@ from .test_dry_run import active_addresses
 
 SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
 ISSUE = "issues/2021-01.md"
+
+
+@pytest.fixture(autouse=True)
+def _one_click_service(synced_newsletter: Path) -> None:
+    """Every send here syncs first with a real one-click service, as a real send does."""
 
 
 def use_oauth(folder: Path, smtp: SmtpTestServer, oauth: OAuthTestServer, extra: str = "") -> None:

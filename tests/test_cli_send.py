@@ -26,6 +26,11 @@ from .test_dry_run import active_addresses
 ISSUE = "issues/2021-01.md"
 
 
+@pytest.fixture(autouse=True)
+def _one_click_service(synced_newsletter: Path) -> None:
+    """Every send here syncs first with a real one-click service, as a real send does."""
+
+
 def use_server(folder: Path, server: SmtpTestServer, extra: str = "") -> None:
     """Point the example's [smtp] table at the test server; keep the rest of smakom.toml."""
     config = (folder / "smakom.toml").read_text(encoding="utf-8")
