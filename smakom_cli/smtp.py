@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ def connect(smtp: SmtpConfig, login: Login | None) -> smtplib.SMTP:
     except OSError as exc:
         raise explain(exc, smtp, login) from None
     try:
+        _no_delay(connection)
         connection.ehlo()
         if smtp.security == "starttls":
             connection.starttls(context=context)
@@ -89,6 +91,17 @@ def connect(smtp: SmtpConfig, login: Login | None) -> smtplib.SMTP:
         connection.close()
         raise
     return connection
+
+
+def _no_delay(connection: smtplib.SMTP) -> None:
+    """Send each write at once (no Nagle): the body and the final "." go as two writes.
+
+    `transact` writes the body, waits for the journal, then writes ".": with Nagle's
+    algorithm the "." would wait for the server's delayed ACK of the body, about 40 ms
+    per message on Linux, and the send would crawl at some 20 messages a second.
+    """
+    if connection.sock is not None:
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def check_login(smtp: SmtpConfig, login: Login | None) -> None:
@@ -252,7 +265,10 @@ def hang_up(connection: smtplib.SMTP) -> None:
 
 def data_body(message: bytes) -> bytes:
     """The message as DATA carries it, without the final dot: leading dots doubled (RFC 5321)."""
-    block = re.sub(rb"(?m)^\.", b"..", message)
+    # Most messages have no line starting with ".": skip the regular expression (a send
+    # thread's time per message) for them.
+    dotted = message.startswith(b".") or b"\n." in message
+    block = re.sub(rb"(?m)^\.", b"..", message) if dotted else message
     if not block.endswith(b"\r\n"):
         block += b"\r\n"
     return block
