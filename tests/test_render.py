@@ -177,3 +177,16 @@ def test_a_filtered_personal_field_is_refused(newsletter: Path) -> None:
     write_template(newsletter, "newsletter.html", "<p>{{ subscriber.name | upper }}</p>")
     with pytest.raises(SmakomError, match="personal field"):
         render_folder(newsletter)
+
+
+def test_a_floated_image_in_a_custom_layout_keeps_its_align_for_outlook(newsletter: Path) -> None:
+    """An image floated by the layout's CSS also gets `align`, which Outlook understands."""
+    write_template(
+        newsletter,
+        "newsletter.html",
+        "<html><head><style>img.side { float: right; }</style></head><body>"
+        '<img class="side" src="https://www.smakom.se/a.png" alt="A">{{ unsubscribe_url }}'
+        "</body></html>",
+    )
+    html, _ = personalise(render_folder(newsletter))
+    assert re.search(r'<img[^>]+align="right"', html)
