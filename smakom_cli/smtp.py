@@ -7,7 +7,6 @@ connections, at what rate, what to retry and what to write in the journal.
 from __future__ import annotations
 
 import base64
-import re
 import smtplib
 import socket
 import ssl
@@ -265,10 +264,11 @@ def hang_up(connection: smtplib.SMTP) -> None:
 
 def data_body(message: bytes) -> bytes:
     """The message as DATA carries it, without the final dot: leading dots doubled (RFC 5321)."""
-    # Most messages have no line starting with ".": skip the regular expression (a send
-    # thread's time per message) for them.
-    dotted = message.startswith(b".") or b"\n." in message
-    block = re.sub(rb"(?m)^\.", b"..", message) if dotted else message
+    # bytes.replace, not a regular expression: a tenth of the send thread's time went to
+    # re.sub on the 40 KB messages (the layout's CSS has lines starting with ".").
+    block = message.replace(b"\n.", b"\n..")
+    if block.startswith(b"."):
+        block = b"." + block
     if not block.endswith(b"\r\n"):
         block += b"\r\n"
     return block

@@ -1,10 +1,14 @@
-"""An SMTP connection does not hold back small writes (the final "." of each message)."""
+"""An SMTP connection sends fast: no small write held back, dots stuffed without a regex."""
 
 from __future__ import annotations
 
+import re
 import socket
 
-from smakom_cli.smtp import Login, connect, hang_up
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smakom_cli.smtp import Login, connect, data_body, hang_up
 
 from .smtp_server import SmtpTestServer
 
@@ -21,3 +25,13 @@ def test_a_connection_sends_the_final_dot_without_waiting_for_an_ack(
             assert connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         finally:
             hang_up(connection)
+
+
+@given(st.lists(st.sampled_from([b".", b"..", b"a", b"\r\n", b"\n", b"\r", b"x.y"]), max_size=30))
+def test_dot_stuffing_doubles_exactly_the_dots_that_start_a_line(parts: list[bytes]) -> None:
+    """A line of the message that starts with "." arrives as written (RFC 5321 4.5.2)."""
+    message = b"".join(parts)
+    expected = re.sub(rb"(?m)^\.", b"..", message)
+    if not expected.endswith(b"\r\n"):
+        expected += b"\r\n"
+    assert data_body(message) == expected
