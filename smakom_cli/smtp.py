@@ -113,8 +113,13 @@ def transact(
     envelope_from: str,
     outgoing: Outgoing,
     before_end: Callable[[], None],
+    *,
+    body: bytes,
 ) -> Transaction:
     """One SMTP transaction, step by step, so a lost connection is placed exactly.
+
+    `body` is `data_body(outgoing.message)`, prepared by the caller: the sender does it in
+    the thread that builds the messages, so the connection's thread only talks.
 
     `before_end` runs just before the final "." of DATA, the only moment from which the
     server can have taken the message (the journal makes its record durable there). Lost
@@ -138,7 +143,7 @@ def transact(
         code, text = connection.docmd("DATA")
         if code != 354:
             return _refused(connection, code, text)
-        connection.send(data_body(outgoing.message))
+        connection.send(body)
     except smtplib.SMTPServerDisconnected as exc:
         return Outcome.DROPPED, f"the server closed the connection ({exc})"
     before_end()
