@@ -6,24 +6,41 @@ each concept. Heavy imports happen inside the commands so `smakom --help` starts
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import secrets
 import signal
+import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
-from smakom_cli import __version__, output
+from smakom_cli import __version__
 from smakom_cli.errors import SmakomError
+
+
+def _lazy_module(name: str) -> ModuleType:
+    """`name`, imported on first use: `smakom --help` never prints through Rich."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Callable
 
+    from smakom_cli import output
     from smakom_cli.config import Config
     from smakom_cli.delivery import DeliveryReport
     from smakom_cli.mailing import Mailing
@@ -32,6 +49,8 @@ if TYPE_CHECKING:
     from smakom_cli.smtp import Login
     from smakom_cli.suppression import Change
     from smakom_cli.sync import SyncBatch
+else:
+    output = _lazy_module("smakom_cli.output")
 
 
 class _Group(TyperGroup):
@@ -51,12 +70,26 @@ class _Group(TyperGroup):
             output.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
             raise typer.Exit(1) from None
 
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command with its whole one-line summary (click cuts it at about 45 letters)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=200)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
     cls=_Group,
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    # Plain help: Typer's Rich help imports Rich's Markdown (markdown-it) and tracebacks on
+    # every `--help`, most of its start-up time.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
     help="Write, check, preview and send the SmåKom newsletter.",
 )
 
@@ -131,6 +164,8 @@ def _unsubscribe_secret(config: Config, *, required: bool) -> bytes | None:
     """
     if not config.unsubscribe.url:
         return None
+    import secrets
+
     from smakom_cli.credentials import unsubscribe_secret
 
     if required:

@@ -21,11 +21,13 @@ again unasked. A journal written by smakom 0.1 (no sums, no sessions) is still r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -287,11 +289,13 @@ def encode(record: Mapping[str, Any]) -> bytes:
 
 
 def _record(event: str, **values: str) -> dict[str, str]:
-    return {
-        "event": event,
-        "time": datetime.now().astimezone().isoformat(timespec="seconds"),
-        **values,
-    }
+    return {"event": event, "time": _local_time(int(time.time())), **values}
+
+
+@functools.lru_cache(maxsize=4)
+def _local_time(second: int) -> str:
+    """The local time of a second as text: worked out once, not for each of its records."""
+    return datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
 
 
 def archive_journal(path: Path) -> Path:

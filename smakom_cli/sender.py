@@ -27,7 +27,17 @@ from smakom_cli.errors import SmakomError
 from smakom_cli.journal import Journal
 from smakom_cli.outcome import Outcome
 from smakom_cli.providers import explain_reply, is_sending_limit
-from smakom_cli.smtp import Login, Outgoing, Unreachable, alive, connect, hang_up, transact, where
+from smakom_cli.smtp import (
+    Login,
+    Outgoing,
+    Unreachable,
+    alive,
+    connect,
+    data_body,
+    hang_up,
+    transact,
+    where,
+)
 
 # The calling thread never blocks longer than this, so a Ctrl-C (which only sets `stop`, and
 # on Windows does not wake a blocked wait) is noticed promptly.
@@ -150,6 +160,7 @@ def send_messages(
 @dataclass(frozen=True)
 class _Item:
     outgoing: Outgoing
+    body: bytes  # the message as DATA carries it, dots doubled in the calling thread
     attempts: int = 0  # temporary (4xx) refusals so far
 
 
@@ -371,7 +382,7 @@ class _Dispatcher:
                 if not exhausted:
                     message = next(source, None)
                     if message is not None:
-                        self._hand_out(_Item(message))
+                        self._hand_out(_Item(message, data_body(message.message)))
                         continue
                     exhausted = True
             if exhausted and not self.retries and not self.outstanding:
@@ -487,7 +498,7 @@ class _Worker(threading.Thread):
                 ticket = shared.journal.mark_in_flight(key)
             assert self.connection is not None
             outcome, reply = transact(
-                self.connection, shared.envelope_from, item.outgoing, before_end
+                self.connection, shared.envelope_from, item.outgoing, before_end, body=item.body
             )
             self.last_used = time.monotonic()
             if outcome in _REFUSALS and is_sending_limit(shared.smtp.provider, reply):

@@ -7,8 +7,8 @@ connections, at what rate, what to retry and what to write in the journal.
 from __future__ import annotations
 
 import base64
-import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +77,7 @@ def connect(smtp: SmtpConfig, login: Login | None) -> smtplib.SMTP:
     except OSError as exc:
         raise explain(exc, smtp, login) from None
     try:
+        _no_delay(connection)
         connection.ehlo()
         if smtp.security == "starttls":
             connection.starttls(context=context)
@@ -92,6 +93,17 @@ def connect(smtp: SmtpConfig, login: Login | None) -> smtplib.SMTP:
     return connection
 
 
+def _no_delay(connection: smtplib.SMTP) -> None:
+    """Send each write at once (no Nagle): the body and the final "." go as two writes.
+
+    `transact` writes the body, waits for the journal, then writes ".": with Nagle's
+    algorithm the "." would wait for the server's delayed ACK of the body, about 40 ms
+    per message on Linux, and the send would crawl at some 20 messages a second.
+    """
+    if connection.sock is not None:
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def check_login(smtp: SmtpConfig, login: Login | None) -> None:
     """Connect, secure the connection and log in exactly as a send would, then leave."""
     hang_up(connect(smtp, login))
@@ -102,8 +114,13 @@ def transact(
     envelope_from: str,
     outgoing: Outgoing,
     before_end: Callable[[], None],
+    *,
+    body: bytes,
 ) -> Transaction:
     """One SMTP transaction, step by step, so a lost connection is placed exactly.
+
+    `body` is `data_body(outgoing.message)`, prepared by the caller: the sender does it in
+    the thread that builds the messages, so the connection's thread only talks.
 
     `before_end` runs just before the final "." of DATA, the only moment from which the
     server can have taken the message (the journal makes its record durable there). Lost
@@ -127,7 +144,7 @@ def transact(
         code, text = connection.docmd("DATA")
         if code != 354:
             return _refused(connection, code, text)
-        connection.send(data_body(outgoing.message))
+        connection.send(body)
     except smtplib.SMTPServerDisconnected as exc:
         return Outcome.DROPPED, f"the server closed the connection ({exc})"
     before_end()
@@ -284,7 +301,11 @@ def hang_up(connection: smtplib.SMTP) -> None:
 
 def data_body(message: bytes) -> bytes:
     """The message as DATA carries it, without the final dot: leading dots doubled (RFC 5321)."""
-    block = re.sub(rb"(?m)^\.", b"..", message)
+    # bytes.replace, not a regular expression: a tenth of the send thread's time went to
+    # re.sub on the 40 KB messages (the layout's CSS has lines starting with ".").
+    block = message.replace(b"\n.", b"\n..")
+    if block.startswith(b"."):
+        block = b"." + block
     if not block.endswith(b"\r\n"):
         block += b"\r\n"
     return block

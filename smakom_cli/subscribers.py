@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from smakom_cli.errors import SmakomError
 
@@ -29,6 +30,14 @@ ALIASES = {
     "kommun": "organisation",
 }
 _CHUNK = 1 << 16
+# An ASCII address email-validator accepts as it is (but for the domain's case): a dot-atom
+# before the @ (RFC 5322), host-name labels after it, the last ending with a letter.
+_ATOM = r"[A-Za-z0-9_!#$%&'*+\-/=?^`{|}~]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(
+    rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+(?:[A-Za-z0-9][A-Za-z0-9-]{{0,61}})?[A-Za-z]\Z"
+)
+_SPECIAL_USE = tuple(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,9 @@ class AudienceSummary:
 def parse_address(text: str) -> Address:
     """Check an address; internationalised domains are sent in their ASCII (punycode) form."""
     text = text.strip()
+    plain = _plain_address(text)
+    if plain is not None:
+        return plain
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -82,6 +94,24 @@ def parse_address(text: str) -> Address:
     return Address(
         send_to=checked.ascii_email or checked.normalized, key=checked.normalized.lower()
     )
+
+
+def _plain_address(text: str) -> Address | None:
+    """The usual address checked in a few microseconds, the same as email-validator would.
+
+    email-validator parses character by character (quoted parts, Unicode rules), about
+    100 µs an address, a third of a dry run's time per message. None: not plainly valid,
+    so email-validator decides (and explains what is wrong).
+    """
+    if len(text) > 254 or not _PLAIN_ADDRESS.match(text):
+        return None
+    local, _, domain = text.rpartition("@")
+    domain = domain.lower()
+    # Longer local parts, "xn--" (Punycode) and other "--" labels, reserved names: its rules.
+    if len(local) > 64 or "--" in domain or f".{domain}".endswith(_SPECIAL_USE):
+        return None
+    address = f"{local}@{domain}"
+    return Address(send_to=address, key=address.lower())
 
 
 def detect_encoding(path: Path) -> str:

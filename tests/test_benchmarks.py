@@ -23,6 +23,8 @@ EXPECTED_ROWS = (
     "aiosmtpd sink, 1 connection(s): smakom / bare smtplib",
     "aiosmtpd sink, 2 connection(s): smakom / bare smtplib",
     "aiosmtpd sink, 4 connection(s): smakom / bare smtplib",
+    "aiosmtpd sink, 1 connection(s): durable ceiling",
+    "aiosmtpd sink, 4 connection(s): durable ceiling",
     "peak RSS, dry run N=20 ",
     "peak RSS, dry run N=200 ",
     "`smakom --help`",

@@ -344,3 +344,16 @@ def test_the_images_key_of_an_issue_is_checked(value: str) -> None:
         else:
             with pytest.raises(SmakomError, match=r"x\.md line 3: 'images' must be embed"):
                 load_issue(path)
+
+
+def test_a_floated_image_in_a_custom_layout_keeps_its_align_for_outlook(newsletter: Path) -> None:
+    """An image floated by the layout's CSS also gets `align`, which Outlook understands."""
+    write_template(
+        newsletter,
+        "newsletter.html",
+        "<html><head><style>img.side { float: right; }</style></head><body>"
+        '<img class="side" src="https://www.smakom.se/a.png" alt="A">{{ unsubscribe_url }}'
+        "</body></html>",
+    )
+    html, _ = personalise(render_folder(newsletter))
+    assert re.search(r'<img[^>]+align="right"', html)
