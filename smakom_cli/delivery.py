@@ -107,9 +107,35 @@ class DeliveryReport:
     report_error: str  # why the report file could not be written ("" when it was)
 
     @property
+    def still_to_send(self) -> int:
+        """Who the same command would send to next: never reached, cut short or deferred."""
+        send = self.send
+        done = send.sent + len(send.failed) + send.skipped + len(send.uncertain)
+        return max(0, self.plan.pending - done)
+
+    @property
     def resumable(self) -> bool:
         """The same command would send more: it was cut short, or some were deferred."""
         return bool(self.send.interrupted or self.send.stopped_by or self.send.deferred)
+
+    @property
+    def next_step(self) -> str:
+        """What to do to send the rest, and when it makes sense ("" when nothing is left)."""
+        if not self.resumable:
+            return ""
+        rest = f"Run the same command again to send to the {self.still_to_send} not yet sent"
+        send = self.send
+        if send.resume_after is not None:
+            when = send.resume_after.astimezone().strftime("%Y-%m-%d %H:%M")
+            return f"{rest}, after {when} (the day's sending limit)."
+        if send.stopped_by:
+            return f"{rest}, once the server takes mail again."
+        if send.interrupted:
+            return f"{rest}."
+        return (
+            f"{rest}: the server asked to wait, so in 15 minutes or later (throttling and "
+            "greylisting usually lift within the hour)."
+        )
 
 
 def fingerprint(mailing: Mailing) -> str:
@@ -347,10 +373,12 @@ def report_text(delivery: DeliveryReport) -> str:
         f"Sent: {send.sent}",
         f"Failed for good: {len(send.failed)}",
         f"Deferred (the server asked to wait; the next run sends them): {len(send.deferred)}",
+        f"Still to send (the same command sends them): {delivery.still_to_send}",
         f"Retried: {send.retried}",
         f"Skipped (unsubscribed during the send): {send.skipped}",
         f"Uncertain (may have arrived; not sent again unless --resend-uncertain): "
         f"{len(delivery.uncertain)}",
+        *([f"Next: {delivery.next_step}"] if delivery.next_step else []),
         "",
         *(f"failed\t{failure.key}\t{failure.reply}" for failure in send.failed),
         *(f"deferred\t{failure.key}\t{failure.reply}" for failure in send.deferred),

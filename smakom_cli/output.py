@@ -166,8 +166,8 @@ def show_delivery(delivery: DeliveryReport) -> None:
         warning(delivery.send.stopped_by)  # a limit reached, not a fault
     elif delivery.send.stopped_by:
         error(delivery.send.stopped_by)
-    if delivery.resumable:
-        info("Run the same command again to send to those not yet sent.")
+    if delivery.next_step:
+        info(delivery.next_step)
     if delivery.uncertain:
         info(
             f"`smakom send` with --resend-uncertain would send the {len(delivery.uncertain)} "

@@ -87,6 +87,8 @@ class Faults:
     """Once this many messages are accepted, answer the next RCPT TO with 421 and close."""
     unavailable: bool = False
     """Answer every MAIL FROM with 421 and close: a server that will not take mail now."""
+    unavailable_after: int | None = None
+    """Once this many messages are accepted, behave as `unavailable`: a server going down."""
     vanish_after_data: set[str] = field(default_factory=set)
     """Keep the message for these addresses but close the connection instead of answering,
     so the client cannot know it arrived."""
@@ -165,7 +167,8 @@ class RecordingHandler:
     ) -> str:
         if not session.authenticated:
             return "530 5.7.0 Authentication required"
-        if self.faults.unavailable:
+        down_after = self.faults.unavailable_after
+        if self.faults.unavailable or (down_after is not None and len(self.messages) >= down_after):
             _close_soon(server)
             return "421 4.3.2 Service not available, try again later"
         if address in self.faults.reject:
