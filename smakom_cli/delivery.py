@@ -129,7 +129,7 @@ class DeliveryReport:
             when = send.resume_after.astimezone().strftime("%Y-%m-%d %H:%M")
             return f"{rest}, after {when} (the day's sending limit)."
         if send.stopped_by:
-            return f"{rest}, once the server takes mail again."
+            return f"{rest}, once what stopped it is put right."
         if send.interrupted:
             return f"{rest}."
         return (

@@ -335,6 +335,14 @@ def _create(path: Path, header: JournalHeader) -> None:
         raise
 
 
+def _write_all(file: IO[bytes], data: bytes) -> None:
+    """An unbuffered write may take only part of the data; write the rest."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        view = view[written or 0 :]
+
+
 class _Committer(threading.Thread):
     """Forces the journal to disk for whoever waits, one fsync for all waiting at once."""
 
@@ -400,6 +408,7 @@ class Journal:
         self._tracker = tracker
         self._boot = boot
         self._write_lock = threading.Lock()
+        self._refused: SmakomError | None = None  # the disk refused a line: no more are written
         self._committer = _Committer(file)
         self._committer.written = file.tell()
         self._committer.start()
@@ -425,7 +434,9 @@ class Journal:
             tracker, intact = _parse(path, data)
             if tracker.header is None:
                 raise SmakomError(f"{path} is a journal of an older smakom; it is only read.")
-            file = path.open("r+b")
+            # Unbuffered: a line the disk refuses is refused at once, with nothing left
+            # in a buffer to fail again when the journal is closed.
+            file = path.open("r+b", buffering=0)
         except BaseException:
             lock.release()
             raise
@@ -454,12 +465,19 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Force everything to disk, close the file and let another send of this issue start."""
+        """Force everything to disk, close the file and let another send of this issue start.
+
+        After the disk refused a line the send has already stopped and says why; what was
+        written before is forced to disk as far as it goes, and closing does not fail again.
+        """
         try:
             self._committer.close()
             with self._write_lock:
-                self._file.flush()
-                os.fsync(self._file.fileno())
+                try:
+                    os.fsync(self._file.fileno())
+                except OSError:
+                    if self._refused is None:
+                        raise
         finally:
             self._file.close()
             self._lock.release()
@@ -503,8 +521,17 @@ class Journal:
         """Hand one line to the operating system; its end position in the file."""
         line = encode(record)
         with self._write_lock:
-            self._file.write(line)
-            self._file.flush()
+            if self._refused is not None:
+                raise self._refused
+            try:
+                _write_all(self._file, line)
+            except OSError as error:
+                self._refused = SmakomError(
+                    f"the journal {self.path} could not be written "
+                    f"({error.strerror or error}); make room on the disk, so that what "
+                    "went out can be recorded before more is sent."
+                )
+                raise self._refused from error
             self._committer.written += len(line)
             position = self._committer.written
             self._tracker.apply(record)

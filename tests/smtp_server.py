@@ -258,6 +258,8 @@ class SmtpTestServer:
     ca_file: Path
     security: str
     handler: RecordingHandler
+    stop: Callable[[], None]
+    """Stop listening and drop every connection: a server that goes away."""
     username: str = USERNAME
     password: str = PASSWORD
 
@@ -325,6 +327,13 @@ def running_server(
     )
     controller.start()
     handler.connections = 0  # the readiness probe is not a client
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if not stopped.is_set():
+            stopped.set()
+            controller.stop()
+
     try:
         yield SmtpTestServer(
             host=HOST,
@@ -332,9 +341,10 @@ def running_server(
             ca_file=certificates.ca_file,
             security="tls" if implicit_tls else "starttls",
             handler=handler,
+            stop=stop,
         )
     finally:
-        controller.stop()
+        stop()
 
 
 @contextmanager
