@@ -495,6 +495,8 @@ def _send_to_list(
     output.show_plan(plan)
     if plan.nothing_to_send:
         output.success(plan.nothing_to_send_reason)
+        if plan.uncertain:  # still for someone to decide: --resend-uncertain, or leave them
+            raise typer.Exit(EXIT_FAILED)
         return
     if not yes:
         typer.confirm(plan.question, abort=True)
@@ -577,15 +579,24 @@ _STOP_SIGNALS = tuple(
 )
 
 
+# Between the final "." and the journal's line for the server's reply, a crash leaves a message
+# uncertain. Python hands the interpreter between threads every 5 ms by default, so the thread
+# holding the reply could wait that long behind the progress display or the message builder.
+_SWITCH_SECONDS = 0.0005
+
+
 def _interruptible(run: Callable[[threading.Event], DeliveryReport]) -> DeliveryReport:
     """A stop signal asks the send to stop after the message in progress, instead of killing it."""
     stop = threading.Event()
     previous = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
     for number in _STOP_SIGNALS:
         signal.signal(number, lambda _signum, _frame: stop.set())
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(_SWITCH_SECONDS)
     try:
         return run(stop)
     finally:
+        sys.setswitchinterval(switch)
         for number, handler in previous.items():
             signal.signal(number, handler)
 
