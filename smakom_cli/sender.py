@@ -116,6 +116,7 @@ def send_messages(
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] | None = None,
+    idle_seconds: float = _IDLE_SECONDS,
 ) -> SendReport:
     """Send every message once; returns early, interrupted, when `stop` is set or on Ctrl-C.
 
@@ -123,7 +124,8 @@ def send_messages(
     refreshed between connections. `is_suppressed` is asked right before each message
     (serialised, from the worker threads); `on_progress` is called from the calling thread
     only. `clock` and `sleep` exist for tests of the rate limit; without `sleep`, waits end
-    as soon as the run stops. A fault before the first message raises; a later one ends the
+    as soon as the run stops. A connection unused for `idle_seconds` is checked with NOOP
+    before its next message. A fault before the first message raises; a later one ends the
     run with `stopped_by` set. When every message went out, the journal is marked complete.
     """
     # Fail before a message is built or journalled if the server cannot be used at all.
@@ -136,6 +138,7 @@ def send_messages(
         is_suppressed=is_suppressed,
         clock=clock,
         sleep=sleep,
+        idle_seconds=idle_seconds,
     )
     workers = [_Worker(shared, first if n == 0 else None) for n in range(smtp.connections)]
     for worker in workers:
@@ -187,12 +190,14 @@ class _Shared:
         is_suppressed: Callable[[str], bool],
         clock: Callable[[], float],
         sleep: Callable[[float], None] | None,
+        idle_seconds: float,
     ) -> None:
         self.smtp = smtp
         self.envelope_from = envelope_from
         self.login = login
         self.journal = journal
         self.clock = clock
+        self.idle_seconds = idle_seconds
         self.halt = threading.Event()
         self.work: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
@@ -518,7 +523,7 @@ class _Worker(threading.Thread):
 
     def _connected(self) -> bool:
         """Open this worker's connection if it has none (or lost it), retrying with back-off."""
-        idle = time.monotonic() - self.last_used > _IDLE_SECONDS
+        idle = time.monotonic() - self.last_used > self.shared.idle_seconds
         if self.connection is not None and idle and not alive(self.connection):
             self.connection.close()
             self.connection = None

@@ -24,6 +24,7 @@ from .smtp_server import (
     closed_port,
     make_certificates,
     running_server,
+    use_server,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +79,16 @@ def smtp_server(smtp_certificates: Certificates) -> Iterator[SmtpTestServer]:
     """An SMTP server requiring STARTTLS and AUTH, storing what it accepts."""
     with running_server(smtp_certificates) as server:
         yield server
+
+
+@pytest.fixture
+def live(newsletter: Path, smtp_server: SmtpTestServer) -> SmtpTestServer:
+    """The example folder sending to the test server, its password in the test keyring."""
+    from smakom_cli.credentials import store_password
+
+    use_server(newsletter, smtp_server)
+    store_password(smtp_server.username, smtp_server.password)
+    return smtp_server
 
 
 @pytest.fixture

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,6 +102,9 @@ class Faults:
     xoauth2_challenge: bool = False
     """Refuse a bad XOAUTH2 token Gmail's way: a 334 with a JSON error, then 535 after the
     client's empty reply (without it: Exchange's way, 535 5.7.3 at once)."""
+    busy_connections: set[int] = field(default_factory=set)
+    """Greet these connections (1 is the first) with a 421 and hang up, the way a server
+    with too many connections open turns a client away."""
 
 
 class RecordingHandler:
@@ -112,7 +117,11 @@ class RecordingHandler:
         self._greylisted: set[str] = set()
         self._tripped: set[str] = set()
         self.connections = 0
-        self.auth_attempts = 0
+        self.connected_at: list[float] = []
+        """When each connection came in (time.monotonic), turned away or not."""
+        # Not "auth_attempts": aiosmtpd offers every handler attribute named auth_* as a
+        # mechanism, and EHLO would list an "attempts" mechanism.
+        self.login_attempts = 0
         self.token_is_valid: Callable[[str, str], bool] | None = None
         """Set to accept AUTH XOAUTH2: (user, access token) → whether it is a live token."""
         self.xoauth2_tokens: list[str] = []
@@ -127,7 +136,7 @@ class RecordingHandler:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         with self._lock:
-            self.auth_attempts += 1
+            self.login_attempts += 1
         ok = isinstance(data, LoginPassword) and data == (
             USERNAME.encode(),
             PASSWORD.encode(),
@@ -137,7 +146,7 @@ class RecordingHandler:
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         """SASL XOAUTH2 (developers.google.com/gmail/imap/xoauth2-protocol), as Exchange does it."""
         with self._lock:
-            self.auth_attempts += 1
+            self.login_attempts += 1
         blob = await server.challenge_auth("") if len(args) == 1 else _b64decode(args[1])
         if blob is None:
             return AuthResult(
@@ -235,11 +244,24 @@ def _close_soon(server: SMTP) -> None:
     asyncio.get_running_loop().call_soon(transport.close)
 
 
+class _Busy(asyncio.Protocol):
+    """A connection turned away: a 421 greeting, then the server hangs up."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+        transport.close()
+
+
 class _Controller(Controller):
     """aiosmtpd's Controller on a port the OS picks, counting connections."""
 
-    def factory(self) -> SMTP:
-        self.handler.connections += 1
+    def factory(self) -> SMTP | _Busy:
+        handler = self.handler
+        handler.connections += 1
+        handler.connected_at.append(time.monotonic())
+        if handler.connections in handler.faults.busy_connections:
+            return _Busy()
         return super().factory()
 
     def _trigger_server(self) -> None:
@@ -277,7 +299,7 @@ class SmtpTestServer:
 
     @property
     def auth_attempts(self) -> int:
-        return self.handler.auth_attempts
+        return self.handler.login_attempts
 
     def recipients(self) -> list[str]:
         """Every RCPT TO of every accepted message, in the order they arrived."""
@@ -311,9 +333,18 @@ class SmtpTestServer:
 
 @contextmanager
 def running_server(
-    certificates: Certificates, *, implicit_tls: bool = False
+    certificates: Certificates,
+    *,
+    implicit_tls: bool = False,
+    auth_exclude: Collection[str] = (),
+    idle_timeout: float = 300.0,
 ) -> Iterator[SmtpTestServer]:
-    """Start a server (STARTTLS required, or TLS from the first byte) and stop it after."""
+    """Start a server (STARTTLS required, or TLS from the first byte) and stop it after.
+
+    `auth_exclude` names AUTH mechanisms not to offer (e.g. "PLAIN"); a connection silent
+    for `idle_timeout` seconds is closed by the server, as real servers do (aiosmtpd's
+    default is 300).
+    """
     handler = RecordingHandler()
     context = certificates.server_context()
     if implicit_tls:
@@ -323,10 +354,17 @@ def running_server(
     else:
         tls = {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
     controller = _Controller(
-        handler, hostname=HOST, port=0, authenticator=handler.authenticate, **tls
+        handler,
+        hostname=HOST,
+        port=0,
+        authenticator=handler.authenticate,
+        auth_exclude_mechanism=auth_exclude,
+        timeout=idle_timeout,
+        **tls,
     )
     controller.start()
     handler.connections = 0  # the readiness probe is not a client
+    handler.connected_at.clear()
     stopped = threading.Event()
 
     def stop() -> None:
@@ -353,3 +391,17 @@ def closed_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         yield sock.getsockname()[1]
+
+
+def use_server(
+    folder: Path, server: SmtpTestServer, extra: str = "", ca_file: str | None = None
+) -> None:
+    """Point a newsletter folder's [smtp] table at the test server (plus `extra` settings,
+    and this ca_file if given); the rest of smakom.toml stays as it is."""
+    smtp = server.toml() + extra
+    if ca_file is not None:
+        smtp = re.sub(r"(?m)^ca_file = .*$", f'ca_file = "{ca_file}"', smtp)
+    path = folder / "smakom.toml"
+    config = path.read_text(encoding="utf-8")
+    config = re.sub(r"\[smtp\].*?(?=\n\[brand\])", lambda _match: smtp, config, flags=re.S)
+    path.write_text(config, encoding="utf-8")

@@ -16,17 +16,15 @@ from smakom_cli.cli import app
 from smakom_cli.credentials import lookup_token_cache, store_password
 
 from .oauth_server import OAuthTestServer
-from .smtp_server import SmtpTestServer
-from .test_cli_send import use_server
+from .smtp_server import SmtpTestServer, use_server
 from .test_dry_run import active_addresses
 
 SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
 ISSUE = "issues/2021-01.md"
 
 
-@pytest.fixture(autouse=True)
-def _one_click_service(synced_newsletter: Path) -> None:
-    """Every send here syncs first with a real one-click service, as a real send does."""
+# Every send here syncs first with a real one-click service, as a real send does.
+pytestmark = pytest.mark.usefixtures("synced_newsletter")
 
 
 def use_oauth(folder: Path, smtp: SmtpTestServer, oauth: OAuthTestServer, extra: str = "") -> None:

@@ -20,30 +20,14 @@ from typer.testing import CliRunner
 from smakom_cli.cli import app
 from smakom_cli.credentials import store_password
 
-from .smtp_server import SmtpTestServer
+from .smtp_server import SmtpTestServer, use_server
 from .test_dry_run import active_addresses
 
 ISSUE = "issues/2021-01.md"
 
 
-@pytest.fixture(autouse=True)
-def _one_click_service(synced_newsletter: Path) -> None:
-    """Every send here syncs first with a real one-click service, as a real send does."""
-
-
-def use_server(folder: Path, server: SmtpTestServer, extra: str = "") -> None:
-    """Point the example's [smtp] table at the test server; keep the rest of smakom.toml."""
-    config = (folder / "smakom.toml").read_text(encoding="utf-8")
-    config = re.sub(r"\[smtp\].*?(?=\n\[brand\])", server.toml() + extra, config, flags=re.S)
-    (folder / "smakom.toml").write_text(config, encoding="utf-8")
-
-
-@pytest.fixture
-def live(newsletter: Path, smtp_server: SmtpTestServer) -> SmtpTestServer:
-    """The example folder sending to the test server, its password in the test keyring."""
-    use_server(newsletter, smtp_server)
-    store_password(smtp_server.username, smtp_server.password)
-    return smtp_server
+# Every send here syncs first with a real one-click service, as a real send does.
+pytestmark = pytest.mark.usefixtures("synced_newsletter")
 
 
 def parse(data: bytes) -> EmailMessage:

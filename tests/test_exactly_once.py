@@ -20,16 +20,12 @@ from typer.testing import CliRunner
 
 from smakom_cli.cli import app
 
-from .smtp_server import SmtpTestServer
-from .test_cli_send import ISSUE, live, use_server
+from .smtp_server import SmtpTestServer, use_server
+from .test_cli_send import ISSUE
 from .test_dry_run import active_addresses
 
-__all__ = ["live"]  # the fixture, imported for the tests below
-
-
-@pytest.fixture(autouse=True)
-def _one_click_service(synced_newsletter: Path) -> None:
-    """Every send here syncs first with a real one-click service, as a real send does."""
+# Every send here syncs first with a real one-click service, as a real send does.
+pytestmark = pytest.mark.usefixtures("synced_newsletter")
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -151,26 +147,6 @@ def test_the_reported_reproduction_sends_nothing_the_third_time(
     assert third.exit_code == 0, third.output
     assert "already gone to everyone" in third.output
     assert len(live.messages) == expected
-
-
-def test_resend_uncertain_sends_exactly_the_uncertain_ones(
-    runner: CliRunner, live: SmtpTestServer, newsletter: Path
-) -> None:
-    """An uncertain message is named and not resent by a plain send, which exits 3 (still to be
-    decided); --resend-uncertain sends exactly it, once, and then the issue is complete."""
-    make_one_uncertain(runner, live, "eva.lindqvist@example.com")
-    plain = runner.invoke(app, ["send", ISSUE, "--yes"])
-    assert plain.exit_code == 3, plain.output
-    assert "--resend-uncertain" in plain.output
-    assert "eva.lindqvist@example.com" in plain.output
-    assert "already gone to everyone" not in plain.output
-    before = len(live.messages)
-
-    resent = runner.invoke(app, ["send", ISSUE, "--yes", "--resend-uncertain"])
-    assert resent.exit_code == 0, resent.output
-    assert live.recipients()[before:] == ["eva.lindqvist@example.com"]
-    done = runner.invoke(app, ["send", ISSUE, "--yes"])
-    assert "already gone to everyone" in done.output
 
 
 def test_throttling_beyond_the_retries_defers_and_the_next_run_delivers_once(

@@ -15,8 +15,8 @@ from smakom_cli.cli import app
 from smakom_cli.credentials import store_password
 from smakom_cli.journal import JournalState
 
-from .smtp_server import SmtpTestServer
-from .test_cli_send import ISSUE, use_server
+from .smtp_server import SmtpTestServer, use_server
+from .test_cli_send import ISSUE
 
 SUBSCRIBERS = 40
 CONNECTIONS = 2

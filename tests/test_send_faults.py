@@ -19,16 +19,12 @@ from typer.testing import CliRunner
 from smakom_cli.cli import app
 from smakom_cli.credentials import store_password
 
-from .smtp_server import Certificates, SmtpTestServer, running_server
-from .test_cli_send import ISSUE, live, use_server
+from .smtp_server import Certificates, SmtpTestServer, running_server, use_server
+from .test_cli_send import ISSUE
 from .test_dry_run import active_addresses
 
-__all__ = ["live"]  # the fixture, imported for the tests below
-
-
-@pytest.fixture(autouse=True)
-def _one_click_service(synced_newsletter: Path) -> None:
-    """Every send here syncs first with a real one-click service, as a real send does."""
+# Every send here syncs first with a real one-click service, as a real send does.
+pytestmark = pytest.mark.usefixtures("synced_newsletter")
 
 
 def when(condition: Callable[[], bool], then: Callable[[], None]) -> threading.Thread:

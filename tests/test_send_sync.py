@@ -15,8 +15,7 @@ from smakom_cli.credentials import store_password
 from smakom_cli.unsubscribe_links import make_token
 
 from .service_server import SECRET, SERVICE_KEY, RunningService, gmail_post, running_service
-from .smtp_server import SmtpTestServer, closed_port
-from .test_cli_send import use_server
+from .smtp_server import SmtpTestServer, closed_port, use_server
 from .test_dry_run import active_addresses
 
 ISSUE = "issues/2021-01.md"
