@@ -78,8 +78,9 @@ def dovecot_folder(prefix: str, certificates: Certificates) -> Iterator[DovecotF
         shutil.rmtree(base, ignore_errors=True)
 
 
-def common_configuration(folder: DovecotFolder) -> str:
-    """Dovecot 2.3 settings with nothing outside the folder: IMAP on 127.0.0.1, TLS required."""
+def common_configuration(folder: DovecotFolder, imaps_port: int, imap_port: int = 0) -> str:
+    """Dovecot 2.3 settings with nothing outside the folder: IMAP over TLS on 127.0.0.1, and
+    IMAP with STARTTLS too unless its port is 0."""
     import grp
     import pwd
 
@@ -106,6 +107,18 @@ ssl_key = <{base}/key.pem
 # A refused sign-in is answered at once, so the test of one is fast.
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = {HOST}
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = {HOST}
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
 """
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .dovecot import DovecotFolder, common_configuration, dovecot_folder, free_port, running
 from .oauth_server import OAuthTestServer
-from .smtp_server import HOST, Certificates
+from .smtp_server import Certificates
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def _configuration(folder: DovecotFolder, port: int) -> str:
     """XOAUTH2 and OAUTHBEARER checked by the OAuth2 server, IMAP over TLS only."""
     base = folder.base
     return (
-        common_configuration(folder)
+        common_configuration(folder, imaps_port=port)
         + f"""
 auth_mechanisms = xoauth2 oauthbearer
 passdb {{
@@ -40,17 +40,6 @@ passdb {{
 userdb {{
   driver = static
   args = uid={folder.uid} gid={folder.gid} home={folder.homes}/%u
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    port = 0
-  }}
-  inet_listener imaps {{
-    address = {HOST}
-    port = {port}
-    ssl = yes
-  }}
 }}
 """
     )

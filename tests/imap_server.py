@@ -108,7 +108,7 @@ def require_dovecot_2_3(dovecot: str) -> None:
 def _configuration(folder: DovecotFolder, passwd: Path, ports: tuple[int, int]) -> str:
     """Users from a passwd-file, IMAP with STARTTLS on one port and over TLS on the other."""
     return (
-        common_configuration(folder)
+        common_configuration(folder, imaps_port=ports[1], imap_port=ports[0])
         + f"""
 auth_mechanisms = plain
 namespace inbox {{
@@ -123,18 +123,6 @@ passdb {{
 userdb {{
   driver = passwd-file
   args = username_format=%u {passwd}
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = {HOST}
-    port = {ports[0]}
-  }}
-  inet_listener imaps {{
-    address = {HOST}
-    port = {ports[1]}
-    ssl = yes
-  }}
 }}
 """
     )
