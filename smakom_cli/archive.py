@@ -7,10 +7,8 @@ general unsubscribe page (or address) from `smakom.toml`.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import html
-import re
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
@@ -20,13 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
 
 from smakom_cli.config import Config
-from smakom_cli.content import Section, markdown_html
 from smakom_cli.errors import SmakomError
 from smakom_cli.issue import Issue, load_issue
-from smakom_cli.render import RenderedIssue, render_issue, template_environment
+from smakom_cli.render import (
+    ImageResolver,
+    RenderedIssue,
+    demoted,
+    render_issue,
+    render_template,
+    template_context,
+    template_environment,
+)
 
 DEFAULT_FOLDER = "site"
 PAGE_TEMPLATE = "web.html"
@@ -34,7 +38,6 @@ INDEX_TEMPLATE = "index.html"
 FEED_NAME = "feed.xml"
 ATOM = "http://www.w3.org/2005/Atom"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
-_HEADING = re.compile(r"<(/?)h([1-5])\b")
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,15 @@ def write_archive(
     env = template_environment(config)
     rendered = [render_issue(issue, config, images="web", template_env=env) for issue in issues]
     images = {image.path: image for r in rendered for image in r.images}
-    site = _site_context(config, {path: image.src for path, image in images.items()})
+    web_src = _copied({path: image.src for path, image in images.items()})
+    way_out = _way_out(config)
 
     folder.mkdir(parents=True, exist_ok=True)
     pages = []
     for one in rendered:
         page = folder / _page_name(one.issue)
-        page.write_text(_render(env, PAGE_TEMPLATE, _page_context(site, one)), encoding="utf-8")
+        context = template_context(config, web_src, one.issue, one.content.sections)
+        page.write_text(_render(env, PAGE_TEMPLATE, {**context, **way_out}), encoding="utf-8")
         pages.append(page)
     copied = []
     for image in images.values():
@@ -77,7 +82,8 @@ def write_archive(
         copied.append(Path(shutil.copyfile(image.path, target)))
     index = folder / "index.html"
     entries = [(issue, _page_name(issue)) for issue in issues]
-    index.write_text(_render(env, INDEX_TEMPLATE, {**site, "entries": entries}), encoding="utf-8")
+    context = {**template_context(config, web_src), **way_out, "entries": entries}
+    index.write_text(_render(env, INDEX_TEMPLATE, context), encoding="utf-8")
     feed = folder / FEED_NAME
     ET.ElementTree(_feed(config, rendered)).write(feed, encoding="utf-8", xml_declaration=True)
     return ArchiveReport(folder, tuple(pages), index, feed, tuple(copied))
@@ -102,64 +108,32 @@ def _page_name(issue: Issue) -> str:
     return f"{issue.slug}.html"
 
 
-def _site_context(config: Config, image_srcs: Mapping[Path, str]) -> dict[str, Any]:
-    """What every page shows: brand, social and contact blocks, footer, the way out."""
-
-    def web_src(value: str) -> str:
-        # Configured images are copied where the issue's render put them (`images/…`).
-        if not value or "://" in value:
-            return value
-        return image_srcs.get((config.folder / value).resolve(), "")
-
+def _way_out(config: Config) -> dict[str, str]:
+    """What every page shows besides the office's blocks: the way out and the feed."""
     unsubscribe = config.unsubscribe
     return {
-        "config": config,
-        "brand": config.brand,
-        "contact": config.contact,
-        "social": config.social,
-        "footer": config.footer,
-        "logo_src": web_src(config.brand.logo),
-        "social_html": Markup(markdown_html(config.social.text)),  # noqa: S704 - the office's own config
-        "social_links": [
-            {"label": link.label, "url": link.url, "icon_src": web_src(link.icon)}
-            for link in config.social.links
-        ],
         "unsubscribe_url": unsubscribe.url
         or (f"mailto:{unsubscribe.mailto}" if unsubscribe.mailto else ""),
         "feed_url": FEED_NAME,
     }
 
 
-def _page_context(site: Mapping[str, Any], rendered: RenderedIssue) -> dict[str, Any]:
-    issue = rendered.issue
-    return {
-        **site,
-        "issue": issue,
-        "banner": issue.banner or site["brand"].banner,
-        "sections": [_web_section(section) for section in rendered.content.sections],
-    }
+def _copied(image_srcs: Mapping[Path, str]) -> ImageResolver:
+    """Configured images are copied where the issues' renders put them (`images/…`)."""
 
+    def web_src(src: str, local: Path | None, origin: str) -> str:
+        return src if local is None else image_srcs.get(local, "")
 
-def _web_section(section: Section) -> Section:
-    """On the page the issue title is the one `<h1>`, so the section's headings move down."""
-    demoted = _HEADING.sub(lambda m: f"<{m[1]}h{int(m[2]) + 1}", section.html)
-    return dataclasses.replace(section, html=demoted)
+    return web_src
 
 
 def _render(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
-    try:
-        return env.get_template(name).render(context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise SmakomError(
-            f"template {exc.filename or name} line {exc.lineno}: {exc.message}."
-        ) from None
-    except jinja2.UndefinedError as exc:
-        raise SmakomError(
-            f"template {name}: unknown variable: {exc.message}. A web page is the same for "
-            "every reader, so it has no subscriber fields."
-        ) from None
-    except jinja2.TemplateNotFound as exc:
-        raise SmakomError(f"template {exc.name} not found.") from None
+    return render_template(
+        env,
+        name,
+        context,
+        undefined_hint=" A web page is the same for every reader, so it has no subscriber fields.",
+    )
 
 
 def _feed(config: Config, rendered: Sequence[RenderedIssue]) -> ET.Element:
@@ -185,7 +159,7 @@ def _feed(config: Config, rendered: Sequence[RenderedIssue]) -> ET.Element:
 def _entry(config: Config, rendered: RenderedIssue) -> ET.Element:
     issue = rendered.issue
     article = "".join(
-        (f"<h2>{html.escape(s.title)}</h2>" if s.title else "") + _web_section(s).html
+        (f"<h2>{html.escape(s.title)}</h2>" if s.title else "") + demoted(s).html
         for s in rendered.content.sections
     )
     entry = ET.Element("entry")

@@ -14,14 +14,13 @@ replace the file atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
+from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.bounces import Kind
 from smakom_cli.errors import SmakomError
 
@@ -106,7 +105,8 @@ class InboxLog:
                 if old and not old.endswith(b"\n"):
                     old += b"\n"
                 line = json.dumps(_record(entry), ensure_ascii=False) + "\n"
-                _replace(self.path, old + line.encode("utf-8"))
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                replace_file(self.path, old + line.encode("utf-8"), new_mode=PRIVATE)
         except Timeout:
             raise SmakomError(
                 f"{self.path.name} stayed locked by another smakom inbox for "
@@ -164,20 +164,3 @@ def _record(entry: Entry) -> dict[str, object]:
     record = asdict(entry)
     record["addresses"] = list(entry.addresses)
     return record
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -25,7 +25,6 @@ import functools
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -39,6 +38,7 @@ from typing import IO, Any
 
 from filelock import FileLock, Timeout
 
+from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.errors import SmakomError
 from smakom_cli.outcome import Outcome
 
@@ -323,16 +323,7 @@ def _create(path: Path, header: JournalHeader) -> None:
         )
         | {"version": str(VERSION)}
     )
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(line)
-            file.flush()
-            os.fsync(file.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, line, new_mode=PRIVATE)
 
 
 def _write_all(file: IO[bytes], data: bytes) -> None:

@@ -241,7 +241,7 @@ def _template_name(env: jinja2.Environment, config: Config) -> str:
     return HTML_TEMPLATE
 
 
-@dataclass
+@dataclass(frozen=True)
 class _SocialLink:
     label: str
     url: str
@@ -252,38 +252,54 @@ def _local_image(config: Config, value: str) -> Path | None:
     return None if not value or "://" in value else (config.folder / value).resolve()
 
 
-def _context(
-    issue: Issue, config: Config, content: Content, image_src: ImageResolver
+def template_context(
+    config: Config,
+    image_src: ImageResolver,
+    issue: Issue | None = None,
+    sections: Sequence[Section] = (),
 ) -> dict[str, Any]:
+    """What the mail's and the web pages' templates see: the office's brand, contact, social
+    and footer blocks, and with an issue its title, banner and sections."""
+
     def config_image(value: str, key: str) -> str:
         if not value:
             return ""
         return image_src(value, _local_image(config, value), f"{config.path.name} {key}")
 
-    logo_width, logo_height = display_size(
-        _local_image(config, config.brand.logo), min(config.brand.logo_width, COLUMN_WIDTH)
-    )
-    return {
-        "issue": issue,
-        "sections": [_demoted(section) for section in content.sections],
-        "logo_width": logo_width,
-        "logo_height": logo_height,
-        "social_icon_size": SOCIAL_ICON_SIZE,
+    context: dict[str, Any] = {
         "config": config,
         "brand": config.brand,
         "contact": config.contact,
         "social": config.social,
         "footer": config.footer,
-        "sender": config.sender,
-        "banner": issue.banner or config.brand.banner,
-        "web_url": web_url(config, issue),
         "logo_src": config_image(config.brand.logo, "[brand] logo"),
         "social_html": Markup(markdown_html(config.social.text)),  # noqa: S704 - the office's own config
-        "social_text": markdown_text(config.social.text),
         "social_links": [
             _SocialLink(link.label, link.url, config_image(link.icon, "[[social.links]] icon"))
             for link in config.social.links
         ],
+    }
+    if issue is not None:
+        context["issue"] = issue
+        context["banner"] = issue.banner or config.brand.banner
+        context["sections"] = [demoted(section) for section in sections]
+    return context
+
+
+def _context(
+    issue: Issue, config: Config, content: Content, image_src: ImageResolver
+) -> dict[str, Any]:
+    logo_width, logo_height = display_size(
+        _local_image(config, config.brand.logo), min(config.brand.logo_width, COLUMN_WIDTH)
+    )
+    return {
+        **template_context(config, image_src, issue, content.sections),
+        "logo_width": logo_width,
+        "logo_height": logo_height,
+        "social_icon_size": SOCIAL_ICON_SIZE,
+        "sender": config.sender,
+        "web_url": web_url(config, issue),
+        "social_text": markdown_text(config.social.text),
     }
 
 
@@ -346,22 +362,31 @@ def _render(
         "subscriber": _Subscriber(markers, columns),
         "unsubscribe_url": _PersonalValue(markers, Field("unsubscribe_url")),
     }
+    rendered = render_template(env, name, {**context, **personal})
+    return rendered, tuple(markers.fields)
+
+
+def render_template(
+    env: jinja2.Environment, name: str, context: Mapping[str, Any], *, undefined_hint: str = ""
+) -> str:
+    """A template filled in; its mistakes become one line naming the template (and the line)."""
     try:
-        rendered = env.get_template(name).render({**context, **personal})
+        return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         raise SmakomError(
             f"template {exc.filename or name} line {exc.lineno}: {exc.message}."
         ) from None
     except jinja2.UndefinedError as exc:
-        raise SmakomError(f"template {name}: unknown variable: {exc.message}.") from None
+        raise SmakomError(
+            f"template {name}: unknown variable: {exc.message}.{undefined_hint}"
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise SmakomError(f"template {exc.name} not found.") from None
-    return rendered, tuple(markers.fields)
 
 
-def _demoted(section: Section) -> Section:
-    """In the mail the issue title is the one `<h1>` and each section's title an `<h2>`,
-    so the headings inside a section move down one level."""
+def demoted(section: Section) -> Section:
+    """In the mail and on the web page the issue title is the one `<h1>` and each section's
+    title an `<h2>`, so the headings inside a section move down one level."""
     html_text = _HEADING.sub(lambda m: f"<{m[1]}h{int(m[2]) + 1}", section.html)
     return dataclasses.replace(section, html=html_text)
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import os
 import re
-import secrets
-import stat
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from smakom_cli.atomic import remove_temporary_files, replace_file
 from smakom_cli.errors import SmakomError
 from smakom_cli.subscribers import detect_encoding, parse_address
 
@@ -186,7 +184,7 @@ class SuppressionList:
         self, keys: list[str], action: str, source: str, reason: str, when: str
     ) -> list[Change]:
         """Read, change, replace and read back the file; only called while holding the lock."""
-        _remove_stale_temporary_files(self.path)
+        remove_temporary_files(self.path)
         data = self._read_bytes()
         before = self._latest(data)
         changes: list[Change] = []
@@ -200,7 +198,7 @@ class SuppressionList:
                 planned[key] = action
             changes.append(Change(email=key, action=action, already=already))
         if new_rows:
-            _replace(self.path, _append(data, new_rows))
+            replace_file(self.path, _append(data, new_rows))
             self._verify(keys, action)
         return changes
 
@@ -414,47 +412,6 @@ def _append(data: bytes | None, rows: list[tuple[str, ...]]) -> bytes:
         buffer.write("\r\n")
     writer.writerows([protect(flatten(cell)) for cell in row] for row in rows)
     return _BOM + old + buffer.getvalue().encode("utf-8")
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path`, flush it to disk, then rename it over `path`.
-
-    The new file keeps the old one's permissions (others in the office may read it); a
-    first file gets the usual ones for a new file (0666 less the umask).
-    """
-    try:
-        mode: int | None = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temporary, flags, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if mode is not None:
-            # On Windows this can only set or clear read-only, which is all it has.
-            temporary.chmod(mode)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    # The rename itself is only durable once the folder is flushed; Windows cannot open a
-    # folder for that (and its NTFS rename is journaled).
-    if os.name != "nt":
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-
-
-def _remove_stale_temporary_files(path: Path) -> None:
-    """Delete what a writer killed mid-write left behind; safe because we hold the lock."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -11,8 +11,6 @@ list), never dropped.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from smakom_cli import __version__
+from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
 from smakom_cli.service import EVENTS_PATH, HEALTH_PATH, RESUBSCRIBED, UNSUBSCRIBED
@@ -417,16 +416,5 @@ def _write_state(path: Path, state: _State) -> None:
             for e in state.unresolved
         ],
     }
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=1)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=1) + "\n"
+    replace_file(path, text.encode("utf-8"), new_mode=PRIVATE)

@@ -250,3 +250,35 @@ def test_two_issues_with_one_name_are_refused(newsletter: Path) -> None:
     config = load_config(newsletter / "smakom.toml")
     with pytest.raises(SmakomError, match=r"would both become 2021-01\.html"):
         write_archive(config, (newsletter / "issues" / "2021-01.md", other))
+
+
+BROKEN_TEMPLATES = {
+    "syntax": ("<p>Hej</p>\n{% if %}\n", r"^Error: template .*templates/{} line 2: "),
+    "unclosed-block": (
+        "{% for s in sections %}\n{{ s.title }}\n",
+        r"^Error: template .*templates/{} line 2: Unexpected end of template",
+    ),
+    "missing-include": (
+        '{% include "sidfot.html" %}\n',
+        r"^Error: template sidfot\.html not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_TEMPLATES.values(), ids=BROKEN_TEMPLATES.keys())
+def test_a_broken_template_reads_the_same_in_preview_and_archive(
+    runner: CliRunner, newsletter: Path, case: tuple[str, str]
+) -> None:
+    """The same mistake in the mail's template and in the web page's gives the same error
+    line from `smakom preview` and `smakom archive`, naming the file and line."""
+    text, expected = case
+    templates = newsletter / "templates"
+    templates.mkdir()
+    (templates / "newsletter.html").write_text(text, encoding="utf-8")
+    preview = runner.invoke(app, ["preview", "issues/2021-01.md"])
+    (templates / "newsletter.html").unlink()
+    (templates / "web.html").write_text(text, encoding="utf-8")
+    archived = runner.invoke(app, ["archive", "--out", "site-out"])
+    assert (preview.exit_code, archived.exit_code) == (1, 1), preview.output + archived.output
+    assert re.search(expected.format("newsletter.html"), preview.output), preview.output
+    assert archived.output == preview.output.replace("newsletter.html", "web.html")

@@ -199,6 +199,16 @@ def test_a_delay_notice_is_not_a_bounce() -> None:
     assert "still trying" in result.reason
 
 
+def test_a_message_id_of_an_issue_sent_before_is_still_recognised() -> None:
+    """A bounce quoting a Message-ID made by an earlier smakom still names its recipient:
+    the keyed id and the signature are pinned to the bytes already out in the world."""
+    sent = b"<18ed75f7a41b2e23.2021-01.59242f3039c61cac.d4502abe9642@smakom.se>"
+    assert recipient_id(SECRET, "anna.aberg@example.com") == "59242f3039c61cac"
+    (reference,) = find_references(SECRET, [sent])
+    assert (reference.issue, reference.recipient_id) == ("2021-01", "59242f3039c61cac")
+    assert CONTEXT.recipient_ids[reference.recipient_id] == "anna.aberg@example.com"
+
+
 def test_message_id_references_are_signed_and_say_nothing_of_the_address() -> None:
     """The reference names issue and recipient id; the address is not in it; forgeries fail."""
     value = message_id(SECRET, "2021-01", "anna.aberg@example.com", "smakom.se")

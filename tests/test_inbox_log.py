@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,19 @@ def test_entries_survive_a_round_trip(tmp_path: Path) -> None:
     assert "åsa" in path.read_text(encoding="utf-8")
     assert set(log.seen("INBOX", 7)) == {1, 2}
     assert log.seen("INBOX", 8) == {}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no POSIX permission bits")
+def test_the_log_stays_private_and_keeps_permissions_given_it(tmp_path: Path) -> None:
+    """A new inbox log is readable by its owner only; one opened up to the office stays so."""
+    path = tmp_path / "inbox.jsonl"
+    InboxLog.read(path).append(entry(1))
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o640)
+    InboxLog.read(path).append(entry(2))
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [e.uid for e in InboxLog.read(path).entries] == [1, 2]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 @pytest.mark.parametrize(
