@@ -1,0 +1,138 @@
+"""A whole send to the list through the core (plan, then run), with no command line: what a
+library user, or a scheduler of its own, would call."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from smakom_cli.check import Finding
+from smakom_cli.config import load_config
+from smakom_cli.delivery import DeliveryReport, SendPlan, plan_send, run_send
+from smakom_cli.errors import SmakomError
+from smakom_cli.mailing import Mailing, prepare
+from smakom_cli.smtp import Login
+
+from .smtp_server import SmtpTestServer, use_server
+from .test_dry_run import active_addresses
+
+ISSUE = Path("issues/2021-01.md")
+SECRET = b"k" * 32
+
+
+def mailing_of(folder: Path, issue: Path = ISSUE, subscribers: str | None = None) -> Mailing:
+    config = load_config(folder / "smakom.toml")
+    list_path = folder / subscribers if subscribers else None
+    return prepare(config, folder / issue, subscribers_path=list_path, secret=SECRET)
+
+
+def plan(folder: Path, **options: bool) -> SendPlan:
+    mailing = mailing_of(folder)
+    return plan_send(mailing, findings=mailing.check(), **options)
+
+
+def run(folder: Path, server: SmtpTestServer, the_plan: SendPlan) -> DeliveryReport:
+    login = Login(server.username, server.password)
+    return run_send(the_plan, mailing_of(folder), login=lambda: login)
+
+
+def files(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def folder(newsletter: Path, smtp_server: SmtpTestServer) -> Path:
+    use_server(newsletter, smtp_server)
+    return newsletter
+
+
+def test_a_plan_reads_only_and_a_run_sends_what_it_said(
+    folder: Path, smtp_server: SmtpTestServer
+) -> None:
+    """Planning writes nothing; the run sends to exactly the planned number, once each, and
+    the next plan finds nothing to send and says it has gone to everyone."""
+    before = files(folder)
+    first = plan(folder)
+    assert files(folder) == before
+    everyone = active_addresses(folder)
+    assert (first.pending, first.already, first.refusal) == (len(everyone), 0, "")
+    assert first.journal == folder / "sent" / "2021-01.jsonl"
+
+    report = run(folder, smtp_server, first)
+    assert report.send.sent == len(everyone) and report.send.complete
+    assert report.report_file is not None and report.report_file.exists()
+    assert sorted(r.lower() for r in smtp_server.recipients()) == sorted(everyone)
+
+    after = plan(folder)
+    assert after.nothing_to_send and after.already == len(everyone)
+    assert "already gone to everyone" in after.nothing_to_send_reason
+
+
+def test_again_is_only_planned_until_it_runs(folder: Path, smtp_server: SmtpTestServer) -> None:
+    """A plan with again names the journal it would move aside and moves nothing; running it
+    moves it (kept, never deleted) and sends to everyone once more."""
+    run(folder, smtp_server, plan(folder))
+    before = files(folder)
+    again = plan(folder, again=True)
+    assert again.to_archive == (folder / "sent" / "2021-01.jsonl",)
+    assert again.pending == len(active_addresses(folder))
+    assert files(folder) == before
+
+    run(folder, smtp_server, again)
+    assert len(list((folder / "sent").glob("2021-01.until-*.jsonl"))) == 1
+    assert len(smtp_server.messages) == 2 * len(active_addresses(folder))
+
+
+def test_refused_and_uncertain_are_planned_apart_from_the_sent(
+    folder: Path, smtp_server: SmtpTestServer
+) -> None:
+    """After a 550 and a lost reply, the plan lists one refused for good and one uncertain,
+    sends neither, and does not call the issue gone to everyone; resend_uncertain plans one."""
+    smtp_server.faults.reject.add("anna.aberg@example.com")
+    smtp_server.faults.vanish_after_data.add("eva.lindqvist@example.com")
+    report = run(folder, smtp_server, plan(folder))
+    assert [f.key for f in report.send.failed] == ["anna.aberg@example.com"]
+    assert report.uncertain == ("eva.lindqvist@example.com",)
+
+    later = plan(folder)
+    assert [f.key for f in later.failed_before] == ["anna.aberg@example.com"]
+    assert later.uncertain == ("eva.lindqvist@example.com",)
+    assert later.nothing_to_send
+    assert "already gone to everyone" not in later.nothing_to_send_reason
+    assert plan(folder, resend_uncertain=True).pending == 1
+
+
+def test_a_copy_of_the_list_is_planned_with_where_its_members_got_it(
+    folder: Path, smtp_server: SmtpTestServer
+) -> None:
+    """Members of another list file who already got the issue are counted as such, with the
+    list and the day they got it from."""
+    run(folder, smtp_server, plan(folder))
+    (folder / "kopia.csv").write_bytes((folder / "subscribers.csv").read_bytes())
+    mailing = mailing_of(folder, subscribers="kopia.csv")
+    copy = plan_send(mailing, findings=[])
+    assert copy.nothing_to_send
+    assert [(e.list_name, e.count) for e in copy.earlier] == [
+        ("subscribers.csv", len(active_addresses(folder)))
+    ]
+
+
+def test_a_refused_plan_cannot_be_run(folder: Path, smtp_server: SmtpTestServer) -> None:
+    """A plan the check found errors in raises when run (unless forced), and nothing is
+    written or sent."""
+    mailing = mailing_of(folder)
+    error = Finding("error", "text", "a link without an address")
+    assert plan_send(mailing, findings=[error], force=True).refusal == ""
+    refused = plan_send(mailing, findings=[error])
+    assert "--force" in refused.refusal
+    before = files(folder)
+    with pytest.raises(SmakomError):
+        run_send(refused, mailing, login=lambda: None)
+    assert files(folder) == before
+    assert smtp_server.messages == []
