@@ -278,8 +278,8 @@ _SEND_HELP = """Send the issue: a dry run to files, a proof to yourself, or to e
 
 Exit codes: 0 everything done (or nothing left to do); 1 an error before anything was sent;
 2 options that do not go together; 3 sent, but some recipients failed for good or are
-uncertain (the report names them); 4 interrupted or stopped by a fault part-way: run the
-same command again to send the rest.
+uncertain (the report names them), or only uncertain ones are left; 4 interrupted or stopped
+by a fault part-way: run the same command again to send the rest.
 """
 
 
