@@ -8,12 +8,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .processes import stop, wait_until_listening
 from .smtp_server import HOST, Certificates
 
 _START_TIMEOUT = 15.0
@@ -132,28 +132,14 @@ def running(dovecot: str, folder: DovecotFolder, configuration: str, port: int) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+    def why_not() -> str:
+        output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+        log = folder.log.read_text(errors="replace") if folder.log.exists() else ""
+        return f"{output} {log}"
+
     try:
-        _wait_for(process, port, folder.log)
+        wait_until_listening(process, port, why_not, _START_TIMEOUT)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_for(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            details = log.read_text(errors="replace") if log.exists() else ""
-            raise RuntimeError(f"dovecot stopped at start-up: {output} {details}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"dovecot did not listen on {HOST}:{port} within {_START_TIMEOUT} s")
+        stop(process)

@@ -14,13 +14,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .processes import stop, wait_until_listening
 
 HOST = "127.0.0.1"
 SECRET = "hemlig-nyckel-for-lankarna-" + "x" * 20
@@ -133,26 +134,7 @@ def running_service(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_until_accepting(process, port, log)
+        wait_until_listening(process, port, lambda: log.read_text(encoding="utf-8"), START_TIMEOUT)
         yield RunningService(process, port, database, log)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def _wait_until_accepting(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"smakom serve exited: {log.read_text(encoding='utf-8')}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"smakom serve did not start within {START_TIMEOUT} s")
+        stop(process, timeout=5)

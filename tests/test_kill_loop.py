@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from .processes import stop, wait_until_listening
 from .tools import require_program
 
 ISSUE = "issues/2021-01.md"
@@ -46,20 +47,12 @@ def _sink_in(program: str, folder: Path) -> Iterator[tuple[int, Path]]:
         [program, *user, "-d", f"{folder}/m.", f"127.0.0.1:{port}", "256"],
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and sink.poll() is None, "smtp-sink did not start"
-            time.sleep(0.05)
+    wait_until_listening(sink, port, lambda: sink.stderr.read().decode() if sink.stderr else "", 10)
     try:
         yield port, folder
         assert sink.poll() is None, sink.stderr.read() if sink.stderr else "smtp-sink ended"
     finally:
-        sink.terminate()
-        sink.wait(10)
+        stop(sink)
 
 
 def arrived(folder: Path) -> list[str]:
