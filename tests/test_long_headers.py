@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from smakom_cli.check import check_issue
 from smakom_cli.cli import app
 from smakom_cli.config import Config, load_config
 from smakom_cli.credentials import store_password
@@ -197,3 +198,30 @@ def test_any_subject_and_name_fold_and_read_back(
         assert read.addr_spec == address
         assert "".join(read.display_name.split()) == "".join(one_line(display_name).split())
     assert message["List-Id"].endswith(f"<{config.list_id}>")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.integers(min_value=0, max_value=1100), subject=st.one_of(names, long_words))
+@example(path=0, subject="Hej")
+@example(path=1100, subject="Hej")
+def test_the_check_errs_exactly_when_a_line_would_be_refused(
+    rendered: RenderedIssue, config: Config, path: int, subject: str
+) -> None:
+    """With an unsubscribe link of any length and any subject, `check` reports an error
+    about line length exactly when a built message has a line over 998 octets."""
+    url = "https://www.smakom.se/" + "a" * path
+    config = dataclasses.replace(
+        config, unsubscribe=dataclasses.replace(config.unsubscribe, url=url)
+    )
+    data = build(rendered, config, subject or "Hej", "Anna Åberg")
+    issue = dataclasses.replace(rendered.issue, subject=subject or "Hej")
+    sample = dataclasses.replace(rendered, issue=issue)
+    html, text = sample.personalise(personal_values({"name": "Anna"}, url))
+    refused = [
+        finding
+        for finding in check_issue(sample, config, html, text)
+        if "mail servers refuse lines over 998" in finding.message
+    ]
+    too_long = max(len(line) for line in data.split(b"\r\n")) > 998
+    assert bool(refused) == too_long
+    assert all(finding.severity == "error" for finding in refused)
