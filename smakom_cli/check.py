@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from smakom_cli.config import Config
+from smakom_cli.errors import SmakomError
 from smakom_cli.render import RenderedIssue
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -22,6 +23,15 @@ MESSAGE_WARN_BYTES = 500 * 1024  # every subscriber downloads it; most newslette
 CSS_PROBLEMS_SHOWN = 5
 _HREF = re.compile(r"""\shref\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{%20|%7B%7B", re.DOTALL)
+_SAMPLE_ADDRESS = "mottagare@example.org"
+# Where each header that cannot be folded short enough comes from.
+_HEADER_SOURCES = {
+    "From": "[sender] email",
+    "Reply-To": "[sender] reply_to",
+    "Message-ID": "[sender] email",
+    "List-Id": "[newsletter] list_id",
+    "List-Unsubscribe": "[unsubscribe] url and mailto",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ def check_issue(rendered: RenderedIssue, config: Config, html: str, text: str) -
         _subject,
         _size,
         _message_size,
+        _line_lengths,
         _images,
         _linked_images,
         _css,
@@ -117,6 +128,31 @@ def _message_size(mail: _Mail) -> Iterator[Finding]:
             mail.name,
             f"the message is {shown} and goes to every subscriber (keep it under "
             f"{MESSAGE_WARN_BYTES // 1024} KB); {advice}.",
+        )
+
+
+def _line_lengths(mail: _Mail) -> Iterator[Finding]:
+    """Every server refuses a message with a line over 998 octets ("500 Line too long"), so
+    it would be refused for every recipient. Subjects and names are folded to fit; what
+    cannot be split (a URL, an address) is found here, on one message built as a send would."""
+    from smakom_cli.message import LINE_LIMIT, MessageBuilder, Recipient, overlong_lines
+    from smakom_cli.unsubscribe_links import link_for
+
+    try:
+        builder = MessageBuilder(mail.rendered, mail.config)
+    except SmakomError:
+        return  # an image that cannot be read: `_images` reports it
+    # Any key makes a token of the same length, so the sample's lines are as long as the real.
+    link = link_for(mail.config, bytes(32), _SAMPLE_ADDRESS)
+    message = builder.build(Recipient(_SAMPLE_ADDRESS, "", {}), link)
+    for where, length in overlong_lines(message).items():
+        source = _HEADER_SOURCES.get(where.removesuffix(" header"))
+        yield Finding(
+            "error",
+            mail.config.path.name if source else mail.name,
+            f"the {where} has a line of {length} characters; mail servers refuse lines over "
+            f"{LINE_LIMIT} (RFC 5322), so every message would be refused. Shorten "
+            f"{source or 'it'}.",
         )
 
 

@@ -309,3 +309,30 @@ def test_a_bad_provider_limit_is_refused(runner: CliRunner, newsletter: Path) ->
     result = check(runner)
     assert "'smtp.max_message_mb' must be a number above 0" in result.output
     assert result.exit_code == 1, result.output
+
+
+def test_an_unsubscribe_link_too_long_for_any_server_is_an_error(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """An unsubscribe link over 998 characters cannot be folded and every server would
+    refuse the message: an error naming the header and where to shorten it."""
+    path = "/avregistrera?kampanj=" + "nyhetsbrev-januari-" * 55
+    replace_in(
+        newsletter / "smakom.toml",
+        'url = "https://www.smakom.se/avregistrera"',
+        f'url = "https://www.smakom.se{path}"',
+    )
+    result = check(runner)
+    assert "Error: smakom.toml: the List-Unsubscribe header has a line of" in result.output
+    assert "Shorten [unsubscribe] url and mailto." in result.output
+    assert result.exit_code == 1, result.output
+
+
+def test_a_2000_character_subject_is_only_a_warning(runner: CliRunner, newsletter: Path) -> None:
+    """A very long subject is folded over lines, so it stays a warning about its length."""
+    subject = " ".join(["Nyhetsbrev från SmåKom"] * 87)
+    replace_in(newsletter / ISSUE, "subject: SmåKom Nyhetsbrev Januari 2021", f"subject: {subject}")
+    result = check(runner)
+    assert f"Warning: 2021-01.md: the subject is {len(subject)} characters" in result.output
+    assert "Error" not in result.output
+    assert result.exit_code == 0, result.output
