@@ -236,6 +236,8 @@ def overlong_lines(message: bytes) -> dict[str, int]:
 def _qp(text: str) -> bytes:
     if not text:
         return b""
+    if "\r" in text:  # a value with Windows' or old Mac line ends: a message has CRLF only
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n") + _SOFT_BREAK
 
 

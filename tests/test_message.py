@@ -5,6 +5,7 @@ from __future__ import annotations
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from smakom_cli.message import MessageBuilder, Recipient
 from smakom_cli.render import personal_values, render_issue
 from smakom_cli.unsubscribe_links import address_from_token, link_for, make_token
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, REPO
 
 SECRET = b"s" * 32
 
@@ -34,7 +35,8 @@ def builder(config: Config) -> MessageBuilder:
 def build(builder: MessageBuilder, config: Config, address: str, name: str) -> EmailMessage:
     values = personal_values({"email": address, "name": name}, "")
     raw = builder.build(Recipient(address, name, values), link_for(config, SECRET, address))
-    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    bare = raw.replace(b"\r\n", b"")
+    assert b"\r\n" in raw and b"\n" not in bare and b"\r" not in bare  # SMTP's line ends only
     message = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     assert not message.defects
@@ -103,6 +105,26 @@ def test_names_cannot_inject_headers(builder: MessageBuilder, config: Config) ->
     message = build(builder, config, "eve@example.com", "Eve\r\nBcc: all@example.org")
     assert message["Bcc"] is None
     assert "eve@example.com" in message["To"]
+
+
+@pytest.mark.parametrize("break_", ["\r\n", "\r", "\n"])
+def test_a_line_break_in_a_personal_value_is_a_line_break_in_the_body(
+    newsletter: Path, break_: str
+) -> None:
+    """A name from a spreadsheet cell with a line break in it (Windows, old Mac or Unix),
+    printed by the template, is one ordinary line break in the text: never a bare CR or LF,
+    which servers refuse."""
+    folder = newsletter / "templates"
+    folder.mkdir(exist_ok=True)
+    text = (REPO / "templates" / "newsletter.txt").read_text(encoding="utf-8")
+    (folder / "newsletter.txt").write_text("Hej {{ subscriber.name }}!\n" + text, "utf-8")
+    personal = load_config(newsletter / "smakom.toml")
+    issue = load_issue(newsletter / "issues" / "2021-01.md")
+    builder = MessageBuilder(render_issue(issue, personal, columns=("email", "name")), personal)
+    message = build(builder, personal, "eva@example.com", f"Eva{break_}Lindqvist")
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n").startswith("Hej Eva\nLindqvist!\n")
 
 
 def test_internationalised_domains_are_sent_in_ascii(
