@@ -6,14 +6,11 @@ each concept. Heavy imports happen inside the commands so `smakom --help` starts
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -21,20 +18,7 @@ from typer.core import TyperGroup
 
 from smakom_cli import __version__
 from smakom_cli.errors import SmakomError
-
-
-def _lazy_module(name: str) -> ModuleType:
-    """`name`, imported on first use: `smakom --help` never prints through Rich."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -50,7 +34,8 @@ if TYPE_CHECKING:
     from smakom_cli.suppression import Change
     from smakom_cli.sync import SyncBatch
 else:
-    output = _lazy_module("smakom_cli.output")
+    # `smakom --help` never prints through Rich.
+    output = lazy_module("smakom_cli.output")
 
 
 class _Group(TyperGroup):

@@ -11,13 +11,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import keyring
-import keyring.backend
-import keyring.errors
+from typing import TYPE_CHECKING, Literal
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import keyring
+    import keyring.backend
+    import keyring.errors
+else:
+    # A secret from the environment (unattended runs) needs no keyring at all.
+    keyring = lazy_module("keyring")
 
 SERVICE = "smakom"
 # Names of environment variables, not secrets.

@@ -9,13 +9,6 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -216,6 +209,15 @@ def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
 
     The bar appears with the first outcome, so a refused login is not shown under a bar.
     """
+    # Only a send draws a bar: a preview or dry run does not import it.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
