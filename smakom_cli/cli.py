@@ -565,9 +565,10 @@ _STOP_SIGNALS = tuple(
 )
 
 
-# Between the final "." and the journal's line for the server's reply, a crash leaves a message
-# uncertain. Python hands the interpreter between threads every 5 ms by default, so the thread
-# holding the reply could wait that long behind the progress display or the message builder.
+# A crash between the journal's line before the final "." and its line once the "." is handed
+# to the system leaves a message uncertain. Python hands the interpreter between threads every
+# 5 ms by default, so the sending thread could wait that long there, behind the progress
+# display or the message builder; during a send it waits at most half a millisecond.
 _SWITCH_SECONDS = 0.0005
 
 

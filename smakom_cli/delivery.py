@@ -18,7 +18,7 @@ import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from smakom_cli.check import Finding
@@ -65,6 +65,7 @@ class SendPlan:
     earlier: tuple[EarlierSend, ...]
     failed_before: tuple[Failure, ...]  # refused for good by an earlier run: not sent again
     uncertain: tuple[str, ...]  # may have arrived in an earlier run: sent only when asked
+    handed: tuple[str, ...]  # reached the server whole as a run was cut off: counted as sent
     resend_uncertain: bool
     again: bool
     findings: tuple[Finding, ...]
@@ -103,6 +104,7 @@ class DeliveryReport:
     plan: SendPlan
     send: SendReport
     uncertain: tuple[str, ...]  # after this run, from this run or any earlier one
+    handed: tuple[str, ...]  # handed to the server whole, its answer never read: count as sent
     report_file: Path | None
     report_error: str  # why the report file could not be written ("" when it was)
 
@@ -224,6 +226,7 @@ def plan_send(
         earlier=tuple(EarlierSend(lst, day, n) for (lst, day), n in sorted(earlier.items())),
         failed_before=tuple(failed_before),
         uncertain=tuple(uncertain),
+        handed=tuple(sorted(known.handed)),
         resend_uncertain=resend_uncertain,
         again=again,
         findings=tuple(findings),
@@ -275,6 +278,7 @@ def run_send(
         plan=plan,
         send=report,
         uncertain=tuple(sorted(still_uncertain)),
+        handed=tuple(sorted(known.handed | after.handed)),
         report_file=None,
         report_error="",
     )
@@ -288,12 +292,14 @@ class _Known:
     sent: dict[str, tuple[str, str]]  # key -> (list name, day) of the run that sent it
     failed: dict[str, str]
     uncertain: frozenset[str]
+    handed: frozenset[str]  # among `sent`: cut off once the server had the whole message
 
     @classmethod
     def of(cls, states: list[JournalState]) -> _Known:
         sent: dict[str, tuple[str, str]] = {}
         failed: dict[str, str] = {}
         uncertain: set[str] = set()
+        handed: set[str] = set()
         for state in states:
             for key, session in state.sent.items():
                 if session >= 0 and session < len(state.sessions):
@@ -303,10 +309,12 @@ class _Known:
                     sent.setdefault(key, ("", ""))
             failed.update(state.failed)
             uncertain |= state.uncertain
+            handed |= state.handed
         return cls(
             sent=sent,
             failed={k: v for k, v in failed.items() if k not in sent},
             uncertain=frozenset(uncertain - sent.keys() - failed.keys()),
+            handed=frozenset(handed),
         )
 
     def not_to_send(self, *, resend_uncertain: bool) -> frozenset[str]:
@@ -351,10 +359,8 @@ def _with_report_file(delivery: DeliveryReport) -> DeliveryReport:
     try:
         path.write_text(report_text(delivery), encoding="utf-8")
     except OSError as exc:
-        return DeliveryReport(
-            delivery.plan, delivery.send, delivery.uncertain, None, exc.strerror or str(exc)
-        )
-    return DeliveryReport(delivery.plan, delivery.send, delivery.uncertain, path, "")
+        return replace(delivery, report_error=exc.strerror or str(exc))
+    return replace(delivery, report_file=path)
 
 
 def report_text(delivery: DeliveryReport) -> str:
@@ -378,10 +384,13 @@ def report_text(delivery: DeliveryReport) -> str:
         f"Skipped (unsubscribed during the send): {send.skipped}",
         f"Uncertain (may have arrived; not sent again unless --resend-uncertain): "
         f"{len(delivery.uncertain)}",
+        f"Handed to the server whole when a send was cut off (counted as sent): "
+        f"{len(delivery.handed)}",
         *([f"Next: {delivery.next_step}"] if delivery.next_step else []),
         "",
         *(f"failed\t{failure.key}\t{failure.reply}" for failure in send.failed),
         *(f"deferred\t{failure.key}\t{failure.reply}" for failure in send.deferred),
         *(f"uncertain\t{key}" for key in delivery.uncertain),
+        *(f"handed\t{key}" for key in delivery.handed),
     ]
     return "\n".join(lines) + "\n"

@@ -9,14 +9,19 @@ For each message the sender writes, in order:
   waited for just before the final "." of DATA, the first moment the server can take it;
   with several connections the waits share one fsync (group commit).
 - `ending`, right before that "." (handed to the operating system, no fsync of its own).
-- the outcome: `sent`, `failed`, `deferred` or `skipped` (handed to the operating system).
+- `handed`, as soon as the "." is handed to the operating system (no fsync either).
+- the outcome: `sent`, `failed`, `deferred`, `skipped` or `uncertain` (the connection was
+  lost before the answer to the "."), handed to the operating system.
 
 Reading it back: `sent` and `failed` are done; `deferred` and `skipped` are sent by the next
-run. An `in-flight` with no outcome was cut off. If it has no `ending` and the machine has not
-restarted since (same boot), the "." was never sent, so the server cannot have the message:
-it is simply sent again. Otherwise (an `ending`, or a power cut since, which may have lost the
-lines that were not forced to disk) it may have arrived: "uncertain", reported and never sent
-again unasked. A journal written by smakom 0.1 (no sums, no sessions) is still read.
+run. An `in-flight` with no outcome was cut off. If the machine has not restarted since (same
+boot), the operating system outlived the process and sent on whatever it had been handed:
+with no `ending` the "." was never sent, so the server cannot have the message and it is
+simply sent again; with `handed` the server has the whole message, which counts as sent (it
+is named as handed over: only a server refusing a message at its very end would not have
+taken it). Between the two marks, or after a power cut (which may have lost the lines and the
+data the system had not yet written), it may have arrived: "uncertain", reported and never
+sent again unasked. A journal written by smakom 0.1 (no sums, no sessions) is still read.
 """
 
 from __future__ import annotations
@@ -61,11 +66,14 @@ class Mark(StrEnum):
     SESSION = "session"
     IN_FLIGHT = "in-flight"
     ENDING = "ending"
+    HANDED = "handed"
     COMPLETE = "complete"
 
 
-_OUTCOMES = frozenset({Outcome.SENT, Outcome.FAILED, Outcome.DEFERRED, Outcome.SKIPPED})
-_KEYED = frozenset({*_OUTCOMES, Mark.IN_FLIGHT, Mark.ENDING})
+_OUTCOMES = frozenset(
+    {Outcome.SENT, Outcome.FAILED, Outcome.DEFERRED, Outcome.SKIPPED, Outcome.UNCERTAIN}
+)
+_KEYED = frozenset({*_OUTCOMES, Mark.IN_FLIGHT, Mark.ENDING, Mark.HANDED})
 _EVENTS = frozenset({*_KEYED, Mark.HEADER, Mark.SESSION, Mark.COMPLETE})
 
 
@@ -93,6 +101,8 @@ class JournalState:
 
     `sent` maps each key to the index in `sessions` of the run that sent it.
     `unfinished` were cut off before the end of DATA on this boot: not taken, to be sent.
+    `handed` were cut off after the whole message went to the server on this boot: counted
+    in `sent`, named because the server's answer was never read.
     """
 
     header: JournalHeader | None = None
@@ -102,6 +112,7 @@ class JournalState:
     deferred: Mapping[str, str] = field(default_factory=dict)
     uncertain: frozenset[str] = frozenset()
     unfinished: frozenset[str] = frozenset()
+    handed: frozenset[str] = frozenset()
     completed: bool = False
 
     @property
@@ -181,26 +192,32 @@ class _Tracker:
         deferred: dict[str, str] = {}
         uncertain: set[str] = set()
         unfinished: set[str] = set()
+        sent = dict(self.sent)
+        handed: set[str] = set()
         for key, (event, reply, session) in self.last.items():
             if key in self.sent:
                 continue
+            same_boot = session >= 0 and self.sessions[session].boot == boot
             if event == Outcome.FAILED:
                 failed[key] = reply
             elif event == Outcome.DEFERRED:
                 deferred[key] = reply
-            elif event == Mark.ENDING:
+            elif event == Mark.HANDED and same_boot:
+                sent[key] = session
+                handed.add(key)
+            elif event in (Mark.ENDING, Mark.HANDED, Outcome.UNCERTAIN):
                 uncertain.add(key)
             elif event == Mark.IN_FLIGHT:
-                same_boot = session >= 0 and self.sessions[session].boot == boot
                 (unfinished if same_boot else uncertain).add(key)
         return JournalState(
             header=self.header,
             sessions=tuple(self.sessions),
-            sent=dict(self.sent),
+            sent=sent,
             failed=failed,
             deferred=deferred,
             uncertain=frozenset(uncertain),
             unfinished=frozenset(unfinished),
+            handed=frozenset(handed),
             completed=self.completed,
         )
 
@@ -273,7 +290,7 @@ def _decode(line: bytes, *, checked: bool) -> dict[str, Any]:
 def _check_order(tracker: _Tracker, record: Mapping[str, Any], *, versioned: bool) -> None:
     event = record["event"]
     if not versioned:
-        if event in (Mark.HEADER, Mark.SESSION, Mark.ENDING):
+        if event in (Mark.HEADER, Mark.SESSION, Mark.ENDING, Mark.HANDED, Outcome.UNCERTAIN):
             raise ValueError("a newer kind of record in an old journal")
         return
     if (tracker.header is None) != (event == Mark.HEADER):
@@ -496,6 +513,10 @@ class Journal:
         """Right before the final "." of DATA: the in-flight record is on disk, then this."""
         self._committer.wait(ticket.position)
         self._append(_record(Mark.ENDING, key=ticket.key))
+
+    def mark_handed(self, ticket: Ticket) -> None:
+        """Right after the final "." went to the operating system, before the answer."""
+        self._append(_record(Mark.HANDED, key=ticket.key))
 
     def record(self, outcome: Outcome, key: str, reply: str = "") -> None:
         """A message's outcome, with the server's reply for a refusal."""

@@ -135,6 +135,12 @@ def show_plan(plan: SendPlan) -> None:
         )
     if plan.already:
         info(f"{plan.already} on {plan.list_name} already got it; they are left out.")
+    if plan.handed:
+        info(
+            f"{len(plan.handed)} message(s) reached the server whole just before an earlier "
+            "send was cut off; its answer was never read, so they count as sent: "
+            + ", ".join(plan.handed)
+        )
     for failure in plan.failed_before:
         info(f"Refused for good by an earlier send, not sent again: {failure.key}: {failure.reply}")
     if plan.uncertain and not plan.resend_uncertain:

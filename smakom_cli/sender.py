@@ -11,6 +11,7 @@ run, and the report says so and what was done until then.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import heapq
 import itertools
@@ -488,6 +489,10 @@ class _Worker(threading.Thread):
                 shared.journal.mark_ending(ticket)
             ended = True
 
+        def after_end() -> None:
+            if ticket is not None and shared.journal is not None:
+                shared.journal.mark_handed(ticket)
+
         ticket = None
         try:
             if (
@@ -503,7 +508,12 @@ class _Worker(threading.Thread):
                 ticket = shared.journal.mark_in_flight(key)
             assert self.connection is not None
             outcome, reply = transact(
-                self.connection, shared.envelope_from, item.outgoing, before_end, body=item.body
+                self.connection,
+                shared.envelope_from,
+                item.outgoing,
+                before_end,
+                body=item.body,
+                after_end=after_end,
             )
             self.last_used = time.monotonic()
             if outcome in _REFUSALS and is_sending_limit(shared.smtp.provider, reply):
@@ -511,15 +521,19 @@ class _Worker(threading.Thread):
                 shared.note(Outcome.DEFERRED, key, reply)
                 error = SendingLimitRefused(shared.smtp, reply)
                 return _Result(item, Outcome.DEFERRED, reply, error=error)
-            if outcome != Outcome.UNCERTAIN:
-                shared.note(_JOURNALLED_AS.get(outcome, outcome), key, reply)
+            shared.note(_JOURNALLED_AS.get(outcome, outcome), key, reply)
             return self._after(item, outcome, reply)
         except BaseException as error:  # the thread must answer for every item, whatever happens
             if self.connection is not None:
                 self.connection.close()
                 self.connection = None
-            # Before the end of DATA the server cannot have taken it: the next run sends it.
-            return _Result(item, Outcome.UNCERTAIN if ended else Outcome.UNSENT, error=error)
+            if not ended:  # before the end of DATA the server cannot have taken it: resent
+                return _Result(item, Outcome.UNSENT, error=error)
+            # Without this line a message handed over whole would count as sent; the journal
+            # itself may be what failed, and then nothing more can be written.
+            with contextlib.suppress(Exception):
+                shared.note(Outcome.UNCERTAIN, key)
+            return _Result(item, Outcome.UNCERTAIN, error=error)
 
     def _connected(self) -> bool:
         """Open this worker's connection if it has none (or lost it), retrying with back-off."""

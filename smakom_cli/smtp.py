@@ -116,6 +116,7 @@ def transact(
     before_end: Callable[[], None],
     *,
     body: bytes,
+    after_end: Callable[[], None],
 ) -> Transaction:
     """One SMTP transaction, step by step, so a lost connection is placed exactly.
 
@@ -125,7 +126,9 @@ def transact(
     `before_end` runs just before the final "." of DATA, the only moment from which the
     server can have taken the message (the journal makes its record durable there). Lost
     before that, the message certainly did not arrive and is retried; lost after it, it
-    may have arrived: uncertain, never retried, so nobody gets the issue twice.
+    may have arrived: uncertain, never retried, so nobody gets the issue twice. `after_end`
+    runs as soon as the "." is handed to the operating system, which sends it on even if this
+    process is killed: from then on the server has the whole message.
     """
     options = []
     if not outgoing.message.isascii() and connection.has_extn("8bitmime"):
@@ -150,6 +153,7 @@ def transact(
     before_end()
     try:
         connection.send(b".\r\n")
+        after_end()
         code, text = connection.getreply()
     except smtplib.SMTPServerDisconnected:
         return Outcome.UNCERTAIN, ""

@@ -90,6 +90,26 @@ def test_after_a_restart_a_cut_off_message_is_uncertain(path: Path) -> None:
     assert state.not_to_send(resend_uncertain=True) == frozenset()
 
 
+def test_a_message_handed_over_whole_before_a_crash_counts_as_sent(path: Path) -> None:
+    """Killed after the final "." went to the operating system (the machine still up): the
+    server has the whole message, so it is not sent again and not reported uncertain; it is
+    named as handed over. After a restart the same lines leave it uncertain, since what the
+    system had not yet sent may have been lost with the power."""
+    with open_journal(path) as journal:
+        ticket = journal.mark_in_flight("anna@k.se")
+        journal.mark_ending(ticket)
+        journal.mark_handed(ticket)
+
+    state = JournalState.read(path, boot=BOOT)
+    assert (set(state.sent), state.handed, state.uncertain) == (
+        {"anna@k.se"},
+        {"anna@k.se"},
+        frozenset(),
+    )
+    rebooted = JournalState.read(path, boot=REBOOTED)
+    assert (set(rebooted.sent), rebooted.uncertain) == (set(), {"anna@k.se"})
+
+
 def test_a_sent_key_stays_sent(path: Path) -> None:
     """Once sent, a later in-flight line for the same key does not make it uncertain."""
     with open_journal(path) as journal:
