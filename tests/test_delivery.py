@@ -12,6 +12,7 @@ from smakom_cli.check import Finding
 from smakom_cli.config import load_config
 from smakom_cli.delivery import DeliveryReport, SendPlan, plan_send, run_send
 from smakom_cli.errors import SmakomError
+from smakom_cli.journal import Journal
 from smakom_cli.mailing import Mailing, prepare
 from smakom_cli.smtp import Login
 
@@ -136,3 +137,24 @@ def test_a_refused_plan_cannot_be_run(folder: Path, smtp_server: SmtpTestServer)
         run_send(refused, mailing, login=lambda: None)
     assert files(folder) == before
     assert smtp_server.messages == []
+
+
+def test_a_message_handed_over_whole_before_a_crash_is_planned_as_sent(
+    folder: Path, smtp_server: SmtpTestServer
+) -> None:
+    """A run killed after the final "." of a message went to the system (the machine still
+    up): the next plan counts it as already sent and names it, and the run leaves it out."""
+    first = plan(folder)
+    with Journal.open(first.journal, first.header, list_name="subscribers.csv") as journal:
+        ticket = journal.mark_in_flight("anna.aberg@example.com")
+        journal.mark_ending(ticket)
+        journal.mark_handed(ticket)
+
+    later = plan(folder)
+    assert later.handed == ("anna.aberg@example.com",)
+    assert (later.already, later.pending) == (1, first.pending - 1)
+    report = run(folder, smtp_server, later)
+    assert "anna.aberg@example.com" not in smtp_server.recipients()
+    assert report.handed == ("anna.aberg@example.com",)
+    assert report.report_file is not None
+    assert "handed\tanna.aberg@example.com" in report.report_file.read_text(encoding="utf-8")
