@@ -381,10 +381,13 @@ def _check_sign_in(config: Config) -> None:
 
 
 def _all_keys(table: dict[str, Any]) -> set[str]:
+    """Every key in the table and in the tables inside it, arrays of tables (`[[…]]`) too."""
     keys = set(table)
     for value in table.values():
-        if isinstance(value, dict):
-            keys |= _all_keys(value)
+        inner = value if isinstance(value, list) else [value]
+        for item in inner:
+            if isinstance(item, dict):
+                keys |= _all_keys(item)
     return keys
 
 
