@@ -102,6 +102,21 @@ def pixels(png: bytes) -> tuple[int, int, Counter[tuple[int, int, int]]]:
     return width, height, counts
 
 
+def wait_for_heading(browser: object, text: str) -> None:
+    """Wait until the page after a click has loaded, with this heading: straight after the
+    click, the heading found may still be the old page's, gone a moment later."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert isinstance(browser, WebDriver)
+    WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda driver: driver.find_element(By.TAG_NAME, "h1").text == text,
+        f"the page did not show the heading {text!r}",
+    )
+
+
 def test_the_button_unsubscribes_and_undo_works_without_javascript(
     browser: object, service: RunningService, tmp_path: Path
 ) -> None:
@@ -118,7 +133,7 @@ def test_the_button_unsubscribes_and_undo_works_without_javascript(
     assert service.events() == []
 
     browser.find_element(By.XPATH, "//button[text()='Avregistrera mig']").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Du är avregistrerad"
+    wait_for_heading(browser, "Du är avregistrerad")
     screenshot = tmp_path / "avregistrerad.png"
     assert browser.save_screenshot(str(screenshot))
     width, height, counts = pixels(screenshot.read_bytes())
@@ -129,7 +144,7 @@ def test_the_button_unsubscribes_and_undo_works_without_javascript(
     assert counts[(0x00, 0x5A, 0x7A)] > 50  # the heading and the card's top in the brand colour
 
     browser.find_element(By.XPATH, "//button[text()='Ångra']").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Du prenumererar igen"
+    wait_for_heading(browser, "Du prenumererar igen")
     assert [(e["action"], e["source"]) for e in service.events()] == [
         ("unsubscribed", "web"),
         ("resubscribed", "web"),
