@@ -541,6 +541,15 @@ class _Worker(threading.Thread):
         if self.connection is not None and idle and not alive(self.connection):
             self.connection.close()
             self.connection = None
+        # A server may close after so many messages: the first reconnect is at once. Closed
+        # again straight away ("421 try again later"), it is given time before the next.
+        dropped = self.drops_in_a_row - 1
+        if (
+            self.connection is None
+            and dropped > 0
+            and not self.shared.pause(self.shared.backoff(dropped))
+        ):
+            return False
         attempt = 0
         while self.connection is None:
             try:

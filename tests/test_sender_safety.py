@@ -110,6 +110,23 @@ def test_reconnects_after_a_drop_wait_longer_each_time(
     assert back_in - again >= 0.36
 
 
+def test_a_server_closing_with_421_is_not_reconnected_to_at_once_again(
+    smtp_certificates: Certificates, journal: Journal
+) -> None:
+    """A server that answers 421 ("try again later") and closes, connection after connection:
+    the first reconnect is at once, the next ones wait retry_delay and then twice that, and
+    then the run stops with nothing lost."""
+    with running_server(smtp_certificates) as server:
+        server.faults.unavailable = True
+        report = send(server, smtp={"retry_delay": 0.2}, journal=journal)
+
+    assert "keeps closing the connection" in report.stopped_by
+    _, second, third = server.handler.connected_at
+    assert third - second >= 0.18  # lower bounds only: a loaded machine only adds time
+    assert journal.done == frozenset()
+    assert journal.uncertain == frozenset()
+
+
 def test_a_server_that_keeps_turning_connections_away_stops_the_run(
     smtp_certificates: Certificates, journal: Journal
 ) -> None:
