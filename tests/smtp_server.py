@@ -81,6 +81,8 @@ class Faults:
     """451 to the first RCPT TO for each of these addresses, 250 after that."""
     tempfail: set[str] = field(default_factory=set)
     """452 to every RCPT TO for these addresses (a mailbox that stays full)."""
+    throttled: set[str] = field(default_factory=set)
+    """451 to every RCPT TO for these addresses, as Exchange Online throttles a sender."""
     reject: set[str] = field(default_factory=set)
     """550 to these addresses, as sender (MAIL FROM) or recipient (RCPT TO)."""
     drop_after: int | None = None
@@ -199,6 +201,8 @@ class RecordingHandler:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if address in self.faults.tempfail:
             return "452 4.2.2 Mailbox full"
+        if address in self.faults.throttled:
+            return "451 4.7.500 Server busy. Please try again later"
         if address in self.faults.greylist and address not in self._greylisted:
             self._greylisted.add(address)
             return "451 4.7.1 Greylisted, please try again later"

@@ -158,11 +158,11 @@ def test_the_reported_reproduction_sends_nothing_the_third_time(
 def test_throttling_beyond_the_retries_defers_and_the_next_run_delivers_once(
     runner: CliRunner, live: SmtpTestServer, newsletter: Path
 ) -> None:
-    """A server refusing with 4xx for longer than the retries last: exit 4, the report says how
-    many wait; once it recovers, the same command delivers to each of them, nobody twice."""
+    """A server throttling with 451 for longer than the retries last: exit 4, the report says
+    how many wait; once it recovers, the same command delivers to each of them, nobody twice."""
     everyone = active_addresses(newsletter)
     throttled = set(everyone[::2])
-    live.faults.tempfail.update(throttled)
+    live.faults.throttled.update(throttled)
     first = runner.invoke(app, ["send", ISSUE, "--yes"])
     assert first.exit_code == 4, first.output
     assert "Run the same command again" in first.output
@@ -177,7 +177,7 @@ def test_throttling_beyond_the_retries_defers_and_the_next_run_delivers_once(
     assert still.exit_code == 4, still.output
     assert "already gone to everyone" not in still.output
 
-    live.faults.tempfail.clear()
+    live.faults.throttled.clear()
     recovered = runner.invoke(app, ["send", ISSUE, "--yes"])
     assert recovered.exit_code == 0, recovered.output
     got = counts(live)
