@@ -9,7 +9,8 @@ For each message the sender writes, in order:
   waited for just before the final "." of DATA, the first moment the server can take it;
   with several connections the waits share one fsync (group commit).
 - `ending`, right before that "." (handed to the operating system, no fsync of its own).
-- `handed`, as soon as the "." is handed to the operating system (no fsync either).
+- `handed`, as soon as the "." is handed to the operating system (no fsync either; not on
+  Windows, which may drop what a killed process had handed over).
 - the outcome: `sent`, `failed`, `deferred`, `skipped` or `uncertain` (the connection was
   lost before the answer to the "."), handed to the operating system.
 
