@@ -49,10 +49,10 @@ _POLL_SECONDS = 0.25
 _MAX_DROPS_IN_A_ROW = 3
 # Retry delays double from retry_delay up to this many times retry_delay.
 _MAX_BACKOFF_FACTOR = 10
-# Not taken, for a reason that is not the recipient's: the next run sends them.
 # Linux and macOS send on what a killed process had handed to a connection; Windows may reset
 # a killed process's connections and drop it, so there a cut-off "." stays uncertain.
 _HANDED_OUTLIVES_US = sys.platform != "win32"
+# Not taken, for a reason that is not the recipient's: the next run sends them.
 _JOURNALLED_AS = {Outcome.DROPPED: Outcome.DEFERRED, Outcome.SENDER_REFUSED: Outcome.DEFERRED}
 _DAY_SECONDS = 24 * 3600.0
 # A connection unused for this long (e.g. while the rate limit waits) is checked with NOOP
