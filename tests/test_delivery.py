@@ -3,7 +3,6 @@ library user, or a scheduler of its own, would call."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from smakom_cli.smtp import Login
 
 from .smtp_server import SmtpTestServer, use_server
 from .test_dry_run import active_addresses
+from .tools import file_digests
 
 ISSUE = Path("issues/2021-01.md")
 SECRET = b"k" * 32
@@ -39,14 +39,6 @@ def run(folder: Path, server: SmtpTestServer, the_plan: SendPlan) -> DeliveryRep
     return run_send(the_plan, mailing_of(folder), login=lambda: login)
 
 
-def files(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 @pytest.fixture
 def folder(newsletter: Path, smtp_server: SmtpTestServer) -> Path:
     use_server(newsletter, smtp_server)
@@ -58,9 +50,9 @@ def test_a_plan_reads_only_and_a_run_sends_what_it_said(
 ) -> None:
     """Planning writes nothing; the run sends to exactly the planned number, once each, and
     the next plan finds nothing to send and says it has gone to everyone."""
-    before = files(folder)
+    before = file_digests(folder)
     first = plan(folder)
-    assert files(folder) == before
+    assert file_digests(folder) == before
     everyone = active_addresses(folder)
     assert (first.pending, first.already, first.refusal) == (len(everyone), 0, "")
     assert first.journal == folder / "sent" / "2021-01.jsonl"
@@ -79,11 +71,11 @@ def test_again_is_only_planned_until_it_runs(folder: Path, smtp_server: SmtpTest
     """A plan with again names the journal it would move aside and moves nothing; running it
     moves it (kept, never deleted) and sends to everyone once more."""
     run(folder, smtp_server, plan(folder))
-    before = files(folder)
+    before = file_digests(folder)
     again = plan(folder, again=True)
     assert again.to_archive == (folder / "sent" / "2021-01.jsonl",)
     assert again.pending == len(active_addresses(folder))
-    assert files(folder) == before
+    assert file_digests(folder) == before
 
     run(folder, smtp_server, again)
     assert len(list((folder / "sent").glob("2021-01.until-*.jsonl"))) == 1
@@ -132,10 +124,10 @@ def test_a_refused_plan_cannot_be_run(folder: Path, smtp_server: SmtpTestServer)
     assert plan_send(mailing, findings=[error], force=True).refusal == ""
     refused = plan_send(mailing, findings=[error])
     assert "--force" in refused.refusal
-    before = files(folder)
+    before = file_digests(folder)
     with pytest.raises(SmakomError):
         run_send(refused, mailing, login=lambda: None)
-    assert files(folder) == before
+    assert file_digests(folder) == before
     assert smtp_server.messages == []
 
 

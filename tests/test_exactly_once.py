@@ -7,7 +7,6 @@ a renamed copy of the issue or a copy of the list mails nobody twice.
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import signal
 import subprocess
@@ -23,18 +22,10 @@ from smakom_cli.cli import app
 from .smtp_server import SmtpTestServer, use_server
 from .test_cli_send import ISSUE
 from .test_dry_run import active_addresses
+from .tools import file_digests
 
 # Every send here syncs first with a real one-click service, as a real send does.
 pytestmark = pytest.mark.usefixtures("synced_newsletter")
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file under `root` (the newsletter folder and the keyring), by content."""
-    return {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def counts(server: SmtpTestServer) -> collections.Counter[str]:
@@ -92,13 +83,13 @@ def test_declining_changes_no_file_and_the_next_send_sends_nobody_twice(
     """Answering "n" (or closing the input) at the confirmation leaves every file, the
     keyring included, byte for byte as it was; the next plain send mails nobody twice."""
     before_the_prompt(runner, live, mode)
-    before = snapshot(tmp_path)
+    before = file_digests(tmp_path)
     sent = len(live.messages)
 
     declined = runner.invoke(app, ["send", ISSUE, *MODES[mode]], input=answer)
     assert declined.exit_code == 1, declined.output
     assert "Aborted" in declined.output
-    assert snapshot(tmp_path) == before
+    assert file_digests(tmp_path) == before
     assert len(live.messages) == sent
 
     result = runner.invoke(app, ["send", ISSUE, "--yes"])
@@ -117,7 +108,7 @@ def test_ctrl_c_at_the_prompt_changes_no_file(
     """Ctrl-C while `smakom send` asks for confirmation writes nothing: no journal, no report,
     no key in the keyring, unsubscribed.csv as it was; the next send mails nobody twice."""
     before_the_prompt(runner, live, mode)
-    before = snapshot(tmp_path)
+    before = file_digests(tmp_path)
     sent = len(live.messages)
 
     child = subprocess.Popen(
@@ -136,7 +127,7 @@ def test_ctrl_c_at_the_prompt_changes_no_file(
     child.send_signal(signal.SIGINT)
     rest, _ = child.communicate(timeout=30)
     assert child.returncode == 1, (seen + rest).decode("utf-8", "replace")
-    assert snapshot(tmp_path) == before
+    assert file_digests(tmp_path) == before
     assert len(live.messages) == sent
 
     result = runner.invoke(app, ["send", ISSUE, "--yes"])
@@ -232,11 +223,11 @@ def test_options_that_do_not_go_together_are_refused_with_exit_2(
     runner: CliRunner, tmp_path: Path, newsletter: Path, options: list[str]
 ) -> None:
     """One clear line and exit 2, before anything is read or written."""
-    before = snapshot(tmp_path)
+    before = file_digests(tmp_path)
     result = runner.invoke(app, ["send", ISSUE, *options])
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1
-    assert snapshot(tmp_path) == before
+    assert file_digests(tmp_path) == before
 
 
 def test_a_server_that_cannot_be_reached_is_exit_1_and_nothing_counts_as_sent(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from smakom_cli.unsubscribe_links import make_token
 from .service_server import SECRET, SERVICE_KEY, RunningService, gmail_post, running_service
 from .smtp_server import SmtpTestServer, closed_port, use_server
 from .test_dry_run import active_addresses
+from .tools import file_digests
 
 ISSUE = "issues/2021-01.md"
 LEAVER = "cecilia.arlig@example.com"
@@ -54,14 +54,6 @@ def sending(
     return smtp_server
 
 
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 def test_a_send_leaves_out_who_pressed_unsubscribe_since_the_last_sync(
     runner: CliRunner, newsletter: Path, sending: SmtpTestServer, service: RunningService
 ) -> None:
@@ -90,12 +82,12 @@ def test_declining_after_a_sync_changes_no_file(
 ) -> None:
     """The events are fetched to plan, but written only after the confirmation."""
     assert gmail_post(service.link(make_token(SECRET.encode(), LEAVER))).status == 200
-    before = digest(newsletter)
+    before = file_digests(newsletter)
 
     result = runner.invoke(app, ["send", ISSUE], input="n\n")
 
     assert result.exit_code == 1
-    assert digest(newsletter) == before
+    assert file_digests(newsletter) == before
     assert sending.messages == []
 
 

@@ -1,13 +1,16 @@
-"""Real programs some tests need (Dovecot, Chromium, smtp-sink): found on the PATH, or else.
+"""What many tests need: the real programs (Dovecot, Chromium, smtp-sink), found on the PATH,
+and a fingerprint of every file in a folder.
 
-Where one is missing a test skips and says why; in CI (`CI=true`) a missing one is a failure,
+Where a program is missing a test skips and says why; in CI (`CI=true`) a missing one is a failure,
 because `.ci/run` installs them all and a skip there would hide a broken install.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +27,12 @@ def require_program(name: str, package: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"in CI every real server must run: {reason}")
     pytest.skip(reason)
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    """Every file under `root` by its content: equal before and after when nothing was written."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
