@@ -349,9 +349,9 @@ STAGES = {
 
 def time_render(config: Config, issue_path: Path, columns: tuple[str, ...]) -> list[float]:
     """Seconds of each once-per-issue stage, calling render_issue's steps one by one."""
-    from smakom_cli import render
-    from smakom_cli.content import render_content
-    from smakom_cli.issue import load_issue
+    from smakom_cli.compose import render
+    from smakom_cli.compose.content import render_content
+    from smakom_cli.compose.issue import load_issue
 
     issue = load_issue(issue_path)
     resolve = render._image_resolver("embed", config, {})
@@ -375,10 +375,10 @@ def time_render(config: Config, issue_path: Path, columns: tuple[str, ...]) -> l
 def time_messages(config: Config, issue_path: Path, out: Path) -> list[float]:
     """Seconds per message of each per-recipient stage: the loop of Mailing.messages and
     write_outbox, with a clock between the steps."""
-    from smakom_cli.mailing import prepare
-    from smakom_cli.message import MessageBuilder, Recipient
-    from smakom_cli.render import personal_values
-    from smakom_cli.unsubscribe_links import link_for
+    from smakom_cli.audience.unsubscribe_links import link_for
+    from smakom_cli.compose.message import MessageBuilder, Recipient
+    from smakom_cli.compose.render import personal_values
+    from smakom_cli.delivery.mailing import prepare
 
     secret = SECRET.encode()
     mailing = prepare(config, issue_path, secret=secret)
@@ -411,10 +411,10 @@ def time_messages(config: Config, issue_path: Path, out: Path) -> list[float]:
 
 def stages(s: Settings, folder: Path) -> None:
     """Each stage of the dry run timed in this process, with the functions the CLI calls."""
+    from smakom_cli.audience.subscribers import read_columns
+    from smakom_cli.compose.issue import load_issue
+    from smakom_cli.compose.render import render_issue
     from smakom_cli.config import load_config
-    from smakom_cli.issue import load_issue
-    from smakom_cli.render import render_issue
-    from smakom_cli.subscribers import read_columns
 
     config = load_config(folder / "smakom.toml")
     issue_path = folder / ISSUE
@@ -673,10 +673,10 @@ def mailmerge_folder(folder: Path, work: Path, n: int) -> Path:
     an <img> for a cid: when it names an attachment). mailmerge has no signed unsubscribe
     links, so each subscriber's link is a column of its database, made by smakom.
     """
+    from smakom_cli.audience.unsubscribe_links import link_for
+    from smakom_cli.compose.render import PersonalText
     from smakom_cli.config import load_config
-    from smakom_cli.mailing import prepare
-    from smakom_cli.render import PersonalText
-    from smakom_cli.unsubscribe_links import link_for
+    from smakom_cli.delivery.mailing import prepare
 
     config = load_config(folder / "smakom.toml")
     secret = SECRET.encode()

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from smakom_cli.compose.images import IMAGE_MODES
 from smakom_cli.errors import SmakomError
-from smakom_cli.images import IMAGE_MODES
 
 T = TypeVar("T")
 
@@ -335,7 +335,7 @@ def load_config(path: Path) -> Config:
 
 def _with_provider(config: Config, given: dict[str, Any]) -> Config:
     """Fill the [smtp] keys smakom.toml leaves out from the provider's profile."""
-    from smakom_cli.providers import PROFILES, PROVIDERS
+    from smakom_cli.signin.providers import PROFILES, PROVIDERS
 
     smtp = config.smtp
     if smtp.provider not in PROVIDERS:

@@ -16,9 +16,9 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
-from .oauth_server import OAuthTestServer, running_oauth_server
-from .service_server import SERVICE_KEY, RunningService, running_service
-from .smtp_server import (
+from tests.oauth_server import OAuthTestServer, running_oauth_server
+from tests.service_server import SERVICE_KEY, RunningService, running_service
+from tests.smtp_server import (
     Certificates,
     SmtpTestServer,
     closed_port,
@@ -84,7 +84,7 @@ def smtp_server(smtp_certificates: Certificates) -> Iterator[SmtpTestServer]:
 @pytest.fixture
 def live(newsletter: Path, smtp_server: SmtpTestServer) -> SmtpTestServer:
     """The example folder sending to the test server, its password in the test keyring."""
-    from smakom_cli.credentials import store_password
+    from smakom_cli.signin.credentials import store_password
 
     use_server(newsletter, smtp_server)
     store_password(smtp_server.username, smtp_server.password)

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import stop, wait_until_listening
-from .smtp_server import HOST, Certificates
+from tests.processes import stop, wait_until_listening
+from tests.smtp_server import HOST, Certificates
 
 _START_TIMEOUT = 15.0
 

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dovecot import DovecotFolder, common_configuration, dovecot_folder, free_port, running
-from .oauth_server import OAuthTestServer
-from .smtp_server import Certificates
+from tests.dovecot import DovecotFolder, common_configuration, dovecot_folder, free_port, running
+from tests.oauth_server import OAuthTestServer
+from tests.smtp_server import Certificates
 
 
 @dataclass(frozen=True)

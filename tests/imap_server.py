@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from .dovecot import DovecotFolder, common_configuration, dovecot_folder, free_port, running
-from .smtp_server import HOST, Certificates
+from tests.dovecot import DovecotFolder, common_configuration, dovecot_folder, free_port, running
+from tests.smtp_server import HOST, Certificates
 
 PASSWORD = "Fjällräv-i-Malå-2021"
 # Every user is in the passwd-file from the start: Dovecot notices a changed file by its

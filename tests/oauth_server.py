@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .smtp_server import HOST, USERNAME, Certificates
+from tests.smtp_server import HOST, USERNAME, Certificates
 
 TENANT = "smakom-test-tenant"
 CLIENT_ID = "7b1f0c2e-5a8d-4c1e-9f3a-000000000013"

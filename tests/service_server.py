@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .processes import stop, wait_until_listening
+from tests.processes import stop, wait_until_listening
 
 HOST = "127.0.0.1"
 SECRET = "hemlig-nyckel-for-lankarna-" + "x" * 20

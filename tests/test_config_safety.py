@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
-from smakom_cli.credentials import store_password
+from smakom_cli.signin.credentials import store_password
 
 ISSUE = "issues/2021-01.md"
 SECRET = "Hemligt-lösen-2021"

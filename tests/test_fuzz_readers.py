@@ -16,9 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from smakom_cli.errors import SmakomError
-from smakom_cli.issue import load_issue
-from smakom_cli.subscribers import (
+from smakom_cli.audience.subscribers import (
     InvalidRow,
     Subscriber,
     iter_subscribers,
@@ -26,7 +24,7 @@ from smakom_cli.subscribers import (
     read_columns,
     summarise,
 )
-from smakom_cli.suppression import (
+from smakom_cli.audience.suppression import (
     HEADER,
     RESUBSCRIBED,
     UNSUBSCRIBED,
@@ -35,6 +33,8 @@ from smakom_cli.suppression import (
     protect,
     unprotect,
 )
+from smakom_cli.compose.issue import load_issue
+from smakom_cli.errors import SmakomError
 
 # Small and bounded: these run in every suite and in CI (together well under 20 s).
 FUZZ = settings(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -1,0 +1,423 @@
+"""The suppression list: who asked not to get the newsletter, kept in `unsubscribed.csv`.
+
+The file belongs to the tool and is separate from the subscriber list, so replacing
+subscribers.csv with a fresh export cannot mail anyone who opted out. It is a log of events
+(one row each); an address is suppressed when its latest event is `unsubscribed`.
+
+Writers hold a lock file, replace the file atomically and read it back before letting go of
+the lock, so concurrent commands lose nothing, a crash leaves the old or the new file, and
+success is only reported for what the file really says. Readers take no lock.
+
+The file is read strictly, one record a line: the tool never writes a line break inside a
+value, so a quote mark that is not closed on its own line is damage (an unclosed quote would
+otherwise swallow every row after it). A damaged file is an error, never a shorter list:
+reading it as shorter would mail people who opted out.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from smakom_cli.atomic import remove_temporary_files, replace_file
+from smakom_cli.audience.subscribers import detect_encoding, parse_address
+from smakom_cli.errors import SmakomError
+
+HEADER = ("email", "action", "when", "source", "reason")
+UNSUBSCRIBED = "unsubscribed"
+RESUBSCRIBED = "resubscribed"
+LOCK_TIMEOUT = 30.0
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+_NOT_READ = (-1, -1, -1)
+_BOM = b"\xef\xbb\xbf"
+# The line breaks csv and every editor agree on; in UTF-8 these bytes never occur inside a
+# multi-byte character, so the file can be cut into lines before it is decoded.
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+# Characters that would start a new line in some program (or hide in a cell): a written cell
+# gets a space instead, so the file stays one record a line.
+_FLATTEN = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_CHECK_HINT = "`smakom unsubscribed --check` lists every damaged line and how to repair it."
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one address's unsubscribe or resubscribe did; `already` means nothing changed."""
+
+    email: str
+    action: str
+    already: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An address that must not be mailed: its latest event, as written in the file."""
+
+    email: str
+    since: str
+    source: str
+    reason: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged line (0: the whole file): what is wrong and how to repair it."""
+
+    line: int
+    problem: str
+    repair: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The whole file read: who is suppressed (in file order) and every damaged line."""
+
+    path: Path
+    entries: tuple[Entry, ...]
+    damage: tuple[Damage, ...]
+
+
+def protect(cell: str) -> str:
+    """Make a cell safe to open in a spreadsheet by prefixing `'` (undone by `unprotect`)."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def unprotect(cell: str) -> str:
+    """Undo `protect`: every written cell that starts with `'` got exactly one added."""
+    return cell.removeprefix("'")
+
+
+def flatten(cell: str) -> str:
+    """A cell on one line: line breaks and other control characters become one space."""
+    return _FLATTEN.sub(" ", cell)
+
+
+class SuppressionList:
+    """The unsubscribed addresses in one file; safe to share between a send's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._cache_lock = threading.Lock()
+        self._signature: tuple[int, int, int] | None = _NOT_READ
+        self._suppressed: frozenset[str] = frozenset()
+
+    def suppressed(self) -> frozenset[str]:
+        """The keys whose latest event is `unsubscribed`, re-read only when the file changed."""
+        with self._cache_lock:
+            signature = _signature(self.path)
+            if signature != self._signature:
+                self._suppressed = frozenset(self._latest(self._read_bytes()).suppressed())
+                self._signature = signature
+            return self._suppressed
+
+    def is_suppressed(self, key: str) -> bool:
+        """True when this address (lowercase key) must not be mailed; cheap to call per message."""
+        return key in self.suppressed()
+
+    def read(self) -> Reading:
+        """Every suppressed address with its latest event, and every damaged line.
+
+        Damage is reported, not raised, so `smakom unsubscribed --check` can explain it all.
+        """
+        data = self._read_bytes()
+        events = _Events(self.path.name)
+        damage = events.read(data) if data is not None else []
+        return Reading(self.path, events.entries(), tuple(damage))
+
+    def unsubscribe(
+        self,
+        addresses: Sequence[str],
+        *,
+        source: str,
+        reason: str = "",
+        when: datetime | None = None,
+    ) -> list[Change]:
+        """Record that these addresses opted out; an invalid one stops it before any write.
+
+        `when` is the moment the reader asked (a click on the web, a bounce's date); now
+        when not given.
+        """
+        return self._record(addresses, UNSUBSCRIBED, source, reason, when)
+
+    def resubscribe(
+        self,
+        addresses: Sequence[str],
+        *,
+        source: str,
+        reason: str = "",
+        when: datetime | None = None,
+    ) -> list[Change]:
+        """Record that these addresses opted back in."""
+        return self._record(addresses, RESUBSCRIBED, source, reason, when)
+
+    def _record(
+        self,
+        addresses: Sequence[str],
+        action: str,
+        source: str,
+        reason: str,
+        when: datetime | None,
+    ) -> list[Change]:
+        keys = [parse_address(address).key for address in addresses]
+        stamp = (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            with FileLock(self._lock_path, timeout=LOCK_TIMEOUT):
+                return self._record_locked(keys, action, source, reason, stamp)
+        except Timeout:
+            raise SmakomError(
+                f"{self.path.name} stayed locked by another smakom command for "
+                f"{LOCK_TIMEOUT:.0f} seconds. Wait for it to finish and try again."
+            ) from None
+
+    def _record_locked(
+        self, keys: list[str], action: str, source: str, reason: str, when: str
+    ) -> list[Change]:
+        """Read, change, replace and read back the file; only called while holding the lock."""
+        remove_temporary_files(self.path)
+        data = self._read_bytes()
+        before = self._latest(data)
+        changes: list[Change] = []
+        new_rows: list[tuple[str, ...]] = []
+        planned = dict(before.actions)
+        for key in keys:
+            is_suppressed = planned.get(key) == UNSUBSCRIBED
+            already = is_suppressed if action == UNSUBSCRIBED else not is_suppressed
+            if not already:
+                new_rows.append((key, action, when, source, reason))
+                planned[key] = action
+            changes.append(Change(email=key, action=action, already=already))
+        if new_rows:
+            replace_file(self.path, _append(data, new_rows))
+            self._verify(keys, action)
+        return changes
+
+    def _verify(self, keys: list[str], action: str) -> None:
+        """Read the file back: success is only what it shows."""
+        try:
+            after = self._latest(self._read_bytes())
+        except SmakomError as exc:
+            raise SmakomError(
+                f"{self.path.name} was written but does not read back: {exc}"
+            ) from None
+        missing = sorted({key for key in keys if after.actions.get(key) != action})
+        if missing:
+            raise SmakomError(
+                f"{self.path.name} was written, but reading it back does not show "
+                f"{', '.join(missing)} as {action}; run the command again. {_CHECK_HINT}"
+            )
+
+    def latest_times(self) -> dict[str, datetime]:
+        """When each address's latest event happened (UTC); for ordering events from afar."""
+        return self._latest(self._read_bytes()).times()
+
+    def _latest(self, data: bytes | None) -> _Events:
+        """The events of the file; any damage is an error naming its line."""
+        events = _Events(self.path.name)
+        if data is not None:
+            damage = events.read(data)
+            if damage:
+                raise _error(self.path.name, damage[0])
+        return events
+
+    def _read_bytes(self) -> bytes | None:
+        """The whole file, or None when nobody has unsubscribed yet (it does not exist)."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SmakomError(f"{self.path} cannot be read ({exc.strerror or exc}).") from None
+
+
+def read_addresses(path: Path) -> list[str]:
+    """The addresses in a plain list, one a line; blank lines and `#` comments are skipped.
+
+    Every line is checked first, so a typo stops the command before anything is written.
+    """
+    addresses: list[str] = []
+    try:
+        with path.open(encoding=detect_encoding(path)) as file:
+            for number, line in enumerate(file, start=1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                try:
+                    parse_address(text)
+                except SmakomError as exc:
+                    raise SmakomError(f"{path.name} line {number}: {exc}.") from None
+                addresses.append(text)
+    except FileNotFoundError:
+        raise SmakomError(f"{path} does not exist.") from None
+    except OSError as exc:
+        raise SmakomError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+    return addresses
+
+
+def _error(name: str, damage: Damage) -> SmakomError:
+    where = f"{name} line {damage.line}" if damage.line else name
+    return SmakomError(
+        f"{where}: {damage.problem}. {damage.repair} Nothing is sent to the list or changed "
+        f"in {name} until it is fixed; {_CHECK_HINT}"
+    )
+
+
+_FIX = "Fix or remove that line, or restore the file from a backup."
+_QUOTE_FIX = (
+    "Remove the stray quote mark or close the value with another one on the same line "
+    '(a quote mark inside a value is written twice: ""), or restore the file from a backup.'
+)
+
+
+class _Events:
+    """The file's rows folded into the latest event per address, collecting damage."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.actions: dict[str, str] = {}
+        self._latest: dict[str, Entry] = {}
+
+    def suppressed(self) -> Iterator[str]:
+        return (key for key, action in self.actions.items() if action == UNSUBSCRIBED)
+
+    def times(self) -> dict[str, datetime]:
+        """When each address's latest event happened, in UTC."""
+        times: dict[str, datetime] = {}
+        for key, entry in self._latest.items():
+            moment = datetime.fromisoformat(entry.since)
+            times[key] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return times
+
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(
+            sorted(
+                (e for k, e in self._latest.items() if self.actions[k] == UNSUBSCRIBED),
+                key=lambda e: e.line,
+            )
+        )
+
+    def read(self, data: bytes) -> list[Damage]:
+        """Fold every line of `data` in; the damaged lines, in file order."""
+        lines = _LINE_BREAK.split(data.removeprefix(_BOM))
+        if not any(line.strip() for line in lines):
+            return [Damage(0, "the file is empty but should start with the header row", _FIX)]
+        damage: list[Damage] = []
+        header_seen = False
+        for number, raw in enumerate(lines, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                damage.append(
+                    Damage(
+                        number,
+                        "the line is not UTF-8 text (was the file saved from a spreadsheet?)",
+                        "Save it as 'CSV UTF-8', fix that line, or restore the file from a backup.",
+                    )
+                )
+                header_seen = True
+                continue
+            if not text.strip():
+                continue
+            problem = self._line(number, text, header=not header_seen)
+            header_seen = True
+            if problem is not None:
+                damage.append(problem)
+        return damage
+
+    def _line(self, number: int, text: str, *, header: bool) -> Damage | None:
+        try:
+            rows = list(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                problem = (
+                    "a quote mark opens a value that is not closed on the same line, so the "
+                    "lines after it would be read as part of this one"
+                )
+            else:
+                problem = f"the line cannot be read as comma-separated values ({exc})"
+            return Damage(number, problem, _QUOTE_FIX)
+        row = rows[0] if rows else []
+        if header:
+            if tuple(cell.strip().lower() for cell in row) != HEADER:
+                return Damage(
+                    number,
+                    f"the header should be '{','.join(HEADER)}', not '{_short(','.join(row))}'",
+                    "Put that header back as the first line (in a spreadsheet: save as "
+                    "'CSV UTF-8', comma-separated), or restore the file from a backup.",
+                )
+            return None
+        if not any(cell.strip() for cell in row):
+            return None  # a spreadsheet's empty row (",,,,") names nobody
+        if len(row) != len(HEADER):
+            return Damage(
+                number,
+                f"{len(row)} fields instead of {len(HEADER)} ({','.join(HEADER)})",
+                "Each line needs exactly five values separated by commas; put quotes around a "
+                f"value that contains a comma. {_FIX}",
+            )
+        email, action, when, source, reason = (unprotect(cell).strip() for cell in row)
+        if action not in (UNSUBSCRIBED, RESUBSCRIBED):
+            return Damage(
+                number,
+                f"the action must be '{UNSUBSCRIBED}' or '{RESUBSCRIBED}', not '{_short(action)}'",
+                _FIX,
+            )
+        try:
+            datetime.fromisoformat(when)
+        except ValueError:
+            return Damage(number, f"'{_short(when)}' is not a time like 2025-03-01T09:30:00Z", _FIX)
+        try:
+            key = _key(email)
+        except SmakomError as exc:
+            return Damage(number, str(exc), _FIX)
+        self.actions[key] = action
+        self._latest[key] = Entry(key, when, source, reason, number)
+        return None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A value short enough for one line of a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# The file is read again whenever it changes, also during a send; checking an address costs
+# about 40 µs. The cache is the suppression list's own, so that streaming a long subscriber
+# list does not fill it (memory must not grow with the list).
+@functools.lru_cache(maxsize=1 << 15)
+def _key(email: str) -> str:
+    return parse_address(email).key
+
+
+def _append(data: bytes | None, rows: list[tuple[str, ...]]) -> bytes:
+    """The file (kept byte for byte) with new rows added, as UTF-8 with a BOM.
+
+    The BOM makes Excel read å, ä and ö correctly when someone opens the file.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    if data is None:
+        writer.writerow(HEADER)
+    old = (data or b"").removeprefix(_BOM)
+    if old and not old.endswith((b"\n", b"\r")):
+        buffer.write("\r\n")
+    writer.writerows([protect(flatten(cell)) for cell in row] for row in rows)
+    return _BOM + old + buffer.getvalue().encode("utf-8")
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever the file is replaced: inode, size and modification time."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns)

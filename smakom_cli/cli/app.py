@@ -1,0 +1,153 @@
+"""The `smakom` application: the group that turns errors into one red line, the global options
+and the option aliases every command group uses.
+
+Nothing here reads CSV, builds MIME or talks SMTP; that lives in the modules named after
+each concept. Heavy imports happen inside the commands so `smakom --help` starts fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from smakom_cli import __version__
+from smakom_cli.errors import SmakomError
+from smakom_cli.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from smakom_cli.cli import output
+    from smakom_cli.config import Config
+else:
+    # `smakom --help` never prints through Rich.
+    output = lazy_module("smakom_cli.cli.output")
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_RESUMABLE",
+    "EXIT_USAGE",
+    "IssueArgument",
+    "SubscribersOption",
+    "app",
+    "output",
+    "state",
+    "usage_error",
+]
+
+
+class _Group(TyperGroup):
+    """Turns every user error into one red line and exit code 1, in this one place."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SmakomError as exc:
+            if ctx.meta.get("smakom.debug"):
+                raise
+            output.error(str(exc))
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            if ctx.meta.get("smakom.debug"):
+                raise
+            output.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+            raise typer.Exit(1) from None
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command with its whole one-line summary (click cuts it at about 45 letters)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=200)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    # Plain help: Typer's Rich help imports Rich's Markdown (markdown-it) and tracebacks on
+    # every `--help`, most of its start-up time.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
+    help="Write, check, preview and send the SmåKom newsletter.",
+)
+
+
+@dataclass
+class _State:
+    config_path: Path | None
+
+    def config(self) -> Config:
+        from smakom_cli.config import find_config, load_config
+
+        return load_config(self.config_path or find_config(Path.cwd()))
+
+
+def state(ctx: typer.Context) -> _State:
+    state = ctx.find_root().obj
+    assert isinstance(state, _State)
+    return state
+
+
+def _version(value: bool) -> None:
+    if value:
+        output.info(f"smakom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The newsletter's smakom.toml (default: found in this folder or a parent).",
+            dir_okay=False,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback when something fails.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Write, check, preview and send the SmåKom newsletter."""
+    ctx.obj = _State(config_path=config)
+    ctx.meta["smakom.debug"] = debug
+
+
+SubscribersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscribers",
+        help="The subscriber list (CSV) to use instead of the one named in smakom.toml.",
+        dir_okay=False,
+        metavar="PATH",
+        show_default=False,
+    ),
+]
+IssueArgument = Annotated[
+    Path, typer.Argument(help="The issue file, e.g. issues/2021-01.md.", dir_okay=False)
+]
+
+
+# What `smakom send` exits with, so a cron job can tell the endings apart (README, --help).
+EXIT_DONE = 0  # everything done, or nothing left to do
+EXIT_ERROR = 1  # an error before anything was sent
+EXIT_USAGE = 2  # options that make no sense together
+EXIT_FAILED = 3  # sent, but some recipients failed for good or are uncertain (see the report)
+EXIT_RESUMABLE = 4  # interrupted or stopped by a fault part-way: run the same command again
+
+
+def usage_error(sentence: str) -> NoReturn:
+    output.error(sentence)
+    raise typer.Exit(EXIT_USAGE)

@@ -1,0 +1,205 @@
+"""Commands for the audience: unsubscribe, resubscribe, unsubscribed, subscribers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from smakom_cli.cli.app import SubscribersOption, app, output, state
+from smakom_cli.errors import SmakomError
+
+if TYPE_CHECKING:
+    from smakom_cli.audience.suppression import Change
+    from smakom_cli.config import Config
+
+
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why, kept in unsubscribed.csv (e.g. 'asked by phone').")
+]
+
+
+def _subscribers_path(config: Config, option: Path | None) -> Path:
+    """The list a command uses: --subscribers when given, else the one in smakom.toml."""
+    return option or config.subscribers_path
+
+
+def _address_from_argument(config: Config, arg: str) -> str:
+    """An address as written, or the one a signed unsubscribe link (or its token) names."""
+    text = arg.strip()
+    if "@" in text and "://" not in text:
+        return text
+    from smakom_cli.audience.unsubscribe_links import address_from_token
+    from smakom_cli.returns.sync import known_addresses
+    from smakom_cli.signin.credentials import unsubscribe_secret
+
+    if not config.unsubscribe.url:
+        raise SmakomError(f"'{text}' is not an e-mail address.")
+    secret = unsubscribe_secret(config.list_id, os.environ)
+    if secret is None:
+        raise SmakomError(
+            f"'{text}' is not an e-mail address, and no unsubscribe link of "
+            f"{config.list_id} can be checked on this computer: its key is not in the keyring "
+            "(set SMAKOM_UNSUBSCRIBE_SECRET as on the computer that sent the issue)."
+        )
+    return address_from_token(secret, text, known_addresses(config))
+
+
+def _listed(path: Path, keys: list[str]) -> set[str] | None:
+    """Which of these addresses are on the subscriber list; None when it cannot be read."""
+    from smakom_cli.audience.subscribers import find_subscribers
+
+    try:
+        return set(find_subscribers(path, keys))
+    except SmakomError as exc:
+        output.warning(f"Could not check which addresses are on the subscriber list: {exc}")
+        return None
+
+
+def _report(
+    changes: list[Change], listed: set[str] | None, *, done: str, already: str, unlisted: str
+) -> None:
+    """One line per address: what happened, and whether it is on the subscriber list."""
+    for change in changes:
+        note = ""
+        if listed is not None:
+            note = " (on the subscriber list)" if change.email in listed else f" ({unlisted})"
+        if change.already:
+            output.info(f"{change.email} {already}{note}.")
+        else:
+            output.success(f"{change.email} {done}{note}.")
+
+
+@app.command()
+def unsubscribe(
+    ctx: typer.Context,
+    emails: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The addresses to unsubscribe.", metavar="EMAIL...", show_default=False
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="A text file with one address per line (blank lines and # comments skipped).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    reason: ReasonOption = "",
+    subscriber_list: SubscribersOption = None,
+) -> None:
+    """Stop sending the newsletter to these addresses; repeating it is harmless."""
+    from smakom_cli.audience.suppression import SuppressionList, read_addresses
+
+    config = state(ctx).config()
+    from_file = read_addresses(file) if file else []
+    from_arguments = [_address_from_argument(config, arg) for arg in emails or []]
+    if not from_file and not from_arguments:
+        raise SmakomError("Give the addresses to unsubscribe, or --file with one address a line.")
+    suppression = SuppressionList(config.suppression_path)
+    changes = suppression.unsubscribe(from_arguments, source="command", reason=reason)
+    changes += suppression.unsubscribe(from_file, source="file", reason=reason)
+    _report(
+        changes,
+        _listed(_subscribers_path(config, subscriber_list), [c.email for c in changes]),
+        done="is now unsubscribed",
+        already="was already unsubscribed",
+        unlisted="not on the subscriber list; kept on record so a later import cannot mail it",
+    )
+
+
+@app.command()
+def resubscribe(
+    ctx: typer.Context,
+    emails: Annotated[
+        list[str],
+        typer.Argument(
+            help="The addresses that asked to get the newsletter again.", metavar="EMAIL..."
+        ),
+    ],
+    reason: ReasonOption = "",
+    subscriber_list: SubscribersOption = None,
+) -> None:
+    """Send the newsletter again to people who unsubscribed and then opted back in."""
+    from smakom_cli.audience.suppression import SuppressionList
+
+    config = state(ctx).config()
+    changes = SuppressionList(config.suppression_path).resubscribe(
+        emails, source="command", reason=reason
+    )
+    _report(
+        changes,
+        _listed(_subscribers_path(config, subscriber_list), [c.email for c in changes]),
+        done="is subscribed again",
+        already="was not unsubscribed",
+        unlisted="not on the subscriber list: add it there to send it the newsletter",
+    )
+
+
+@app.command()
+def unsubscribed(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check every line of unsubscribed.csv and say how to repair damage."
+        ),
+    ] = False,
+) -> None:
+    """List everyone who unsubscribed: the address, since when, how, and why."""
+    from smakom_cli.audience.suppression import SuppressionList
+
+    suppression = SuppressionList(state(ctx).config().suppression_path)
+    if check:
+        reading = suppression.read()
+        output.show_suppression_check(reading)
+        if reading.damage:
+            raise typer.Exit(1)
+        return
+    suppression.suppressed()  # a damaged file is one line naming the damage, not a table
+    output.show_unsubscribed(suppression.read())
+
+
+@app.command("subscribers")
+def subscribers_command(
+    ctx: typer.Context,
+    subscriber_list: SubscribersOption = None,
+    show_list: Annotated[
+        bool, typer.Option("--list", help="Also list everyone who will receive the newsletter.")
+    ] = False,
+) -> None:
+    """Check the subscriber list: who will receive the newsletter and which rows are wrong."""
+    from smakom_cli.audience.subscribers import iter_recipients, summarise
+    from smakom_cli.audience.suppression import SuppressionList
+
+    config = state(ctx).config()
+    path = _subscribers_path(config, subscriber_list)
+    suppressed = SuppressionList(config.suppression_path).is_suppressed
+    summary = summarise(path, suppressed)
+    counts = [
+        ("Rows", summary.rows),
+        ("Valid addresses", summary.valid),
+        ("Will receive the newsletter", summary.active),
+        ("Unsubscribed", summary.unsubscribed),
+        ("Duplicates (sent once)", summary.duplicates),
+        ("Invalid (left out)", len(summary.invalid)),
+    ]
+    output.table(("", "Count"), [(label, str(n)) for label, n in counts], title=str(path))
+    if summary.invalid:
+        output.info(f"These rows are left out of every send; fix them in {path.name}:")
+    for row in summary.invalid:
+        output.info(f"  line {row.line}: {row.reason}")
+    if show_list:
+        output.table(
+            ("E-mail", "Name", "Organisation"),
+            (
+                (s.email, s.name, s.fields.get("organisation", ""))
+                for s in iter_recipients(path, suppressed)
+            ),
+            title="Will receive the newsletter",
+        )

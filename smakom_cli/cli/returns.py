@@ -1,0 +1,186 @@
+"""The way back: `smakom serve`, `smakom sync` and `smakom inbox`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from smakom_cli.cli.app import app, output, state
+from smakom_cli.cli.common import (
+    link_secret,
+)
+from smakom_cli.cli.signin import (
+    inbox_login,
+)
+from smakom_cli.errors import SmakomError
+
+if TYPE_CHECKING:
+    from smakom_cli.config import Config
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on (behind a proxy: 127.0.0.1).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port to listen on.", min=1)] = 8080,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="The service's SQLite database (made when missing).", metavar="PATH"
+        ),
+    ] = Path("smakom-service.sqlite3"),
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A smakom.toml for the pages' name and colours (default: none needed).",
+            dir_okay=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Requests answered at once.", min=1)
+    ] = 8,
+) -> None:
+    """Run the one-click unsubscribe service that answers the mails' unsubscribe links."""
+    import waitress
+
+    from smakom_cli.returns.service import MAX_BODY_BYTES, make_app, settings_for
+
+    config = _serve_config(ctx, config_path)
+    secret, key = _service_secrets(config)
+    app_ = make_app(settings_for(data, secret, key, config))
+    output.info(
+        f"One-click unsubscribe service on http://{host}:{port}/ (database {data}); "
+        "Ctrl-C stops it."
+    )
+    try:
+        waitress.serve(
+            app_,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="smakom",
+            max_request_body_size=MAX_BODY_BYTES * 16,
+            _quiet=True,
+        )
+    except KeyboardInterrupt:
+        output.info("Stopped.")
+
+
+def _serve_config(ctx: typer.Context, option: Path | None) -> Config | None:
+    """smakom.toml for the service's look: --config, else one found here, else none."""
+    from smakom_cli.config import find_config, load_config
+
+    path = option or state(ctx).config_path
+    if path is not None:
+        return load_config(path)
+    try:
+        return load_config(find_config(Path.cwd()))
+    except SmakomError:
+        return None
+
+
+def _service_secrets(config: Config | None) -> tuple[bytes, str]:
+    """The link-signing key and the sync key: the environment, or this machine's keyring."""
+    from smakom_cli.signin.credentials import (
+        SECRET_VARIABLE,
+        SERVICE_KEY_VARIABLE,
+        service_key,
+        unsubscribe_secret,
+    )
+
+    list_id = config.list_id if config else ""
+    # Without a newsletter folder there is no list to look up in the keyring.
+    has_secret = list_id or os.environ.get(SECRET_VARIABLE)
+    secret = unsubscribe_secret(list_id, os.environ) if has_secret else None
+    if secret is None:
+        raise SmakomError(
+            f"the service needs the key the unsubscribe links are signed with: set "
+            f"{SECRET_VARIABLE} to the one in the office's keyring (see the README)."
+        )
+    key = service_key(list_id, os.environ)
+    if key is None:
+        raise SmakomError(
+            f"the service needs a sync key for `smakom sync`: set {SERVICE_KEY_VARIABLE} "
+            "(at least 32 random characters), and store the same with `smakom login --service-key`."
+        )
+    return secret, key
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    subscriber_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--subscribers",
+            help="Another subscriber list, besides the one in smakom.toml, that was sent to.",
+            dir_okay=False,
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv."""
+    from smakom_cli.returns.sync import apply_events, fetch_events, service_urls
+
+    config = state(ctx).config()
+    urls = service_urls(config)
+    if urls is None:
+        raise SmakomError(
+            f"{config.path.name}: [unsubscribe] has no url, so there is no one-click service "
+            "to sync with."
+        )
+    key = _sync_key(config)
+    secret = link_secret(config, required=True)
+    assert secret is not None
+    lists = [subscriber_list] if subscriber_list else []
+    result = apply_events(config, fetch_events(config, key, secret, lists=lists))
+    output.show_sync(result, urls.events)
+
+
+def _sync_key(config: Config) -> str:
+    from smakom_cli.signin.credentials import SERVICE_KEY_VARIABLE, service_key
+
+    key = service_key(config.list_id, os.environ)
+    if key is None:
+        raise SmakomError(
+            "no sync key for the one-click service is stored: run `smakom login --service-key` "
+            f"(or set {SERVICE_KEY_VARIABLE})."
+        )
+    return key
+
+
+@app.command()
+def inbox(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be done; change nothing anywhere."),
+    ] = False,
+) -> None:
+    """Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail."""
+    from datetime import datetime
+
+    from smakom_cli.returns.inbox import read_inbox, require_mailbox, write_reports
+    from smakom_cli.signin.credentials import unsubscribe_secret
+
+    config = state(ctx).config()
+    require_mailbox(config)
+    login = inbox_login(config)
+    # Only an existing key: without one no link or Message-ID was ever signed to check.
+    try:
+        secret = unsubscribe_secret(config.list_id, os.environ)
+    except SmakomError as exc:
+        output.warning(f"{exc} Bounces are matched by address only.")
+        secret = None
+    report = read_inbox(config, login, secret, dry_run=dry_run)
+    files = [] if dry_run else write_reports(config, report, datetime.now())
+    output.show_inbox(report, files)
+    if report.interrupted:
+        raise SmakomError(report.interrupted)

@@ -1,0 +1,149 @@
+"""One issue going to one list: who gets it, and each recipient's message built.
+
+The issue is rendered once; the subscriber list is streamed, so messages are built one at a
+time as the outbox writer or the SMTP sender asks for them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from smakom_cli.audience.subscribers import (
+    AudienceSummary,
+    Subscriber,
+    find_subscriber,
+    iter_recipients,
+    read_columns,
+    summarise,
+)
+from smakom_cli.audience.suppression import SuppressionList
+from smakom_cli.audience.unsubscribe_links import link_for
+from smakom_cli.compose.issue import Issue, load_issue
+from smakom_cli.compose.message import MessageBuilder, Recipient
+from smakom_cli.compose.render import ImageMode, RenderedIssue, personal_values, render_issue
+from smakom_cli.config import Config
+from smakom_cli.delivery.check import Finding, check_issue
+from smakom_cli.delivery.smtp import Outgoing
+from smakom_cli.errors import SmakomError
+
+SAMPLE_ADDRESS = "mottagare@example.org"
+
+
+@dataclass(frozen=True)
+class Mailing:
+    """An issue rendered for a list, with what every message needs."""
+
+    config: Config
+    rendered: RenderedIssue
+    subscribers_path: Path
+    suppression: SuppressionList
+    secret: bytes | None
+
+    @property
+    def issue(self) -> Issue:
+        return self.rendered.issue
+
+    def audience(self) -> AudienceSummary:
+        return summarise(self.subscribers_path, self.suppression.is_suppressed)
+
+    def recipients(self) -> Iterator[Subscriber]:
+        """Everyone who gets the issue, streamed from the list, suppressed addresses left out."""
+        return iter_recipients(self.subscribers_path, self.suppression.is_suppressed)
+
+    def sample(self, email: str | None = None) -> Subscriber:
+        """The subscriber a preview or proof is personalised as."""
+        if email:
+            found = find_subscriber(self.subscribers_path, email)
+            if found is None:
+                raise SmakomError(f"{email} is not on the list {self.subscribers_path.name}.")
+            return found
+        first = next(self.recipients(), None)
+        if first is not None:
+            return first
+        return Subscriber(
+            email=SAMPLE_ADDRESS,
+            address=SAMPLE_ADDRESS,
+            key=SAMPLE_ADDRESS,
+            name="",
+            fields={"email": SAMPLE_ADDRESS},
+            line=0,
+        )
+
+    def personalise(self, subscriber: Subscriber) -> tuple[str, str]:
+        """The HTML and plain text this subscriber would read."""
+        link = link_for(self.config, self.secret, subscriber.key)
+        return self.rendered.personalise(personal_values(subscriber.fields, link.footer_url))
+
+    def check(self) -> list[Finding]:
+        """The pre-send check, on the message the first recipient would get."""
+        html, text = self.personalise(self.sample())
+        return check_issue(self.rendered, self.config, html, text)
+
+    def messages(
+        self, subscribers: Iterable[Subscriber], *, subject_prefix: str = ""
+    ) -> Iterator[Outgoing]:
+        """Each subscriber's message, built only when asked for."""
+        # The Message-ID carries a signed reference to issue and recipient, so a bounce
+        # that quotes only the original headers still finds the subscriber (`smakom inbox`).
+        builder = MessageBuilder(
+            self.rendered, self.config, subject_prefix=subject_prefix, secret=self.secret
+        )
+        for subscriber in subscribers:
+            recipient = Recipient(
+                address=subscriber.address,
+                name=subscriber.name,
+                values=personal_values(subscriber.fields, ""),
+            )
+            link = link_for(self.config, self.secret, subscriber.key)
+            yield Outgoing(subscriber.key, subscriber.address, builder.build(recipient, link))
+
+    def proofs(self, addresses: Iterable[str], sample: Subscriber) -> Iterator[Outgoing]:
+        """Test messages to `addresses`, personalised as `sample`, the subject marked."""
+        prefix = self.config.newsletter.test_subject_prefix
+        builder = MessageBuilder(self.rendered, self.config, subject_prefix=prefix)
+        link = link_for(self.config, self.secret, sample.key)
+        values = personal_values(sample.fields, "")
+        for address in addresses:
+            recipient = Recipient(address=address, name=sample.name, values=values)
+            yield Outgoing(address.lower(), address, builder.build(recipient, link))
+
+
+def prepare(
+    config: Config,
+    issue_path: Path,
+    *,
+    subscribers_path: Path | None = None,
+    secret: bytes | None,
+    images: ImageMode = "mail",
+) -> Mailing:
+    """Load and render an issue for the list (the configured one unless another is given)."""
+    subscribers = subscribers_path or config.subscribers_path
+    issue = load_issue(issue_path)
+    rendered = render_issue(issue, config, columns=read_columns(subscribers), images=images)
+    return Mailing(config, rendered, subscribers, SuppressionList(config.suppression_path), secret)
+
+
+@dataclass(frozen=True)
+class OutboxReport:
+    folder: Path
+    messages: int
+    total_bytes: int
+
+
+def write_outbox(mailing: Mailing, folder: Path) -> OutboxReport:
+    """A dry run: every message as it would go out, one `.eml` file per recipient.
+
+    Old `.eml` files in the folder are removed first, so the folder shows this run only.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.eml"):
+        old.unlink()
+    count = size = 0
+    for count, outgoing in enumerate(mailing.messages(mailing.recipients()), start=1):
+        name = re.sub(r"[^A-Za-z0-9@._+-]", "_", outgoing.envelope_to)
+        (folder / f"{count:05d}-{name}.eml").write_bytes(outgoing.message)
+        size += len(outgoing.message)
+    return OutboxReport(folder=folder, messages=count, total_bytes=size)

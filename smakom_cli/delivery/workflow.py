@@ -1,0 +1,396 @@
+"""Sending an issue to the list, in two steps: a plan that only reads, then the run.
+
+`plan_send` decides everything (who is waiting, who already has the issue from any list or
+copy of the issue file, who is uncertain, what the check found, which journal is used) and
+changes nothing, so a declined confirmation or a Ctrl-C at the prompt leaves the folder as it
+was. `run_send` is the one place that archives, opens or writes a journal and sends, and it
+writes a report for every way a send can end.
+
+One issue has one journal (`sent/<issue>.jsonl`), whatever list file or copy of the issue file
+is used: a journal belongs to an issue by its name or by the fingerprint of its subject and
+text, so a renamed copy of the issue, a copy of the list or a fresh Excel export mails nobody
+who already got it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from smakom_cli.audience.subscribers import Subscriber, iter_recipients
+from smakom_cli.delivery.check import Finding
+from smakom_cli.delivery.journal import (
+    Journal,
+    JournalHeader,
+    JournalState,
+    archive_journal,
+    current_boot,
+    is_archived,
+)
+from smakom_cli.delivery.mailing import Mailing
+from smakom_cli.delivery.sender import Failure, ProgressEvent, SendReport, send_messages
+from smakom_cli.delivery.smtp import Login
+from smakom_cli.errors import SmakomError
+
+
+@dataclass(frozen=True)
+class EarlierSend:
+    """Recipients on this list who already got the issue in a run from another list."""
+
+    list_name: str
+    day: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What `smakom send` would do, decided before anything is written."""
+
+    issue: str
+    subject: str
+    list_path: Path
+    list_name: str
+    host: str
+    journal: Path
+    header: JournalHeader
+    to_archive: tuple[Path, ...]  # with --again: the journals moved aside, never deleted
+    recipients: int  # on the list and not unsubscribed
+    left_since: int  # on the list, and unsubscribed on the web since the last sync
+    pending: int  # to be sent by this run
+    already: int  # on the list, and already got the issue
+    earlier: tuple[EarlierSend, ...]
+    failed_before: tuple[Failure, ...]  # refused for good by an earlier run: not sent again
+    uncertain: tuple[str, ...]  # may have arrived in an earlier run: sent only when asked
+    handed: tuple[str, ...]  # reached the server whole as a run was cut off: counted as sent
+    resend_uncertain: bool
+    again: bool
+    findings: tuple[Finding, ...]
+    refusal: str  # why it must not run ("" when it may)
+
+    @property
+    def nothing_to_send(self) -> bool:
+        return self.pending == 0
+
+    @property
+    def question(self) -> str:
+        """The confirmation to ask, with the count and where it goes."""
+        again = " again (a new journal; the old one is kept)" if self.again else ""
+        return f"Send '{self.subject}' to {self.pending} recipient(s){again} via {self.host}?"
+
+    @property
+    def nothing_to_send_reason(self) -> str:
+        """What to say when there is nothing to send: only "everyone" when it is true."""
+        if not self.recipients:
+            return f"Nobody on {self.list_name} is to receive the newsletter; nothing to send."
+        if self.failed_before or self.uncertain:
+            return (
+                f"Nothing left to send from {self.list_name}: {self.already} got "
+                f"'{self.subject}', {len(self.failed_before)} were refused for good and "
+                f"{len(self.uncertain)} are uncertain (see below)."
+            )
+        return (
+            f"'{self.subject}' has already gone to everyone on {self.list_name}; nothing to send."
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """How a run ended, with what is still open in the journal after it."""
+
+    plan: SendPlan
+    send: SendReport
+    uncertain: tuple[str, ...]  # after this run, from this run or any earlier one
+    handed: tuple[str, ...]  # handed to the server whole, its answer never read: count as sent
+    report_file: Path | None
+    report_error: str  # why the report file could not be written ("" when it was)
+
+    @property
+    def still_to_send(self) -> int:
+        """Who the same command would send to next: never reached, cut short or deferred."""
+        send = self.send
+        done = send.sent + len(send.failed) + send.skipped + len(send.uncertain)
+        return max(0, self.plan.pending - done)
+
+    @property
+    def resumable(self) -> bool:
+        """The same command would send more: it was cut short, or some were deferred."""
+        return bool(self.send.interrupted or self.send.stopped_by or self.send.deferred)
+
+    @property
+    def next_step(self) -> str:
+        """What to do to send the rest, and when it makes sense ("" when nothing is left)."""
+        if not self.resumable:
+            return ""
+        rest = f"Run the same command again to send to the {self.still_to_send} not yet sent"
+        send = self.send
+        if send.resume_after is not None:
+            when = send.resume_after.astimezone().strftime("%Y-%m-%d %H:%M")
+            return f"{rest}, after {when} (the day's sending limit)."
+        if send.stopped_by:
+            return f"{rest}, once what stopped it is put right."
+        if send.interrupted:
+            return f"{rest}."
+        return (
+            f"{rest}: the server asked to wait, so in 15 minutes or later (throttling and "
+            "greylisting usually lift within the hour)."
+        )
+
+
+def fingerprint(mailing: Mailing) -> str:
+    """The same for a renamed copy of an issue: its subject and text, spacing ignored."""
+    issue = mailing.issue
+    text = f"{' '.join(issue.subject.split())}\0{' '.join(issue.body.split())}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def list_name(mailing: Mailing) -> str:
+    """The list as the office names it: its path inside the newsletter folder, if it is there."""
+    path = mailing.subscribers_path.resolve()
+    try:
+        return path.relative_to(mailing.config.folder.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def plan_send(
+    mailing: Mailing,
+    *,
+    findings: list[Finding],
+    force: bool = False,
+    resend_uncertain: bool = False,
+    again: bool = False,
+    leave_out: frozenset[str] = frozenset(),
+    boot: str | None = None,
+) -> SendPlan:
+    """Decide a send to the list; reads the journals and the list once, writes nothing.
+
+    `leave_out` are addresses that unsubscribed where the list cannot see it yet (the
+    one-click service's events, fetched but written to unsubscribed.csv only once the send
+    is confirmed): they are counted as unsubscribed.
+    """
+    config = mailing.config
+    header = JournalHeader(mailing.issue.slug, mailing.issue.subject, fingerprint(mailing))
+    journals = _journals_of(config.journal_dir, header, boot or current_boot())
+    # Its own journal, else the one of a renamed copy; --again starts one of its own.
+    path = next(
+        (p for p, state in journals if state.header and state.header.issue == header.issue),
+        next((p for p, state in journals if state.header), None),
+    )
+    if again or path is None:
+        path = config.journal_dir / f"{header.issue}.jsonl"
+    known = _Known.of([] if again else [state for _, state in journals])
+    name = list_name(mailing)
+    recipients = pending = already = left = 0
+    earlier: Counter[tuple[str, str]] = Counter()
+    failed_before: list[Failure] = []
+    uncertain: list[str] = []
+    for subscriber in mailing.recipients():
+        if subscriber.key in leave_out:
+            left += 1
+            continue
+        recipients += 1
+        if subscriber.key in known.sent:
+            already += 1
+            source = known.sent[subscriber.key]
+            if source[0] != name:
+                earlier[source] += 1
+        elif subscriber.key in known.failed:
+            failed_before.append(Failure(subscriber.key, known.failed[subscriber.key]))
+        elif subscriber.key in known.uncertain:
+            uncertain.append(subscriber.key)
+            if resend_uncertain:
+                pending += 1
+        else:
+            pending += 1
+    errors = [finding for finding in findings if finding.severity == "error"]
+    refusal = ""
+    if errors and not force:
+        refusal = "the check found errors; fix them (or send with --force)."
+    return SendPlan(
+        issue=header.issue,
+        subject=header.subject,
+        list_path=mailing.subscribers_path,
+        list_name=name,
+        host=config.smtp.host,
+        journal=path,
+        header=header,
+        to_archive=tuple(p for p, _ in journals) if again else (),
+        recipients=recipients,
+        left_since=left,
+        pending=pending,
+        already=already,
+        earlier=tuple(EarlierSend(lst, day, n) for (lst, day), n in sorted(earlier.items())),
+        failed_before=tuple(failed_before),
+        uncertain=tuple(uncertain),
+        handed=tuple(sorted(known.handed)),
+        resend_uncertain=resend_uncertain,
+        again=again,
+        findings=tuple(findings),
+        refusal=refusal,
+    )
+
+
+def run_send(
+    plan: SendPlan,
+    mailing: Mailing,
+    *,
+    login: Callable[[], Login | None],
+    on_progress: Callable[[ProgressEvent], None] = lambda _event: None,
+    stop: threading.Event | None = None,
+    boot: str | None = None,
+) -> DeliveryReport:
+    """Carry out a plan: the only step that writes a journal, sends and writes the report."""
+    if plan.refusal:
+        raise SmakomError(plan.refusal)
+    for old in plan.to_archive:
+        archive_journal(old)
+    boot = boot or current_boot()
+    with Journal.open(plan.journal, plan.header, list_name=plan.list_name, boot=boot) as journal:
+        # Read again under the lock: another send may have run since the plan was made.
+        journals = [] if plan.again else _journals_of(journal.path.parent, plan.header, boot)
+        known = _Known.of([state for _, state in journals])
+        skip = known.not_to_send(resend_uncertain=plan.resend_uncertain)
+        # Who was unsubscribed when the plan was made is left out here; whoever leaves
+        # while the send runs is caught before their message and counted as skipped.
+        left = mailing.suppression.suppressed()
+        recipients: Iterator[Subscriber] = (
+            s
+            for s in iter_recipients(mailing.subscribers_path, left.__contains__)
+            if s.key not in skip
+        )
+        report = send_messages(
+            mailing.messages(recipients),
+            mailing.config.smtp,
+            envelope_from=mailing.config.sender.email,
+            login=login,
+            journal=journal,
+            is_suppressed=mailing.suppression.is_suppressed,
+            on_progress=on_progress,
+            stop=stop,
+        )
+        after = journal.state
+    still_uncertain = known.uncertain - frozenset(after.sent) | after.uncertain
+    delivery = DeliveryReport(
+        plan=plan,
+        send=report,
+        uncertain=tuple(sorted(still_uncertain)),
+        handed=tuple(sorted(known.handed | after.handed)),
+        report_file=None,
+        report_error="",
+    )
+    return _with_report_file(delivery)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What every journal of the issue says, together."""
+
+    sent: dict[str, tuple[str, str]]  # key -> (list name, day) of the run that sent it
+    failed: dict[str, str]
+    uncertain: frozenset[str]
+    handed: frozenset[str]  # among `sent`: cut off once the server had the whole message
+
+    @classmethod
+    def of(cls, states: list[JournalState]) -> _Known:
+        sent: dict[str, tuple[str, str]] = {}
+        failed: dict[str, str] = {}
+        uncertain: set[str] = set()
+        handed: set[str] = set()
+        for state in states:
+            for key, session in state.sent.items():
+                if session >= 0 and session < len(state.sessions):
+                    run = state.sessions[session]
+                    sent.setdefault(key, (run.list_name, run.started[:10]))
+                else:
+                    sent.setdefault(key, ("", ""))
+            failed.update(state.failed)
+            uncertain |= state.uncertain
+            handed |= state.handed
+        return cls(
+            sent=sent,
+            failed={k: v for k, v in failed.items() if k not in sent},
+            uncertain=frozenset(uncertain - sent.keys() - failed.keys()),
+            handed=frozenset(handed),
+        )
+
+    def not_to_send(self, *, resend_uncertain: bool) -> frozenset[str]:
+        done = frozenset(self.sent) | frozenset(self.failed)
+        return done if resend_uncertain else done | self.uncertain
+
+
+def _journals_of(folder: Path, header: JournalHeader, boot: str) -> list[tuple[Path, JournalState]]:
+    """Every live journal of this issue: by its name, by its fingerprint, or an old one's name.
+
+    An old smakom kept one journal per issue and list (`2021-01--subscribers.jsonl`); those
+    are read too, so upgrading mid-issue sends nobody the issue twice.
+    """
+    found: list[tuple[Path, JournalState]] = []
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.jsonl")):
+        if is_archived(path):
+            continue
+        legacy = path.name.startswith(f"{header.issue}--")
+        mine = path.name == f"{header.issue}.jsonl"
+        if not (legacy or mine or _starts_like_a_journal(path)):
+            continue
+        state = JournalState.read(path, boot=boot)
+        same = state.header is not None and (
+            state.header.issue == header.issue or state.header.fingerprint == header.fingerprint
+        )
+        if same or (legacy and state.header is None):
+            found.append((path, state))
+    return found
+
+
+def _starts_like_a_journal(path: Path) -> bool:
+    """A cheap look at the first bytes, so reading every journal is only done for this issue."""
+    with path.open("rb") as file:
+        return file.read(18) == b'{"event":"journal"'
+
+
+def _with_report_file(delivery: DeliveryReport) -> DeliveryReport:
+    """The closing report as a text file beside the journal, for the office's records."""
+    path = delivery.plan.journal.with_suffix(".report.txt")
+    try:
+        path.write_text(report_text(delivery), encoding="utf-8")
+    except OSError as exc:
+        return replace(delivery, report_error=exc.strerror or str(exc))
+    return replace(delivery, report_file=path)
+
+
+def report_text(delivery: DeliveryReport) -> str:
+    """The whole truth about a run, as the report file and the screen tell it."""
+    plan, send = delivery.plan, delivery.send
+    if send.stopped_by:
+        ended = f"no, stopped: {send.stopped_by}"
+    elif send.interrupted:
+        ended = "no, interrupted"
+    else:
+        ended = "yes"
+    lines = [
+        f"Issue: {plan.issue} ({plan.subject})",
+        f"List: {plan.list_name}",
+        f"Finished: {ended}",
+        f"Sent: {send.sent}",
+        f"Failed for good: {len(send.failed)}",
+        f"Deferred (the server asked to wait; the next run sends them): {len(send.deferred)}",
+        f"Still to send (the same command sends them): {delivery.still_to_send}",
+        f"Retried: {send.retried}",
+        f"Skipped (unsubscribed during the send): {send.skipped}",
+        f"Uncertain (may have arrived; not sent again unless --resend-uncertain): "
+        f"{len(delivery.uncertain)}",
+        f"Handed to the server whole when a send was cut off (counted as sent): "
+        f"{len(delivery.handed)}",
+        *([f"Next: {delivery.next_step}"] if delivery.next_step else []),
+        "",
+        *(f"failed\t{failure.key}\t{failure.reply}" for failure in send.failed),
+        *(f"deferred\t{failure.key}\t{failure.reply}" for failure in send.deferred),
+        *(f"uncertain\t{key}" for key in delivery.uncertain),
+        *(f"handed\t{key}" for key in delivery.handed),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,244 @@
+"""`smakom preview`, `smakom init` and the errors a user can make, through the real CLI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smakom_cli.cli import app
+
+SECTIONS = (
+    "År 2021 – tillbaka till det ”normala”?",
+    "Rapport från styrelsemöte",
+    "Dialogmöte med utredningsansvariga",
+    "På gång i SmåKom",
+    "SKL Kommentus",
+    "Följ oss i sociala medier",
+    "Kontakt",
+)
+
+
+def test_preview_shows_envelope_sections_audience_and_size(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """The example previews with its subject, every section, the audience and the HTML size."""
+    result = runner.invoke(app, ["preview", "issues/2021-01.md"])
+    assert result.exit_code == 0, result.output
+    assert "SmåKom Nyhetsbrev Januari 2021" in result.output
+    assert "Nyhetsbrev med senaste nytt." in result.output
+    assert "charlotta@smakom.se" in result.output
+    for heading in SECTIONS:
+        assert heading in result.output
+    assert re.search(r"Audience: 38 rows: 35 will receive it", result.output)
+    assert re.search(r"HTML size: \d+\.\d KB", result.output)
+
+
+def test_preview_writes_personalised_html(runner: CliRunner, newsletter: Path) -> None:
+    """`--html FILE --as EMAIL` writes that subscriber's HTML, local images shown from disk."""
+    result = runner.invoke(
+        app,
+        ["preview", "issues/2021-01.md", "--html", "out.html", "--as", "EVA.lindqvist@example.com"],
+    )
+    assert result.exit_code == 0, result.output
+    html = (newsletter / "out.html").read_text(encoding="utf-8")
+    assert "Eva Lindqvist" in result.output
+    assert re.search(r'src="file://[^"]+styrelsen\.png"', html)
+    assert "avregistrera?token=" in html
+
+
+def test_preview_as_someone_not_on_the_list(runner: CliRunner, newsletter: Path) -> None:
+    """Previewing as an unknown address is one clear error."""
+    result = runner.invoke(app, ["preview", "issues/2021-01.md", "--as", "nobody@example.net"])
+    assert result.exit_code == 1
+    assert "nobody@example.net is not on the list" in result.output
+
+
+def test_preview_does_not_show_cssutils_noise(runner: CliRunner, newsletter: Path) -> None:
+    """CSS the validator does not know (mso-hide, @media) produces no warnings on screen."""
+    result = runner.invoke(app, ["preview", "issues/2021-01.md"])
+    assert result.exit_code == 0, result.output
+    assert "cssutils" not in result.output
+    assert "Unknown Property" not in result.output
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def make_config(folder: Path, text: str) -> None:
+    write(folder / "smakom.toml", text)
+
+
+def add_template(folder: Path, text: str) -> None:
+    (folder / "templates").mkdir()
+    write(folder / "templates" / "newsletter.html", text)
+
+
+EXAMPLE = "issues/2021-01.md"
+BAD_INPUT = {
+    "missing-issue": (lambda f: None, "issues/x.md", "no such issue file"),
+    "bad-yaml": (
+        lambda f: write(f / "issues/x.md", "---\nsubject: [unclosed\n---\nText\n"),
+        "issues/x.md",
+        r"x\.md line \d+: the front matter is not valid YAML",
+    ),
+    "no-subject": (
+        lambda f: write(f / "issues/x.md", "---\ntitle: Hej\n---\nText\n"),
+        "issues/x.md",
+        "no 'subject:' line",
+    ),
+    "unknown-key": (
+        lambda f: write(f / "issues/x.md", "---\nsubject: Hej\nauthor: Bo\n---\n"),
+        "issues/x.md",
+        r"x\.md line 3: unknown key 'author'",
+    ),
+    "unknown-template-variable": (
+        lambda f: add_template(f, "{{ subjekt }}"),
+        EXAMPLE,
+        "unknown variable: 'subjekt' is undefined",
+    ),
+    "no-config": (lambda f: (f / "smakom.toml").unlink(), EXAMPLE, "No smakom.toml found"),
+    "config-unknown-key": (
+        lambda f: make_config(f, "[smtp]\nhots = 'x'\n"),
+        EXAMPLE,
+        "unknown key 'smtp.hots'",
+    ),
+    "config-wrong-type": (
+        lambda f: make_config(f, "[smtp]\nport = 'femhundra'\n"),
+        EXAMPLE,
+        "'smtp.port' must be a whole number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_one_clear_line(
+    runner: CliRunner, newsletter: Path, case: tuple[Callable[[Path], object], str, str]
+) -> None:
+    """Each mistake gives one red line and exit 1, never a traceback."""
+    prepare, issue, expected = case
+    prepare(newsletter)
+    result = runner.invoke(app, ["preview", issue])
+    assert result.exit_code == 1, result.output
+    assert re.search(expected, result.output), result.output
+    assert "Traceback" not in result.output
+    assert result.output.startswith("Error: ")
+
+
+def test_debug_shows_the_traceback(runner: CliRunner, newsletter: Path) -> None:
+    """`--debug` lets the exception through for whoever investigates."""
+    result = runner.invoke(app, ["--debug", "preview", "issues/none.md"])
+    assert result.exit_code == 1
+    assert result.exception is not None
+    assert "no such issue file" in str(result.exception)
+
+
+def test_init_creates_a_folder_that_previews(runner: CliRunner, tmp_path: Path) -> None:
+    """`smakom init DIR` makes a newsletter folder whose first issue previews as it is."""
+    result = runner.invoke(app, ["init", str(tmp_path / "brev")])
+    assert result.exit_code == 0, result.output
+    issues = list((tmp_path / "brev" / "issues").glob("*.md"))
+    assert len(issues) == 1
+    assert (tmp_path / "brev" / "subscribers.csv").read_text(encoding="utf-8").startswith("email")
+    config = str(tmp_path / "brev" / "smakom.toml")
+    result = runner.invoke(app, ["--config", config, "preview", str(issues[0])])
+    assert result.exit_code == 0, result.output
+    assert "Rubrik på första artikeln" in result.output
+    assert "0 rows" in result.output
+
+
+def test_init_never_overwrites(runner: CliRunner, tmp_path: Path) -> None:
+    """A second `smakom init` into the same folder refuses and changes nothing."""
+    folder = tmp_path / "brev"
+    assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
+    (folder / "smakom.toml").write_text("# mine\n", encoding="utf-8")
+    result = runner.invoke(app, ["init", str(folder)])
+    assert result.exit_code == 1
+    assert "never overwrites" in result.output
+    assert (folder / "smakom.toml").read_text(encoding="utf-8") == "# mine\n"
+
+
+def test_every_command_has_help(runner: CliRunner) -> None:
+    """Each command explains itself in `--help`."""
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    commands = re.findall(r"(?m)^  (\w+)\s{2,}\S", result.output.split("Commands:")[1])
+    assert {"preview", "send", "init", "check", "unsubscribe"} <= set(commands)
+    for command in commands:
+        help_result = runner.invoke(app, [command, "--help"])
+        assert help_result.exit_code == 0, command
+        assert "Usage:" in help_result.output
+
+
+def finding_lines(output: str) -> list[str]:
+    return sorted(line for line in output.splitlines() if line.startswith(("Error:", "Warning:")))
+
+
+def append_to_example(folder: Path, markdown: str) -> None:
+    path = folder / EXAMPLE
+    write(path, path.read_text(encoding="utf-8") + f"\n{markdown}\n")
+
+
+def copy_template(folder: Path, old: str, new: str) -> None:
+    from smakom_cli.compose.render import default_templates_dir
+
+    text = (default_templates_dir() / "newsletter.html").read_text(encoding="utf-8")
+    assert old in text
+    add_template(folder, text.replace(old, new))
+
+
+AGREEMENT_CASES = {
+    "large-image": lambda f: (
+        (f / "images" / "stor.png").write_bytes(b"\0" * 1_400_000),
+        append_to_example(f, "![Stor bild](../images/stor.png)"),
+    ),
+    "missing-image": lambda f: append_to_example(f, "![Karta](../images/karta.png)"),
+    "broken-css": lambda f: copy_template(f, "p { margin: 0 0 14px 0; }", "p { margin 0 }"),
+    "relative-link-and-no-preheader": lambda f: (
+        append_to_example(f, "Läs [mer](sida.html)."),
+        write(
+            f / EXAMPLE,
+            (f / EXAMPLE)
+            .read_text(encoding="utf-8")
+            .replace("preheader: Nyhetsbrev med senaste nytt.\n", ""),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", AGREEMENT_CASES.values(), ids=AGREEMENT_CASES.keys())
+def test_preview_shows_every_finding_check_makes(
+    runner: CliRunner, newsletter: Path, case: Callable[[Path], object]
+) -> None:
+    """`smakom preview` and `smakom check` list the same errors and warnings for an issue
+    (a 1.4 MB image, a broken CSS rule, a relative link) — never "No problems found" there.
+    Only `check` also asks the one-click service over the network, unless --offline."""
+    case(newsletter)
+    previewed = runner.invoke(app, ["preview", EXAMPLE])
+    checked = runner.invoke(app, ["check", EXAMPLE, "--offline"])
+    assert previewed.exit_code == 0, previewed.output
+    assert finding_lines(checked.output), checked.output
+    assert finding_lines(previewed.output) == finding_lines(checked.output)
+    assert "No problems found" not in previewed.output
+
+
+def test_preview_shows_the_message_size_and_decoded_headers(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """The envelope shows From as a reader sees it (SmåKom, not =?utf-8?q?…), and the size
+    of the whole message with its embedded images grows with a large photo."""
+    result = runner.invoke(app, ["preview", EXAMPLE])
+    assert result.exit_code == 0, result.output
+    assert "From       SmåKom <nyhetsbrev@smakom.se>" in result.output
+    assert "=?utf-8?" not in result.output
+    small = re.search(r"Message size: (\d+\.\d) KB \(images embedded\)", result.output)
+    assert small and 30 < float(small.group(1)) < 100, result.output
+    (newsletter / "images" / "stor.png").write_bytes(b"\0" * 1_400_000)
+    append_to_example(newsletter, "![Stor bild](../images/stor.png)")
+    result = runner.invoke(app, ["preview", EXAMPLE])
+    large = re.search(r"Message size: (\d+\.\d) MB \(images embedded\)", result.output)
+    assert large and float(large.group(1)) == pytest.approx(1.9, abs=0.1), result.output

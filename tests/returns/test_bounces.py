@@ -1,0 +1,293 @@
+"""What each kind of returned mail is taken to be: bounces, auto-replies, unsubscribe requests."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smakom_cli.audience.references import find_references, ids_for, message_id, recipient_id
+from smakom_cli.returns.bounces import Context, Verdict, classify
+from tests.conftest import EXAMPLES, FIXTURES
+
+BOUNCES = FIXTURES / "bounces"
+# The key the fixtures' Message-ID references and unsubscribe tokens were made with.
+SECRET = b"smakom-inbox-test-key-0123456789abcdef"
+
+
+def _subscribers() -> frozenset[str]:
+    lines = (EXAMPLES / "subscribers.csv").read_text(encoding="utf-8").splitlines()[1:]
+    return frozenset(line.split(";")[0].strip().lower() for line in lines if "@" in line)
+
+
+CONTEXT = Context(
+    mailto="avregistrera@smakom.se",
+    secret=SECRET,
+    recipient_ids=ids_for(SECRET, _subscribers()),
+    subscribed=_subscribers(),
+)
+
+
+def verdict(name: str, context: Context = CONTEXT) -> Verdict:
+    return classify((BOUNCES / name).read_bytes(), context)
+
+
+@pytest.mark.parametrize(
+    ("name", "address", "status"),
+    [
+        ("exchange-online-ndr.eml", "anna.aberg@example.com", "5.1.10"),
+        ("gmail-dsn.eml", "bjorn.ostlund@example.org", "5.1.1"),
+        ("postfix-dsn.eml", "cecilia.arlig@example.com", "5.1.1"),
+        ("exim-bounce.eml", "david.sjostrom@example.org", "5.1.1"),
+        ("qmail-bounce.eml", "eva.lindqvist@example.com", "5.1.1"),
+        ("headers-only-bounce.eml", "fredrik.hakansson@example.org", "5.1.1"),
+    ],
+)
+def test_permanent_failures_are_hard_bounces(name: str, address: str, status: str) -> None:
+    """Exchange, Gmail, Postfix, Exim and qmail bounces name the address and the reason."""
+    result = verdict(name)
+    assert result.kind == "hard"
+    assert result.addresses == (address,)
+    assert result.status == status
+    assert status in result.reason
+    assert result.issue == "2021-01"
+
+
+def test_a_bounce_quoting_only_headers_is_matched_by_the_signed_message_id() -> None:
+    """A gateway that names an internal address still leads back to the subscriber mailed."""
+    result = verdict("headers-only-bounce.eml")
+    assert result.recipient == "fredrik.hakansson@example.org"
+    assert "intern.vilhelmina.local" not in " ".join(result.addresses)
+    without_key = verdict("headers-only-bounce.eml", Context(mailto=CONTEXT.mailto))
+    assert without_key.addresses != ("fredrik.hakansson@example.org",)
+
+
+def test_a_full_mailbox_is_a_soft_bounce_even_with_a_5() -> None:
+    """552 5.2.2 'over quota' is temporary by RFC 3463: counted, not suppressed at once."""
+    result = verdict("soft-mailbox-full.eml")
+    assert result.kind == "soft"
+    assert result.addresses == ("gunilla.nystrom@example.com",)
+    assert "over quota" in result.reason
+
+
+@pytest.mark.parametrize("name", ["out-of-office-sv.eml", "out-of-office-en.eml"])
+def test_out_of_office_replies_are_auto_replies(name: str) -> None:
+    """Swedish and English out-of-office answers are auto-replies, never bounces."""
+    assert verdict(name).kind == "auto-reply"
+
+
+def test_a_bounce_marked_auto_submitted_is_still_a_bounce() -> None:
+    """Postfix marks its bounces Auto-Submitted; they are bounces all the same."""
+    raw = (BOUNCES / "postfix-dsn.eml").read_bytes()
+    assert b"Auto-Submitted: auto-replied" in raw
+    assert classify(raw, CONTEXT).kind == "hard"
+
+
+def test_an_out_of_office_with_an_empty_return_path_is_not_a_bounce() -> None:
+    """RFC 3834 auto-replies come from <> too; one saying an account "finns inte" is no bounce."""
+    raw = (BOUNCES / "out-of-office-sv.eml").read_bytes()
+    raw = b"Return-Path: <>\r\n" + raw.replace(
+        b"Jag \xc3\xa4r p\xc3\xa5 semester",
+        b"Mitt gamla konto finns inte, jag \xc3\xa4r p\xc3\xa5 semester",
+    )
+    assert b"finns inte" in raw
+    assert classify(raw, CONTEXT).kind == "auto-reply"
+
+
+def _mail(subject: str, body: str, **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = headers.pop("From", "Anna <anna.aberg@example.com>")
+    message["To"] = headers.pop("To", "nyhetsbrev@smakom.se")
+    message["Subject"] = subject
+    message["Message-ID"] = "<m1@example.com>"
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("headers", "subject"),
+    [
+        ({"Auto_Submitted": "auto-replied"}, "Re: nyhetsbrev"),
+        ({"X_Autoreply": "yes"}, "Re: nyhetsbrev"),
+        ({"X_Autorespond": "yes"}, "Re: nyhetsbrev"),
+        ({"Precedence": "auto_reply"}, "Re: nyhetsbrev"),
+        ({}, "Frånvaro vecka 28"),
+        ({}, "Ej på kontoret"),
+        ({}, "SV: Semester till 1 augusti"),
+        ({}, "Automatic reply: SmåKom"),
+        ({}, "Autoreply"),
+    ],
+)
+def test_every_auto_reply_sign_is_recognised(headers: dict[str, str], subject: str) -> None:
+    """RFC 3834 and vendor headers, and out-of-office subjects, each make an auto-reply."""
+    assert classify(_mail(subject, "Jag är borta.", **headers), CONTEXT).kind == "auto-reply"
+
+
+def test_auto_submitted_no_is_a_person() -> None:
+    """`Auto-Submitted: no` is what a person's own mail may carry."""
+    raw = _mail("Fråga om mötet", "Hej, när är mötet?", Auto_Submitted="no")
+    assert classify(raw, CONTEXT).kind == "unknown"
+
+
+def test_the_mailto_request_from_the_address_itself_is_acted_on() -> None:
+    """The footer's mailto link, sent by the subscriber, unsubscribes that address."""
+    result = verdict("unsubscribe-mailto.eml")
+    assert (result.kind, result.addresses, result.confirmed) == (
+        "unsubscribe",
+        ("johan.alvsjo@example.org",),
+        True,
+    )
+
+
+def test_a_request_with_a_valid_token_is_acted_on_from_any_address() -> None:
+    """A forward from a private address carrying the signed link unsubscribes its owner."""
+    result = verdict("unsubscribe-with-token.eml")
+    assert (result.kind, result.addresses, result.confirmed) == (
+        "unsubscribe",
+        ("karin.ohman@example.com",),
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "address"),
+    [
+        ("unsubscribe-without-token.eml", "lars.privat@example.net"),
+        ("forwarded-request.eml", "nils.backman@example.org"),
+    ],
+)
+def test_requests_a_person_must_check(name: str, address: str) -> None:
+    """From an unknown address without a token, or for someone else: listed, not acted on."""
+    result = verdict(name)
+    assert result.kind == "unsubscribe"
+    assert not result.confirmed
+    assert result.addresses == (address,)
+    assert "a person should check it" in result.reason
+
+
+def test_a_forged_token_is_not_valid() -> None:
+    """A token signed with another key does not unsubscribe anyone."""
+    raw = (BOUNCES / "unsubscribe-with-token.eml").read_bytes()
+    other = Context(mailto=CONTEXT.mailto, secret=b"x" * 38, subscribed=CONTEXT.subscribed)
+    assert not classify(raw, other).confirmed
+
+
+def test_an_ordinary_reply_quoting_the_footer_is_a_person() -> None:
+    """A reader's reply that quotes "avsluta din prenumeration" and its link stays a reply."""
+    result = verdict("ordinary-reply.eml")
+    assert result.kind == "unknown"
+    assert result.sender == "olivia.strom@example.com"
+
+
+def test_a_long_letter_mentioning_unsubscribe_is_a_person() -> None:
+    """Only a short reply saying "avregistrera" is a request, not a letter mentioning it."""
+    letter = "Hej! " + "Vi diskuterade om vi ska avregistrera oss från mässan. " * 6
+    assert classify(_mail("Re: nyhetsbrev", letter), CONTEXT).kind == "unknown"
+    assert classify(_mail("Re: nyhetsbrev", "Avregistrera mig tack"), CONTEXT).confirmed
+
+
+def test_a_delay_notice_is_not_a_bounce() -> None:
+    """`Action: delayed` says the server is still trying: nothing is counted."""
+    raw = (BOUNCES / "postfix-dsn.eml").read_bytes().replace(b"Action: failed", b"Action: delayed")
+    result = classify(raw, CONTEXT)
+    assert result.kind == "auto-reply"
+    assert "still trying" in result.reason
+
+
+def test_a_message_id_of_an_issue_sent_before_is_still_recognised() -> None:
+    """A bounce quoting a Message-ID made by an earlier smakom still names its recipient:
+    the keyed id and the signature are pinned to the bytes already out in the world."""
+    sent = b"<18ed75f7a41b2e23.2021-01.59242f3039c61cac.d4502abe9642@smakom.se>"
+    assert recipient_id(SECRET, "anna.aberg@example.com") == "59242f3039c61cac"
+    (reference,) = find_references(SECRET, [sent])
+    assert (reference.issue, reference.recipient_id) == ("2021-01", "59242f3039c61cac")
+    assert CONTEXT.recipient_ids[reference.recipient_id] == "anna.aberg@example.com"
+
+
+def test_message_id_references_are_signed_and_say_nothing_of_the_address() -> None:
+    """The reference names issue and recipient id; the address is not in it; forgeries fail."""
+    value = message_id(SECRET, "2021-01", "anna.aberg@example.com", "smakom.se")
+    assert "anna" not in value and value.endswith("@smakom.se>")
+    assert value != message_id(SECRET, "2021-01", "anna.aberg@example.com", "smakom.se")
+    (reference,) = find_references(SECRET, [value.encode()])
+    assert reference.issue == "2021-01"
+    assert reference.recipient_id == recipient_id(SECRET, "anna.aberg@example.com")
+    forged = value.replace("2021-01", "2021-02").encode()
+    assert find_references(SECRET, [forged]) == []
+    assert find_references(b"y" * 38, [value.encode()]) == []
+    odd = message_id(SECRET, "nummer 1.å", "x@y.se", "smakom.se")
+    assert find_references(SECRET, [odd.encode()])[0].issue == "nummer 1.å"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=3000))
+def test_any_bytes_give_a_verdict(raw: bytes) -> None:
+    """Whatever is in the mailbox, classify answers and never fails."""
+    assert isinstance(classify(raw, CONTEXT), Verdict)
+
+
+_header_names = st.sampled_from(
+    [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Auto-Submitted",
+        "Precedence",
+        "Return-Path",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Final-Recipient",
+        "Action",
+        "Status",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(_header_names, st.text(max_size=80)), max_size=12),
+    st.text(max_size=500),
+    st.sampled_from([b"", (BOUNCES / "gmail-dsn.eml").read_bytes()]),
+)
+def test_damaged_mail_gives_a_verdict(
+    headers: list[tuple[str, str]], body: str, tail: bytes
+) -> None:
+    """Odd headers, broken MIME and strange encodings give a verdict, never an exception."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    raw = (head + "\r\n" + body).encode("utf-8", "surrogateescape") + tail
+    assert isinstance(classify(raw, CONTEXT), Verdict)
+
+
+def test_a_bounce_of_a_built_message_leads_back_to_its_recipient() -> None:
+    """A message built with the key, returned with only its headers, names issue and address."""
+    from smakom_cli.audience.unsubscribe_links import link_for
+    from smakom_cli.compose.issue import load_issue
+    from smakom_cli.compose.message import MessageBuilder, Recipient
+    from smakom_cli.compose.render import personal_values, render_issue
+    from smakom_cli.config import load_config
+
+    config = load_config(EXAMPLES / "smakom.toml")
+    rendered = render_issue(load_issue(EXAMPLES / "issues" / "2021-01.md"), config)
+    address = "Maria.Soderberg@example.com"
+    recipient = Recipient(address, "Maria", personal_values({"email": address}, ""))
+    built = MessageBuilder(rendered, config, secret=SECRET).build(
+        recipient, link_for(config, SECRET, address)
+    )
+    headers = built.split(b"\r\n\r\n", 1)[0]
+    assert b"maria" not in headers.split(b"Message-ID:", 1)[1].split(b"\r\n", 1)[0].lower()
+    bounce = (
+        b"From: postmaster@gateway.example\r\nSubject: Olevererbart\r\n"
+        b"Content-Type: text/plain\r\n\r\n550 5.1.1 Mottagaren finns inte\r\n\r\n" + headers
+    )
+    result = classify(bounce, CONTEXT)
+    assert (result.kind, result.issue, result.addresses) == (
+        "hard",
+        "2021-01",
+        ("maria.soderberg@example.com",),
+    )
