@@ -308,7 +308,7 @@ def show_suppression_check(reading: Reading) -> None:
         success(f"{name} is sound: {len(reading.entries)} address(es) unsubscribed.")
 
 
-def show_sync(result: SyncResult, url: str) -> None:
+def show_sync(result: SyncResult) -> None:
     """What `smakom sync` brought home: each change, then one summary line."""
     for email in result.unsubscribed:
         success(f"{email} is now unsubscribed (through the unsubscribe link).")
@@ -321,7 +321,7 @@ def show_sync(result: SyncResult, url: str) -> None:
         )
     changed = len(result.unsubscribed) + len(result.resubscribed)
     info(
-        f"Synced with {url}: {changed} change(s), {result.unchanged} already recorded "
+        f"Synced with {result.service}: {changed} change(s), {result.unchanged} already recorded "
         f"in unsubscribed.csv."
     )
     if result.unresolved:

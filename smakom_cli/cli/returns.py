@@ -9,12 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from smakom_cli.cli.app import app, output, state
-from smakom_cli.cli.common import (
-    link_secret,
-)
-from smakom_cli.cli.signin import (
-    inbox_login,
-)
+from smakom_cli.cli.common import signin
 from smakom_cli.errors import SmakomError
 
 if TYPE_CHECKING:
@@ -50,9 +45,10 @@ def serve(
     import waitress
 
     from smakom_cli.returns.service import MAX_BODY_BYTES, make_app, settings_for
+    from smakom_cli.signin.resolver import service_secrets
 
     config = _serve_config(ctx, config_path)
-    secret, key = _service_secrets(config)
+    secret, key = service_secrets(config, os.environ)
     app_ = make_app(settings_for(data, secret, key, config))
     output.info(
         f"One-click unsubscribe service on http://{host}:{port}/ (database {data}); "
@@ -85,33 +81,6 @@ def _serve_config(ctx: typer.Context, option: Path | None) -> Config | None:
         return None
 
 
-def _service_secrets(config: Config | None) -> tuple[bytes, str]:
-    """The link-signing key and the sync key: the environment, or this machine's keyring."""
-    from smakom_cli.signin.credentials import (
-        SECRET_VARIABLE,
-        SERVICE_KEY_VARIABLE,
-        service_key,
-        unsubscribe_secret,
-    )
-
-    list_id = config.list_id if config else ""
-    # Without a newsletter folder there is no list to look up in the keyring.
-    has_secret = list_id or os.environ.get(SECRET_VARIABLE)
-    secret = unsubscribe_secret(list_id, os.environ) if has_secret else None
-    if secret is None:
-        raise SmakomError(
-            f"the service needs the key the unsubscribe links are signed with: set "
-            f"{SECRET_VARIABLE} to the one in the office's keyring (see the README)."
-        )
-    key = service_key(list_id, os.environ)
-    if key is None:
-        raise SmakomError(
-            f"the service needs a sync key for `smakom sync`: set {SERVICE_KEY_VARIABLE} "
-            "(at least 32 random characters), and store the same with `smakom login --service-key`."
-        )
-    return secret, key
-
-
 @app.command()
 def sync(
     ctx: typer.Context,
@@ -127,33 +96,10 @@ def sync(
     ] = None,
 ) -> None:
     """Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv."""
-    from smakom_cli.returns.sync import apply_events, fetch_events, service_urls
+    from smakom_cli.returns.sync import sync as sync_events
 
-    config = state(ctx).config()
-    urls = service_urls(config)
-    if urls is None:
-        raise SmakomError(
-            f"{config.path.name}: [unsubscribe] has no url, so there is no one-click service "
-            "to sync with."
-        )
-    key = _sync_key(config)
-    secret = link_secret(config, required=True)
-    assert secret is not None
     lists = [subscriber_list] if subscriber_list else []
-    result = apply_events(config, fetch_events(config, key, secret, lists=lists))
-    output.show_sync(result, urls.events)
-
-
-def _sync_key(config: Config) -> str:
-    from smakom_cli.signin.credentials import SERVICE_KEY_VARIABLE, service_key
-
-    key = service_key(config.list_id, os.environ)
-    if key is None:
-        raise SmakomError(
-            "no sync key for the one-click service is stored: run `smakom login --service-key` "
-            f"(or set {SERVICE_KEY_VARIABLE})."
-        )
-    return key
+    output.show_sync(sync_events(signin(state(ctx).config()), lists=lists))
 
 
 @app.command()
@@ -168,14 +114,14 @@ def inbox(
     from datetime import datetime
 
     from smakom_cli.returns.inbox import read_inbox, require_mailbox, write_reports
-    from smakom_cli.signin.credentials import unsubscribe_secret
 
     config = state(ctx).config()
     require_mailbox(config)
-    login = inbox_login(config)
+    resolver = signin(config)
+    login = resolver.inbox_login()
     # Only an existing key: without one no link or Message-ID was ever signed to check.
     try:
-        secret = unsubscribe_secret(config.list_id, os.environ)
+        secret = resolver.link_key()
     except SmakomError as exc:
         output.warning(f"{exc} Bounces are matched by address only.")
         secret = None

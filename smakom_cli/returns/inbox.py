@@ -32,10 +32,10 @@ from smakom_cli.audience.subscribers import Subscriber, iter_subscribers, parse_
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.config import Config, InboxConfig
 from smakom_cli.delivery.journal import JournalState
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.returns.bounces import Context, Verdict, classify
 from smakom_cli.returns.inbox_log import Entry, InboxLog
+from smakom_cli.signin.resolver import Login
 
 LOG_NAME = "inbox.jsonl"
 # Marks a message copied to its folder on a server that can neither MOVE nor expunge one UID.
