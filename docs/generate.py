@@ -10,11 +10,15 @@ Each generated part sits between `<!-- generated: NAME -->` and `<!-- end of gen
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+# The docs are written in English, whatever the language of the machine running this.
+os.environ["SMAKOM_LANG"] = "en"
 
 from smakom_cli.compose.images import IMAGE_MODES
 from smakom_cli.config import (
