@@ -73,7 +73,7 @@ RANGES: dict[str, Range] = {
     "inbox.soft_bounce_limit": Range(1, 100, unit="issues"),
 }
 
-Format = Literal["email", "url", "unsubscribe_url", "color"]
+Format = Literal["email", "url", "unsubscribe_url", "color", "dns_label"]
 # Text settings with a shape; an empty value means "not set" and is left to `smakom check`.
 FORMATS: dict[str, Format] = {
     "newsletter.web_base_url": "url",
@@ -82,6 +82,7 @@ FORMATS: dict[str, Format] = {
     "unsubscribe.mailto": "email",
     "unsubscribe.url": "unsubscribe_url",
     "unsubscribe.service": "unsubscribe_url",
+    "sender.dkim_selector": "dns_label",
     "brand.primary_color": "color",
     "brand.background_color": "color",
     "brand.text_color": "color",
@@ -91,6 +92,10 @@ FORMATS: dict[str, Format] = {
     "social.links.url": "url",
 }
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# A DKIM selector is one or more DNS labels (RFC 6376 §3.1): "s2026", "mail.eu".
+_DNS_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 # A one-click service on this computer (a test or a local relay) may speak plain http.
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -114,6 +119,9 @@ class SenderConfig:
     name: str = ""
     email: str = ""
     reply_to: str = ""
+    # The DKIM selector a custom provider signs with, for `smakom doctor` to look up
+    # (Microsoft 365's and Google's are known).
+    dkim_selector: str = ""
 
 
 @dataclass(frozen=True)
@@ -494,6 +502,12 @@ def _check_format(value: str, path: Path, key: str) -> None:
     elif shape == "color":
         if not _COLOR.fullmatch(value):
             problem = f"must be a colour like #005a7a or #fff, not {_shown(value)}"
+    elif shape == "dns_label":
+        if not (_DNS_LABELS.fullmatch(value) and len(value) <= 200):
+            problem = (
+                "must be a DKIM selector: letters, digits and dashes, parts joined by dots "
+                f"(the part before ._domainkey), not {_shown(value)}"
+            )
     else:
         parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
         scheme = parts.scheme if parts and parts.hostname else ""
