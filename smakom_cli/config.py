@@ -514,6 +514,16 @@ def is_control(char: str) -> bool:
     return code < 0x20 or 0x7F <= code <= 0x9F or char in "\u2028\u2029"
 
 
+_PATTERNS = {
+    "color": (_COLOR, "must be a colour like #005a7a or #fff"),
+    "dns_label": (
+        _DNS_LABELS,
+        "must be a DKIM selector: letters, digits and dashes, parts joined by dots (the part "
+        "before ._domainkey)",
+    ),
+}
+
+
 def _check_format(value: str, path: Path, key: str) -> None:
     """A text setting with a shape (address, link, colour) has it; empty means not set."""
     shape = FORMATS.get(_pattern(key))
@@ -533,15 +543,10 @@ def _check_format(value: str, path: Path, key: str) -> None:
                 "must be a name like nyhetsbrev.smakom.se: letters, digits and hyphens "
                 f"between dots (RFC 2919), not {_shown(value)}"
             )
-    elif shape == "color":
-        if not _COLOR.fullmatch(value):
-            problem = f"must be a colour like #005a7a or #fff, not {_shown(value)}"
-    elif shape == "dns_label":
-        if not (_DNS_LABELS.fullmatch(value) and len(value) <= 200):
-            problem = (
-                "must be a DKIM selector: letters, digits and dashes, parts joined by dots "
-                f"(the part before ._domainkey), not {_shown(value)}"
-            )
+    elif shape in _PATTERNS:
+        pattern, wanted = _PATTERNS[shape]
+        if not pattern.fullmatch(value) or len(value) > 200:
+            problem = f"{wanted}, not {_shown(value)}"
     else:
         parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
         scheme = parts.scheme if parts and parts.hostname else ""
