@@ -7,10 +7,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -364,3 +367,17 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
         info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
     for path in files:
         info(f"Report: {path}")
+
+
+def confirm(question: str) -> bool:
+    """`question` [y/N] in the interface language; Enter is no, and "y" and "yes" always work."""
+    yes = {"y", "yes", _("y"), _("yes")}
+    no = {"", "n", "no", _("n"), _("no")}
+    while True:
+        asked = _("{question} [y/N]").format(question=question)
+        answer = typer.prompt(asked, default="", show_default=False)
+        if answer.strip().lower() in yes:
+            return True
+        if answer.strip().lower() in no:
+            return False
+        error(_("Answer {yes} or {no}.").format(yes=_("y"), no=_("n")))

@@ -205,8 +205,8 @@ def _send_to_list(
         if plan.uncertain:  # still for someone to decide: --resend-uncertain, or leave them
             raise typer.Exit(ExitCode.FAILED)
         return
-    if not yes:
-        typer.confirm(plan.question, abort=True)
+    if not yes and not output.confirm(plan.question):
+        raise typer.Abort()
     if batch is not None:
         from smakom_cli.returns.sync import apply_events, service_urls
 
