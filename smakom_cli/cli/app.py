@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from smakom_cli import __version__
 from smakom_cli.errors import ExitCode, SmakomError
 from smakom_cli.lazy import lazy_module
 
@@ -94,6 +93,8 @@ def state(ctx: typer.Context) -> _State:
 
 def _version(value: bool) -> None:
     if value:
+        from smakom_cli import __version__
+
         output.info(f"smakom {__version__}")
         raise typer.Exit()
 

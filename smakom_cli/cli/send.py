@@ -156,7 +156,7 @@ def _send_proofs(
     from smakom_cli.delivery.sender import send_messages
 
     addresses = [parse_address(address).send_to for address in to]
-    sample = mailing.sample(as_email)
+    sample = mailing.sample(as_email) if as_email else None
     report = send_messages(
         mailing.proofs(addresses, sample),
         mailing.config.smtp,

@@ -9,6 +9,7 @@ the opaque ids of new links (and the address of a link from before opaque links)
   unsubscribe and answers 200; no cookie, login or CSRF token (RFC 8058 §3).
 - `GET <page>?token=…` never changes anything (link scanners fetch every link): it shows a
   page with one button that POSTs, and after it an undo button that POSTs a resubscribe.
+- A proof's link (`smakom send --to`) only shows a page saying so, and records nothing.
 - `GET <base>/smakom/events?after=CURSOR` with `Authorization: Bearer KEY`: the events after
   the cursor, as JSON, for `smakom sync`. `GET <base>/smakom/health`: "ok".
 """
@@ -31,7 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-from smakom_cli.audience.unsubscribe_links import TokenSubject, read_token
+from smakom_cli.audience.unsubscribe_links import (
+    PROOF_LINK_TEXT,
+    PROOF_LINK_TITLE,
+    TokenSubject,
+    read_token,
+)
 from smakom_cli.errors import SmakomError
 
 if TYPE_CHECKING:
@@ -170,6 +176,8 @@ def _route(settings: ServiceSettings, pages: _Pages, environ: WSGIEnvironment) -
             "Länken är ofullständig eller ändrad. Använd avregistreringslänken i nyhetsbrevet "
             "som den är, eller svara på brevet och be att bli avregistrerad.",
         )
+    if subject.proof:  # a colleague's press on a proof unsubscribes nobody
+        return pages.message("200 OK", PROOF_LINK_TITLE, PROOF_LINK_TEXT)
     if method != "POST":
         return pages.confirm()
     action, source = _what(environ, body)
