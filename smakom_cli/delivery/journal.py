@@ -51,6 +51,7 @@ from filelock import FileLock, Timeout
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 VERSION = 2
 # Where the locks of the sends in progress are, in the newsletter folder.
@@ -362,10 +363,10 @@ def _busy(note: Path) -> str:
     except (OSError, UnicodeDecodeError):
         holder = ""
     who = f" ({holder})" if holder else ""
-    return (
-        f"Another smakom is sending this issue right now{who}, perhaps under another file "
+    return _(
+        "Another smakom is sending this issue right now{who}, perhaps under another file "
         "name. Nothing was sent; wait for it to finish, then run the command again."
-    )
+    ).format(who=who)
 
 
 def _file_safe(name: str) -> str:
