@@ -122,9 +122,15 @@ def test_the_version_comes_from_the_package_metadata(installed: Installed, tmp_p
 
 @pytest.mark.slow
 def test_the_wheel_and_sdist_carry_what_runs_and_what_is_read(installed: Installed) -> None:
-    """The wheel has every template; the sdist the docs, the example and the tests besides."""
+    """The wheel has every file of the package (the compiled translation catalogs too) and every
+    template; the sdist the docs, the example and the tests besides."""
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
+    package = REPO / "smakom_cli"
+    for file in package.rglob("*"):
+        if file.is_file() and "__pycache__" not in file.parts:
+            assert file.relative_to(REPO).as_posix() in names
+    assert any(name.endswith("/sv/LC_MESSAGES/smakom.mo") for name in names)
     templates = REPO / "templates"
     for template in templates.rglob("*"):
         if template.is_file():
