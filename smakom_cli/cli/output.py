@@ -7,10 +7,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -397,3 +400,17 @@ def show_doctor(report: DoctorReport) -> None:
         success("Everything checked is ready.")
     if report.offline:
         info("Offline: the sign-in, the sender domain, the service and the inbox were not checked.")
+
+
+def confirm(question: str) -> bool:
+    """`question` [y/N] in the interface language; Enter is no, and "y" and "yes" always work."""
+    yes = {"y", "yes", _("y"), _("yes")}
+    no = {"", "n", "no", _("n"), _("no")}
+    while True:
+        asked = _("{question} [y/N]").format(question=question)
+        answer = typer.prompt(asked, default="", show_default=False)
+        if answer.strip().lower() in yes:
+            return True
+        if answer.strip().lower() in no:
+            return False
+        error(_("Answer {yes} or {no}.").format(yes=_("y"), no=_("n")))
