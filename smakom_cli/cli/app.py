@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from smakom_cli import __version__
-from smakom_cli.errors import SmakomError
+from smakom_cli.errors import ExitCode, SmakomError
 from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -26,9 +25,6 @@ else:
     output = lazy_module("smakom_cli.cli.output")
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_RESUMABLE",
-    "EXIT_USAGE",
     "IssueArgument",
     "SubscribersOption",
     "app",
@@ -39,7 +35,7 @@ __all__ = [
 
 
 class _Group(TyperGroup):
-    """Turns every user error into one red line and exit code 1, in this one place."""
+    """Turns every user error into one red line and `ExitCode.ERROR`, in this one place."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -48,12 +44,12 @@ class _Group(TyperGroup):
             if ctx.meta.get("smakom.debug"):
                 raise
             output.error(str(exc))
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.ERROR) from None
         except OSError as exc:
             if ctx.meta.get("smakom.debug"):
                 raise
             output.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.ERROR) from None
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """Each command with its whole one-line summary (click cuts it at about 45 letters)."""
@@ -97,6 +93,8 @@ def state(ctx: typer.Context) -> _State:
 
 def _version(value: bool) -> None:
     if value:
+        from smakom_cli import __version__
+
         output.info(f"smakom {__version__}")
         raise typer.Exit()
 
@@ -140,14 +138,6 @@ IssueArgument = Annotated[
 ]
 
 
-# What `smakom send` exits with, so a cron job can tell the endings apart (README, --help).
-EXIT_DONE = 0  # everything done, or nothing left to do
-EXIT_ERROR = 1  # an error before anything was sent
-EXIT_USAGE = 2  # options that make no sense together
-EXIT_FAILED = 3  # sent, but some recipients failed for good or are uncertain (see the report)
-EXIT_RESUMABLE = 4  # interrupted or stopped by a fault part-way: run the same command again
-
-
 def usage_error(sentence: str) -> NoReturn:
     output.error(sentence)
-    raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(ExitCode.USAGE)

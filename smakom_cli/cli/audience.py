@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from smakom_cli.cli.app import SubscribersOption, app, output, state
-from smakom_cli.errors import SmakomError
+from smakom_cli.errors import ExitCode, SmakomError
 
 if TYPE_CHECKING:
     from smakom_cli.audience.suppression import Change
@@ -159,7 +159,7 @@ def unsubscribed(
         reading = suppression.read()
         output.show_suppression_check(reading)
         if reading.damage:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.ERROR)
         return
     suppression.suppressed()  # a damaged file is one line naming the damage, not a table
     output.show_unsubscribed(suppression.read())

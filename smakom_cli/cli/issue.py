@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state
-from smakom_cli.cli.common import (
-    prepare,
-    warn_if_not_synced,
-)
-
-if TYPE_CHECKING:
-    pass
+from smakom_cli.cli.common import prepare, warn_if_not_synced
+from smakom_cli.errors import ExitCode
 
 
 @app.command()
@@ -72,7 +67,7 @@ def check(
     output.show_findings(findings)
     warn_if_not_synced(mailing.config)
     if any(finding.severity == "error" for finding in findings):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
     output.success(f"{issue} is ready to send.")
 
 

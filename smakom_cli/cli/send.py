@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from smakom_cli.cli.app import (
-    EXIT_FAILED,
-    EXIT_RESUMABLE,
     IssueArgument,
     SubscribersOption,
     app,
@@ -29,7 +27,7 @@ from smakom_cli.cli.common import (
 from smakom_cli.cli.signin import (
     login_source,
 )
-from smakom_cli.errors import SmakomError
+from smakom_cli.errors import ExitCode, SmakomError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,13 +38,10 @@ if TYPE_CHECKING:
     from smakom_cli.returns.sync import SyncBatch
 
 
-_SEND_HELP = """Send the issue: a dry run to files, a proof to yourself, or to every subscriber.
-
-Exit codes: 0 everything done (or nothing left to do); 1 an error before anything was sent;
-2 options that do not go together; 3 sent, but some recipients failed for good or are
-uncertain (the report names them), or only uncertain ones are left; 4 interrupted or stopped
-by a fault part-way: run the same command again to send the rest.
-"""
+_SEND_HELP = (
+    "Send the issue: a dry run to files, a proof to yourself, or to every subscriber.\n\n"
+    "Exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in ExitCode) + ".\n"
+)
 
 
 @app.command(help=_SEND_HELP)
@@ -161,7 +156,7 @@ def _send_proofs(
     from smakom_cli.delivery.sender import send_messages
 
     addresses = [parse_address(address).send_to for address in to]
-    sample = mailing.sample(as_email)
+    sample = mailing.sample(as_email) if as_email else None
     report = send_messages(
         mailing.proofs(addresses, sample),
         mailing.config.smtp,
@@ -172,9 +167,9 @@ def _send_proofs(
     )
     output.show_send_report(report, None)
     if report.stopped_by or report.interrupted or report.deferred:
-        raise typer.Exit(EXIT_RESUMABLE)
+        raise typer.Exit(ExitCode.RESUMABLE)
     if not report.complete:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _send_to_list(
@@ -208,7 +203,7 @@ def _send_to_list(
     if plan.nothing_to_send:
         output.success(plan.nothing_to_send_reason)
         if plan.uncertain:  # still for someone to decide: --resend-uncertain, or leave them
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(ExitCode.FAILED)
         return
     if not yes:
         typer.confirm(plan.question, abort=True)
@@ -225,9 +220,9 @@ def _send_to_list(
         )
     output.show_delivery(delivery)
     if delivery.resumable:
-        raise typer.Exit(EXIT_RESUMABLE)
+        raise typer.Exit(ExitCode.RESUMABLE)
     if delivery.send.failed or delivery.uncertain:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _fetch_unsubscribes(mailing: Mailing) -> SyncBatch | None:

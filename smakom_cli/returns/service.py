@@ -13,6 +13,7 @@ list and no address, only the opaque ids the links carry.
   page with one button that POSTs.
 - "Ångra" posts a one-time undo token that only the page after the unsubscribe showed,
   bound to that event and valid for `UNDO_MINUTES`: the mail's link alone never resubscribes.
+- A proof's link (`smakom send --to`) only shows a page saying so, and records nothing.
 - `GET <base>/smakom/events?after=CURSOR` with `Authorization: Bearer KEY`: the events after
   the cursor, as JSON, for `smakom sync`. `GET <base>/smakom/health`: "ok".
 """
@@ -41,7 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlencode
 
-from smakom_cli.audience.unsubscribe_links import TokenSubject, read_token
+from smakom_cli.audience.unsubscribe_links import (
+    PROOF_LINK_TEXT,
+    PROOF_LINK_TITLE,
+    TokenSubject,
+    read_token,
+)
 from smakom_cli.errors import SmakomError
 from smakom_cli.signin.credentials import SECRET_VARIABLE, key_problem
 
@@ -236,6 +242,8 @@ def _route(settings: ServiceSettings, pages: _Pages, environ: WSGIEnvironment) -
             "Länken är ofullständig eller ändrad. Använd avregistreringslänken i nyhetsbrevet "
             "som den är, eller svara på brevet och be att bli avregistrerad.",
         )
+    if subject.proof:  # a colleague's press on a proof unsubscribes nobody
+        return pages.message("200 OK", PROOF_LINK_TITLE, PROOF_LINK_TEXT)
     if method != "POST":
         undo = query.get("undo", [])
         if len(undo) == 1:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from smakom_cli import __version__
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers
 from smakom_cli.audience.suppression import SuppressionList
@@ -310,6 +309,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, Any]:
     """One page of events, checked for shape; every failure is one sentence."""
+    from smakom_cli import __version__
+
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked by config.py)
         f"{url}?after={after}",
         headers={

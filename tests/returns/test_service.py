@@ -301,6 +301,21 @@ def test_an_undo_token_is_bound_to_its_reader_and_its_time(service: RunningServi
     assert [e["action"] for e in events_for(service, "other@example.com")] == ["unsubscribed"]
 
 
+def test_a_proof_link_says_it_is_a_proof_and_records_nothing(service: RunningService) -> None:
+    """A colleague who presses Unsubscribe on a proof, or its page's link, unsubscribes nobody."""
+    link = service.link(make_token(KEY, "proof@example.com", proof=True))
+    replies = [
+        gmail_post(link),
+        request("GET", link),
+        request("POST", link, b"action=unsubscribe", {"Content-Type": FORM}),
+    ]
+    for reply in replies:
+        assert reply.status == 200
+        assert "Det här är ett provutskick" in reply.text
+        assert "<form" not in reply.text
+    assert events_for(service, "proof@example.com") == []
+
+
 def test_fifty_parallel_posts_are_all_recorded_once(service: RunningService) -> None:
     """Fifty readers pressing Unsubscribe at the same moment: fifty 200s, fifty events."""
     addresses = [f"reader{i}@example.com" for i in range(50)]
