@@ -7,10 +7,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from smakom_cli.delivery.preview import Preview
     from smakom_cli.delivery.sender import ProgressEvent, SendReport
     from smakom_cli.delivery.workflow import DeliveryReport, SendPlan
+    from smakom_cli.doctor import DoctorReport
     from smakom_cli.returns.inbox import InboxReport
     from smakom_cli.returns.sync import SyncResult
 
@@ -370,3 +374,49 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
         info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
     for path in files:
         info(f"Report: {path}")
+
+
+_DOCTOR_LABELS = {
+    "ok": ("ok", "green"),
+    "warning": ("warning", "yellow"),
+    "problem": ("problem", "bold red"),
+}
+
+
+def show_doctor(report: DoctorReport) -> None:
+    """One line per check: its status, what was checked, what was found and what to do."""
+    width = max(len(label) for label, _style in _DOCTOR_LABELS.values())
+    for finding in report.findings:
+        label, style = _DOCTOR_LABELS[finding.status]
+        todo = f" → {finding.todo}" if finding.todo and finding.status != "ok" else ""
+        console.print(
+            Text.assemble(
+                (label.ljust(width + 1), style), (f"{finding.what}: ", "bold"), finding.found, todo
+            ),
+            soft_wrap=True,
+        )
+    if report.problems:
+        info(
+            f"{report.problems} problem(s), {report.warnings} warning(s): fix the problems "
+            "before the first send, then run `smakom doctor` again."
+        )
+    elif report.warnings:
+        info(f"No problems; {report.warnings} warning(s) worth a look.")
+    else:
+        success("Everything checked is ready.")
+    if report.offline:
+        info("Offline: the sign-in, the sender domain, the service and the inbox were not checked.")
+
+
+def confirm(question: str) -> bool:
+    """`question` [y/N] in the interface language; Enter is no, and "y" and "yes" always work."""
+    yes = {"y", "yes", _("y"), _("yes")}
+    no = {"", "n", "no", _("n"), _("no")}
+    while True:
+        asked = _("{question} [y/N]").format(question=question)
+        answer = typer.prompt(asked, default="", show_default=False)
+        if answer.strip().lower() in yes:
+            return True
+        if answer.strip().lower() in no:
+            return False
+        error(_("Answer {yes} or {no}.").format(yes=_("y"), no=_("n")))

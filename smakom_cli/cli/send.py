@@ -183,6 +183,30 @@ def _send_to_list(
     sync: bool,
 ) -> None:
     """Plan, show, confirm, run, report: nothing is written before the confirmation."""
+    from smakom_cli.delivery.workflow import holding_issue
+
+    with holding_issue(mailing):
+        _send_held(
+            mailing,
+            login,
+            yes=yes,
+            force=force,
+            resend_uncertain=resend_uncertain,
+            again=again,
+            sync=sync,
+        )
+
+
+def _send_held(
+    mailing: Mailing,
+    login: Callable[[], Login | None],
+    *,
+    yes: bool,
+    force: bool,
+    resend_uncertain: bool,
+    again: bool,
+    sync: bool,
+) -> None:
     from smakom_cli.delivery.workflow import plan_send, run_send
 
     batch = _fetch_unsubscribes(mailing) if sync else None
@@ -205,8 +229,8 @@ def _send_to_list(
         if plan.uncertain:  # still for someone to decide: --resend-uncertain, or leave them
             raise typer.Exit(ExitCode.FAILED)
         return
-    if not yes:
-        typer.confirm(plan.question, abort=True)
+    if not yes and not output.confirm(plan.question):
+        raise typer.Abort()
     if batch is not None:
         from smakom_cli.returns.sync import apply_events, service_urls
 
