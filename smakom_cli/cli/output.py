@@ -401,6 +401,12 @@ def show_sync(result: SyncResult, url: str) -> None:
             "on the subscriber list, in unsubscribed.csv or in sent/; they are kept and tried "
             "again at every sync (for instance after the list is imported again)."
         )
+    if result.refused_undos:
+        warning(
+            f"{result.refused_undos} resubscribe(s) were not made with the page's one-time "
+            "undo token (a service from before undo tokens); left out: a reader who wants the "
+            "newsletter again can ask, and `smakom resubscribe ADDRESS` records it."
+        )
 
 
 def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
