@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
+import pytest
+
+from smakom_cli.config import RANGES, Range
 from tests.conftest import REPO
 
 DOCS = REPO / "docs"
 README = REPO / "README.md"
 # [text](target) outside code: a relative target, maybe with an #anchor.
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def load_generator() -> ModuleType:
+    """docs/generate.py, the script that writes the references, as a module."""
+    spec = importlib.util.spec_from_file_location("generate", DOCS / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def anchors(page: Path) -> set[str]:
@@ -45,3 +62,37 @@ def test_every_relative_link_leads_to_a_page_and_heading() -> None:
             assert linked.is_file(), f"{page.name}: {target} is no file"
             if anchor:
                 assert anchor in anchors(linked), f"{page.name}: {target} is no heading"
+
+
+@pytest.mark.parametrize("name", ["settings", "exit-codes"])
+def test_the_generated_references_match_the_code(name: str) -> None:
+    """The settings and exit-code tables are what docs/generate.py writes from the code now."""
+    generator = load_generator()
+    file, _make = generator.GENERATORS[name]
+    page = (DOCS / file).read_text(encoding="utf-8")
+    assert f"<!-- generated: {name} -->" in page
+    assert generator.generated(page) == page, f"docs/{file} is stale: run python docs/generate.py"
+
+
+def test_a_changed_setting_makes_the_settings_page_stale(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A range changed in config.py without the docs is noticed, and `--check` exits 1."""
+    generator = load_generator()
+    page = (DOCS / "settings.md").read_text(encoding="utf-8")
+    row = "| `smtp.connections` | whole number | `1` | a whole number from 1 to 10 |"
+    assert row in page
+    monkeypatch.setitem(RANGES, "smtp.connections", Range(1, 20))
+    assert "from 1 to 20" in generator.generated(page)
+    # The same, seen from the script: a page that no longer says what the code does.
+    for file in ["generate.py", "exit-codes.md"]:
+        (tmp_path / file).write_bytes((DOCS / file).read_bytes())
+    (tmp_path / "settings.md").write_text(page.replace(row, ""), encoding="utf-8")
+    checked = subprocess.run(
+        [sys.executable, str(tmp_path / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 1
+    assert "settings.md" in checked.stderr

@@ -15,6 +15,7 @@ from smakom_cli.errors import ExitCode, SmakomError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from smakom_cli.cli.output import OutputLoss
     from smakom_cli.delivery.mailing import Mailing
     from smakom_cli.delivery.send import SendOptions, Starting
     from smakom_cli.delivery.sender import ProgressEvent
@@ -127,24 +128,30 @@ def _refuse_conflicts(**given: bool) -> None:
 def _send_proofs(mailing: Mailing, to: list[str], as_email: str | None) -> None:
     from smakom_cli.delivery.send import send_proof
 
-    proof = send_proof(mailing, signin(mailing.config), to, as_email=as_email)
-    if proof.made_key:
-        say_key_made(mailing.config)
-    output.show_send_report(proof.report, None)
+    with output.unfailing_output():
+        proof = send_proof(mailing, signin(mailing.config), to, as_email=as_email)
+        if proof.made_key:
+            say_key_made(mailing.config)
+        output.show_send_report(proof.report, None)
     raise typer.Exit(proof.exit_code)
 
 
 def _send_to_list(mailing: Mailing, options: SendOptions, *, yes: bool) -> None:
     """One core call; here only what is shown and asked on the way."""
     from smakom_cli.delivery.send import send_issue
+    from smakom_cli.delivery.workflow import note_in_report
 
     def confirm(plan: SendPlan) -> bool:
         _show_plan(plan)
-        return yes or typer.confirm(plan.question)
+        return yes or output.confirm(plan.question)
 
-    with ExitStack() as progress:
+    # From the confirmation on, the exit code tells what was sent, even once the terminal or
+    # pipe is gone.
+    with ExitStack() as unfailing, ExitStack() as progress:
+        lost: list[OutputLoss] = []
 
         def start(starting: Starting) -> Callable[[ProgressEvent], None]:
+            lost.append(unfailing.enter_context(output.unfailing_output()))
             if starting.synced is not None:
                 output.show_sync(starting.synced)
             if starting.made_key:
@@ -154,11 +161,16 @@ def _send_to_list(mailing: Mailing, options: SendOptions, *, yes: bool) -> None:
         outcome = send_issue(
             mailing, signin(mailing.config), options, confirm=confirm, on_start=start
         )
+        progress.close()
+        if outcome.delivery is not None:
+            output.show_delivery(outcome.delivery)
     plan = outcome.plan
     if outcome.delivery is not None:
-        output.show_delivery(outcome.delivery)
+        if lost and lost[0].problem:
+            note = f"the output went away during the send ({lost[0].problem})."
+            note_in_report(outcome.delivery, note)
     elif plan.refusal:
-        output.show_findings([f for f in plan.findings if f.severity == "error"])
+        output.show_findings(plan.findings)
         raise SmakomError(plan.refusal)
     elif outcome.declined:
         raise typer.Abort

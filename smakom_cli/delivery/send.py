@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 
 from smakom_cli.delivery.mailing import Mailing
 from smakom_cli.delivery.sender import ProgressEvent, SendReport, send_messages
-from smakom_cli.delivery.workflow import DeliveryReport, SendPlan, plan_send, run_send
+from smakom_cli.delivery.workflow import (
+    DeliveryReport,
+    SendPlan,
+    holding_issue,
+    plan_send,
+    run_send,
+)
 from smakom_cli.errors import ExitCode, SmakomError
 from smakom_cli.returns.sync import (
     SyncBatch,
@@ -99,8 +105,33 @@ def send_issue(
 
     `mailing` carries no key yet; `confirm` is asked only when there is something to send,
     and nothing is written before it says yes. `on_start` is told what was written before
-    the first message and returns the progress callback.
+    the first message and returns the progress callback. The issue is held from before the
+    plan to the end, so a second send of it at the same time is refused.
     """
+    with holding_issue(mailing):
+        return _send_held(
+            mailing,
+            signin,
+            options,
+            confirm=confirm,
+            on_start=on_start,
+            refresh_seconds=refresh_seconds,
+            retry_seconds=retry_seconds,
+            boot=boot,
+        )
+
+
+def _send_held(
+    mailing: Mailing,
+    signin: Resolver,
+    options: SendOptions,
+    *,
+    confirm: Callable[[SendPlan], bool],
+    on_start: Callable[[Starting], Callable[[ProgressEvent], None]],
+    refresh_seconds: float,
+    retry_seconds: float,
+    boot: str | None,
+) -> SendOutcome:
     key = signin.link_key()
     batch = _fetch_unsubscribes(mailing, signin, key) if options.sync else None
     # Until the key is made the check signs with a stand-in: no message leaves with it.
@@ -160,7 +191,8 @@ class ProofOutcome:
 def send_proof(
     mailing: Mailing, signin: Resolver, addresses: Iterable[str], *, as_email: str | None
 ) -> ProofOutcome:
-    """A proof to `addresses` only, personalised as `as_email` (or a sample reader)."""
+    """A proof to `addresses` only, personalised as `as_email` (or a sample reader); its links
+    act on nobody."""
     from smakom_cli.audience.subscribers import parse_address
 
     login = signin.smtp_logins()
@@ -168,7 +200,7 @@ def send_proof(
     mailing = replace(mailing, secret=key)
     to = [parse_address(address).send_to for address in addresses]
     report = send_messages(
-        mailing.proofs(to, mailing.sample(as_email)),
+        mailing.proofs(to, mailing.sample(as_email) if as_email else None),
         mailing.config.smtp,
         envelope_from=mailing.config.sender.email,
         login=login,

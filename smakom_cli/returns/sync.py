@@ -5,7 +5,8 @@ the local lists, to turn opaque link ids back into addresses), `apply_events` wr
 suppression list and then the sync state beside it. The state (`unsubscribed.sync.json`)
 holds the service's cursor and any event whose id matched no known address yet: such an
 event is kept and tried again at every sync (the address may come back with a re-imported
-list), never dropped.
+list), never dropped. A resubscribe counts only when the service marks it `genuine` (made
+with the one-time undo token of the page right after the unsubscribe); any other is left out.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from smakom_cli import __version__
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers
 from smakom_cli.audience.suppression import SuppressionList
@@ -63,6 +63,8 @@ class SyncEvent:
     action: str
     source: str
     at: datetime
+    genuine: bool = False
+    """Made on the service's page by the reader right then (an undo needs its token)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class SyncBatch:
     service: str
     cursor: int
     events: tuple[SyncEvent, ...]
+    refused_undos: int = 0
+    """Resubscribes the service did not mark genuine (from a service before undo tokens)."""
 
     @property
     def unresolved(self) -> tuple[SyncEvent, ...]:
@@ -90,6 +94,7 @@ class SyncResult:
     unresolved: int
     cursor: int
     service: str  # the events' address, to say where they came from
+    refused_undos: int = 0
 
 
 def service_urls(config: Config) -> ServiceUrls | None:
@@ -181,7 +186,14 @@ def fetch_events(
         document = _get(urls.events, cursor, service_key, timeout)
         if document["service"] != service:
             raise SmakomError(f"{urls.events} changed its database during the sync; try again.")
-    return SyncBatch(service=service, cursor=cursor, events=_resolve(config, secret, events, lists))
+    # Only an undo the reader made on the page, right after the unsubscribe, resubscribes.
+    kept = [event for event in events if event.action != RESUBSCRIBED or event.genuine]
+    return SyncBatch(
+        service=service,
+        cursor=cursor,
+        events=_resolve(config, secret, kept, lists),
+        refused_undos=len(events) - len(kept),
+    )
 
 
 def pending_unsubscribes(batch: SyncBatch) -> frozenset[str]:
@@ -234,6 +246,7 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
         unresolved=len(unresolved),
         cursor=batch.cursor,
         service=urls.events if (urls := service_urls(config)) else "",
+        refused_undos=batch.refused_undos,
     )
 
 
@@ -310,6 +323,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, Any]:
     """One page of events, checked for shape; every failure is one sentence."""
+    from smakom_cli import __version__
+
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked by config.py)
         f"{url}?after={after}",
         headers={
@@ -367,6 +382,7 @@ def _event(item: object, url: str) -> SyncEvent:
             action=_typed(item["action"], str),
             source=_typed(item["source"], str),
             at=datetime.fromisoformat(_typed(item["at"], str)),
+            genuine=_typed(item.get("genuine", False), bool, boolean=True),
         )
         if event.action not in (UNSUBSCRIBED, RESUBSCRIBED) or event.source not in _SOURCES:
             raise ValueError
@@ -377,8 +393,8 @@ def _event(item: object, url: str) -> SyncEvent:
     return event
 
 
-def _typed(value: object, kind: type[T]) -> T:
-    if not isinstance(value, kind) or isinstance(value, bool):
+def _typed(value: object, kind: type[T], *, boolean: bool = False) -> T:
+    if not isinstance(value, kind) or isinstance(value, bool) != boolean:
         raise TypeError
     return value
 
@@ -426,6 +442,7 @@ def _write_state(path: Path, state: _State) -> None:
                 "action": e.action,
                 "source": e.source,
                 "at": e.at.isoformat(),
+                "genuine": e.genuine,
             }
             for e in state.unresolved
         ],

@@ -1,0 +1,142 @@
+"""Write the references in docs/ from the code, so they cannot drift from it.
+
+    python docs/generate.py          # rewrite the generated parts of the pages
+    python docs/generate.py --check  # exit 1 and name the page when one is stale
+
+Each generated part sits between `<!-- generated: NAME -->` and `<!-- end of generated: NAME -->`
+(NAME one of GENERATORS); tests/test_docs.py fails while a page differs from what this writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+# The docs are written in English, whatever the language of the machine running this.
+os.environ["SMAKOM_LANG"] = "en"
+
+from smakom_cli.compose.images import IMAGE_MODES
+from smakom_cli.config import (
+    AUTH_METHODS,
+    FORMATS,
+    INBOX_SECURITY_MODES,
+    RANGES,
+    SECURITY_MODES,
+    Config,
+)
+from smakom_cli.errors import ExitCode
+from smakom_cli.signin.providers import PROVIDERS
+
+DOCS = Path(__file__).resolve().parent
+
+# The settings that take one of a few words, and the words, as config.py checks them.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "newsletter.images": IMAGE_MODES,
+    "smtp.security": SECURITY_MODES,
+    "smtp.auth": AUTH_METHODS,
+    "smtp.provider": PROVIDERS,
+    "inbox.security": INBOX_SECURITY_MODES,
+}
+SHAPES = {
+    "email": "an e-mail address",
+    "url": "a full `http://` or `https://` address",
+    "unsubscribe_url": "`https://` (plain `http://` only to `127.0.0.1` or `localhost`)",
+    "color": "a colour like `#005a7a` or `#fff`",
+    "dns_label": "a DKIM selector such as `s2026` or `mail.eu`",
+}
+KINDS = {str: "text", int: "whole number", float: "number"}
+
+
+def settings_keys(
+    cls: type = Config, prefix: str = "", listed: str = ""
+) -> Iterator[tuple[str, type, object, str]]:
+    """Every key of smakom.toml from the dataclasses: (dotted key, type, default, and the
+    list of tables it sits in, or "")."""
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        if item.name == "path":  # where the file was found, not a key in it
+            continue
+        hint = hints[item.name]
+        key = f"{prefix}{item.name}"
+        if dataclasses.is_dataclass(hint):
+            yield from settings_keys(hint, f"{key}.", listed)
+        elif typing.get_origin(hint) is tuple:
+            [member, *_] = typing.get_args(hint)
+            yield from settings_keys(member, f"{key}.", key)
+        else:
+            yield key, hint, item.default, listed
+
+
+def allowed(key: str, kind: type) -> str:
+    """What config.py accepts for the key, in words."""
+    if key in RANGES:
+        return RANGES[key].describe(kind is int)
+    if key in CHOICES:
+        return " or ".join(f"`{word}`" for word in CHOICES[key])
+    if key in FORMATS:
+        return f"{SHAPES[FORMATS[key]]}, or empty"
+    if kind in (int, float):
+        return "a finite number"
+    return "any text"
+
+
+def settings_reference() -> str:
+    """The table of every key: its type, its default and the values it allows."""
+    rows = ["| key | type | default | allowed |", "| --- | --- | --- | --- |"]
+    for key, kind, default, listed in settings_keys():
+        shown_key = f"`{key}` (in each `[[{listed}]]`)" if listed else f"`{key}`"
+        if isinstance(default, str):
+            shown_default = f'`"{default}"`' if default else '`""` (not set)'
+        else:
+            shown_default = f"`{default}`"
+        rows.append(f"| {shown_key} | {KINDS[kind]} | {shown_default} | {allowed(key, kind)} |")
+    return "\n".join(rows)
+
+
+def exit_codes() -> str:
+    """The table of what a command exits with, from the ExitCode enum."""
+    rows = ["| code | name | meaning |", "| --- | --- | --- |"]
+    rows += [f"| {code.value} | `{code.name}` | {code.meaning} |" for code in ExitCode]
+    return "\n".join(rows)
+
+
+GENERATORS: dict[str, tuple[str, Callable[[], str]]] = {
+    "settings": ("settings.md", settings_reference),
+    "exit-codes": ("exit-codes.md", exit_codes),
+}
+
+
+def generated(page: str) -> str:
+    """The page with every generated part written afresh."""
+    for name, (_file, make) in GENERATORS.items():
+        start, end = f"<!-- generated: {name} -->", f"<!-- end of generated: {name} -->"
+        pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.DOTALL)
+        fresh = f"{start}\n{make()}\n{end}"
+        page = pattern.sub(lambda _match, fresh=fresh: fresh, page)
+    return page
+
+
+def main(argv: list[str]) -> int:
+    check = argv == ["--check"]
+    stale = []
+    for _name, (file, _make) in GENERATORS.items():
+        path = DOCS / file
+        text = path.read_text(encoding="utf-8")
+        fresh = generated(text)
+        if fresh != text:
+            stale.append(file)
+            if not check:
+                path.write_text(fresh, encoding="utf-8")
+    if check and stale:
+        print(f"stale: {', '.join(stale)}; run python docs/generate.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
