@@ -336,9 +336,11 @@ def show_sync(result: SyncResult, url: str) -> None:
         )
     if result.refused_undos:
         warning(
-            f"{result.refused_undos} resubscribe(s) were not made with the page's one-time "
-            "undo token (a service from before undo tokens); left out: a reader who wants the "
-            "newsletter again can ask, and `smakom resubscribe ADDRESS` records it."
+            _(
+                "{count} resubscribe(s) were not made with the page's one-time undo token (a "
+                "service from before undo tokens); left out: a reader who wants the newsletter "
+                "again can ask, and `smakom resubscribe ADDRESS` records it."
+            ).format(count=result.refused_undos)
         )
 
 

@@ -16,6 +16,7 @@ from smakom_cli.cli.signin import (
     inbox_login,
 )
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from smakom_cli.config import Config
@@ -88,13 +89,24 @@ def serve(
     )
     if limits.limited_by:
         output.warning(
-            f"only {limits.connections} connections at once, because of {limits.limited_by}; "
-            "raise it (`ulimit -n`, or LimitNOFILE= in the systemd unit) for more."
+            _(
+                "only {count} connections at once, because of {limit}; raise it (`ulimit -n`, "
+                "or LimitNOFILE= in the systemd unit) for more."
+            ).format(count=limits.connections, limit=limits.limited_by)
         )
     output.info(
-        f"One-click unsubscribe service on http://{host}:{port}/ (database {data}; up to "
-        f"{limits.connections} connections, silent ones closed after {limits.idle_timeout} s; "
-        f"log to {log or 'standard error'}); Ctrl-C stops it."
+        _(
+            "One-click unsubscribe service on http://{host}:{port}/ (database {data}; up to "
+            "{count} connections, silent ones closed after {seconds} s; log to {log}); Ctrl-C "
+            "stops it."
+        ).format(
+            host=host,
+            port=port,
+            data=data,
+            count=limits.connections,
+            seconds=limits.idle_timeout,
+            log=log or _("standard error"),
+        )
     )
     try:
         server.run()
