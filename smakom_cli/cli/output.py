@@ -12,6 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from smakom_cli.i18n import _
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -298,6 +300,14 @@ def show_suppression_check(reading: Reading) -> None:
             soft_wrap=True,
         )
         console.print(Text(f"  To repair: {damage.repair}"), soft_wrap=True)
+    for note in reading.notes:
+        console.print(
+            Text.assemble(
+                (_("Note: "), "bold yellow"), (f"{name} line {note.line}: ", "bold"), note.problem
+            ),
+            soft_wrap=True,
+        )
+        console.print(Text("  " + note.repair), soft_wrap=True)
     if reading.damage:
         info(
             f"{len(reading.damage)} damaged line(s) in {reading.path}. Nothing is sent to the "
