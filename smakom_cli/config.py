@@ -73,7 +73,7 @@ RANGES: dict[str, Range] = {
     "inbox.soft_bounce_limit": Range(1, 100, unit="issues"),
 }
 
-Format = Literal["email", "url", "unsubscribe_url", "color", "list_id"]
+Format = Literal["email", "url", "unsubscribe_url", "color", "list_id", "dns_label"]
 # Text settings with a shape; an empty value means "not set" and is left to `smakom check`.
 FORMATS: dict[str, Format] = {
     "newsletter.list_id": "list_id",
@@ -83,6 +83,7 @@ FORMATS: dict[str, Format] = {
     "unsubscribe.mailto": "email",
     "unsubscribe.url": "unsubscribe_url",
     "unsubscribe.service": "unsubscribe_url",
+    "sender.dkim_selector": "dns_label",
     "brand.primary_color": "color",
     "brand.background_color": "color",
     "brand.text_color": "color",
@@ -98,6 +99,10 @@ _LINE_BREAKS = "\n\r\t"
 # RFC 2919 2: a list-id is a dot-atom (RFC 5322 3.2.3), as an e-mail domain is.
 _LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# A DKIM selector is one or more DNS labels (RFC 6376 §3.1): "s2026", "mail.eu".
+_DNS_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 # A one-click service on this computer (a test or a local relay) may speak plain http.
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -121,6 +126,9 @@ class SenderConfig:
     name: str = ""
     email: str = ""
     reply_to: str = ""
+    # The DKIM selector a custom provider signs with, for `smakom doctor` to look up
+    # (Microsoft 365's and Google's are known).
+    dkim_selector: str = ""
 
 
 @dataclass(frozen=True)
@@ -506,6 +514,16 @@ def is_control(char: str) -> bool:
     return code < 0x20 or 0x7F <= code <= 0x9F or char in "\u2028\u2029"
 
 
+_PATTERNS = {
+    "color": (_COLOR, "must be a colour like #005a7a or #fff"),
+    "dns_label": (
+        _DNS_LABELS,
+        "must be a DKIM selector: letters, digits and dashes, parts joined by dots (the part "
+        "before ._domainkey)",
+    ),
+}
+
+
 def _check_format(value: str, path: Path, key: str) -> None:
     """A text setting with a shape (address, link, colour) has it; empty means not set."""
     shape = FORMATS.get(_pattern(key))
@@ -525,9 +543,10 @@ def _check_format(value: str, path: Path, key: str) -> None:
                 "must be a name like nyhetsbrev.smakom.se: letters, digits and hyphens "
                 f"between dots (RFC 2919), not {_shown(value)}"
             )
-    elif shape == "color":
-        if not _COLOR.fullmatch(value):
-            problem = f"must be a colour like #005a7a or #fff, not {_shown(value)}"
+    elif shape in _PATTERNS:
+        pattern, wanted = _PATTERNS[shape]
+        if not pattern.fullmatch(value) or len(value) > 200:
+            problem = f"{wanted}, not {_shown(value)}"
     else:
         parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
         scheme = parts.scheme if parts and parts.hostname else ""
