@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -33,6 +36,68 @@ if TYPE_CHECKING:
 console = Console(highlight=False)
 _RATE_EVERY_SECONDS = 0.5
 err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class OutputLoss:
+    """Why the terminal or pipe stopped taking output ("" while it takes it)."""
+
+    problem: str = ""
+
+
+class _Unfailing:
+    """A standard stream that keeps going when what it writes to went away: a closed
+    terminal (EIO), a full disk (`> /dev/full`), a pipe whose reader left (`| head -c 1`)."""
+
+    def __init__(self, stream: IO[str], loss: OutputLoss) -> None:
+        self._stream = stream
+        self._loss = loss
+
+    def write(self, text: str) -> int:
+        if not self._loss.problem:
+            try:
+                self._stream.write(text)
+            except OSError as exc:
+                self._loss.problem = exc.strerror or str(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._loss.problem:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._loss.problem = exc.strerror or str(exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def unfailing_output() -> Iterator[OutputLoss]:
+    """Output that fails from here on is dropped and noted, never an error: once a send has
+    started, what was sent decides how it ends, not whether anyone is still watching."""
+    loss = OutputLoss()
+    streams = sys.stdout, sys.stderr
+    sys.stdout = _Unfailing(sys.stdout, loss)
+    sys.stderr = _Unfailing(sys.stderr, loss)
+    try:
+        yield loss
+    finally:
+        sys.stdout, sys.stderr = streams
+        if loss.problem:
+            _discard_standard_streams()
+
+
+def _discard_standard_streams() -> None:
+    """Point the standard streams at the null device, so that what Python still writes as it
+    exits (its buffers, a last line) cannot fail and change the exit code."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(null, stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test runner's capture)
+            continue
+    os.close(null)
 
 
 def error(message: str) -> None:
@@ -245,6 +310,8 @@ def _show_tally(
         title = _("Send stopped by a fault")
     elif report.interrupted:
         title = _("Send interrupted")
+    elif report.deferred:
+        title = _("Send not finished: the server asked to wait")
     else:
         title = _("Send finished")
     console.print(Panel(summary, title=title, title_align="left"))
