@@ -47,6 +47,7 @@ SHAPES = {
     "url": "a full `http://` or `https://` address",
     "unsubscribe_url": "`https://` (plain `http://` only to `127.0.0.1` or `localhost`)",
     "color": "a colour like `#005a7a` or `#fff`",
+    "dns_label": "a DKIM selector such as `s2026` or `mail.eu`",
 }
 KINDS = {str: "text", int: "whole number", float: "number"}
 

@@ -73,15 +73,17 @@ RANGES: dict[str, Range] = {
     "inbox.soft_bounce_limit": Range(1, 100, unit="issues"),
 }
 
-Format = Literal["email", "url", "unsubscribe_url", "color"]
+Format = Literal["email", "url", "unsubscribe_url", "color", "list_id", "dns_label"]
 # Text settings with a shape; an empty value means "not set" and is left to `smakom check`.
 FORMATS: dict[str, Format] = {
+    "newsletter.list_id": "list_id",
     "newsletter.web_base_url": "url",
     "sender.email": "email",
     "sender.reply_to": "email",
     "unsubscribe.mailto": "email",
     "unsubscribe.url": "unsubscribe_url",
     "unsubscribe.service": "unsubscribe_url",
+    "sender.dkim_selector": "dns_label",
     "brand.primary_color": "color",
     "brand.background_color": "color",
     "brand.text_color": "color",
@@ -90,7 +92,17 @@ FORMATS: dict[str, Format] = {
     "contact.website": "url",
     "social.links.url": "url",
 }
+# Text settings that may run over several lines; every other one is a single line without
+# control characters, so no setting can put a line into a header (List-Id, From, …).
+MULTILINE_KEYS = frozenset({"social.text", "footer.text"})
+_LINE_BREAKS = "\n\r\t"
+# RFC 2919 2: a list-id is a dot-atom (RFC 5322 3.2.3), as an e-mail domain is.
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# A DKIM selector is one or more DNS labels (RFC 6376 §3.1): "s2026", "mail.eu".
+_DNS_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 # A one-click service on this computer (a test or a local relay) may speak plain http.
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -114,6 +126,9 @@ class SenderConfig:
     name: str = ""
     email: str = ""
     reply_to: str = ""
+    # The DKIM selector a custom provider signs with, for `smakom doctor` to look up
+    # (Microsoft 365's and Google's are known).
+    dkim_selector: str = ""
 
 
 @dataclass(frozen=True)
@@ -421,6 +436,7 @@ def _convert(hint: Any, value: object, path: Path, key: str) -> object:
     if hint in (int, float):
         return _number_setting(hint, value, path, key)
     if hint is str and isinstance(value, str):
+        _check_controls(value, path, key)
         _check_format(value, path, key)
         return value
     if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
@@ -478,6 +494,36 @@ def _allows(allowed: Range | None, number: float) -> bool:
     return allowed.allows(as_float) if allowed is not None else math.isfinite(as_float)
 
 
+def _check_controls(value: str, path: Path, key: str) -> None:
+    """Refuse a control character (a line break, NUL, …) where the text must be one line."""
+    allowed = _LINE_BREAKS if _pattern(key) in MULTILINE_KEYS else ""
+    found = next((c for c in value if is_control(c) and c not in allowed), None)
+    if found is None:
+        return
+    what = "a line break" if found in "\r\n\x85\u2028\u2029" else f"the control character {found!r}"
+    raise SmakomError(
+        f"{path}: '{key}' must be one line of text, but has {what} in it ({_shown(value)}); "
+        "remove it."
+    )
+
+
+def is_control(char: str) -> bool:
+    """A character no header and no single line of text may carry: C0 and C1 controls, DEL,
+    and the Unicode line and paragraph separators."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or char in "\u2028\u2029"
+
+
+_PATTERNS = {
+    "color": (_COLOR, "must be a colour like #005a7a or #fff"),
+    "dns_label": (
+        _DNS_LABELS,
+        "must be a DKIM selector: letters, digits and dashes, parts joined by dots (the part "
+        "before ._domainkey)",
+    ),
+}
+
+
 def _check_format(value: str, path: Path, key: str) -> None:
     """A text setting with a shape (address, link, colour) has it; empty means not set."""
     shape = FORMATS.get(_pattern(key))
@@ -491,9 +537,16 @@ def _check_format(value: str, path: Path, key: str) -> None:
             validate_email(value, check_deliverability=False)
         except EmailNotValidError as exc:
             problem = f"must be an e-mail address, not {_shown(value)} ({exc})"
-    elif shape == "color":
-        if not _COLOR.fullmatch(value):
-            problem = f"must be a colour like #005a7a or #fff, not {_shown(value)}"
+    elif shape == "list_id":
+        if not _LIST_ID.fullmatch(value) or len(value) > 255:
+            problem = (
+                "must be a name like nyhetsbrev.smakom.se: letters, digits and hyphens "
+                f"between dots (RFC 2919), not {_shown(value)}"
+            )
+    elif shape in _PATTERNS:
+        pattern, wanted = _PATTERNS[shape]
+        if not pattern.fullmatch(value) or len(value) > 200:
+            problem = f"{wanted}, not {_shown(value)}"
     else:
         parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
         scheme = parts.scheme if parts and parts.hostname else ""

@@ -3,7 +3,10 @@ a Swedish translation with the same placeholders."""
 
 from __future__ import annotations
 
+import os
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 from babel.messages.catalog import Catalog, Message
@@ -18,6 +21,25 @@ from smakom_cli.i18n import LOCALE_DIR, choose_language
 PACKAGE = Path(__file__).resolve().parent.parent / "smakom_cli"
 SWEDISH_PO = LOCALE_DIR / "sv" / "LC_MESSAGES" / "smakom.po"
 SWEDISH_MO = SWEDISH_PO.with_suffix(".mo")
+
+
+def smakom(
+    args: list[str], language: dict[str, str], cwd: Path | None = None, answer: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`smakom ARGS` in a process whose only language settings are `language`."""
+    unset = ("SMAKOM_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | language
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("smakom")), *args],
+        input=answer,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=environment,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
 
 
 def _no_system() -> str | None:
@@ -112,3 +134,57 @@ def test_the_compiled_catalog_is_the_po_file() -> None:
         compiled = {m.id: m.string for m in read_mo(file) if m.id}
     written = {m.id: m.string for m in _swedish() if m.id and m.string and not m.fuzzy}
     assert compiled == written
+
+
+def test_help_is_swedish_with_smakom_lang_sv() -> None:
+    """click's own words in `smakom --help` are Swedish: usage, sections, the help option."""
+    result = smakom(["--help"], {"SMAKOM_LANG": "sv"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Användning: smakom [FLAGGOR] KOMMANDO [ARGUMENT]...")
+    assert "Flaggor:" in result.stdout
+    assert "Kommandon:" in result.stdout
+    assert "Visa den här hjälpen och avsluta." in result.stdout
+    assert "Usage" not in result.stdout
+    assert "Show this message" not in result.stdout
+
+
+def test_a_swedish_locale_gives_swedish_and_smakom_lang_en_english() -> None:
+    """LANG=sv_SE.UTF-8 alone gives Swedish; SMAKOM_LANG=en overrides it."""
+    swedish = smakom(["--help"], {"LANG": "sv_SE.UTF-8"})
+    assert swedish.stdout.startswith("Användning:"), swedish.stdout
+    english = smakom(["--help"], {"LANG": "sv_SE.UTF-8", "SMAKOM_LANG": "en"})
+    assert english.stdout.startswith("Usage: smakom [OPTIONS] COMMAND [ARGS]..."), english.stdout
+    assert "Show this message and exit." in english.stdout
+
+
+def test_usage_errors_are_swedish() -> None:
+    """A wrong option or command is refused in Swedish, with the hint, and exit code 2."""
+    unknown = smakom(["send", "--bogus", "x.md"], {"SMAKOM_LANG": "sv"})
+    assert unknown.returncode == 2
+    assert "Skriv 'smakom send --help' för hjälp." in unknown.stderr
+    assert "Fel: Flaggan finns inte: --bogus" in unknown.stderr
+    typo = smakom(["sendd"], {"SMAKOM_LANG": "sv"})
+    assert typo.returncode == 2
+    assert "Fel: Kommandot 'sendd' finns inte. Menade du 'send'?" in typo.stderr
+    missing = smakom(["send", "--to"], {"SMAKOM_LANG": "sv"})
+    assert "Fel: Flaggan '--to' behöver ett värde." in missing.stderr, missing.stderr
+
+
+def test_the_send_question_is_asked_and_declined_in_swedish(newsletter: Path) -> None:
+    """The confirmation takes j/N, says what it wants after a wrong answer, and a plain Enter
+    declines: "Avbrutet!", exit 1, nothing sent."""
+    result = smakom(
+        ["send", "issues/2021-01.md", "--no-sync"],
+        {
+            "SMAKOM_LANG": "sv",
+            "SMAKOM_SMTP_PASSWORD": "not-used",
+            "SMAKOM_UNSUBSCRIBE_SECRET": "s" * 32,
+        },
+        cwd=newsletter,
+        answer="kanske\n\n",
+    )
+    assert result.returncode == 1
+    assert "[j/N]:" in result.stdout
+    assert "Svara j eller n." in result.stderr
+    assert result.stderr.rstrip().endswith("Avbrutet!")
+    assert not (newsletter / "sent").exists()

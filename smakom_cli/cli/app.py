@@ -7,14 +7,17 @@ each concept. Heavy imports happen inside the commands so `smakom --help` starts
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.models import CommandFunctionType
 
+from smakom_cli.cli.click_words import Command, Group
 from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 
-class _Group(TyperGroup):
+class _Group(Group):
     """Turns every user error into one red line and `ExitCode.ERROR`, in this one place."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -59,11 +62,20 @@ class _Group(TyperGroup):
             if command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(limit=200)))
         if rows:
-            with formatter.section("Commands"):
+            with formatter.section(_("Commands")):
                 formatter.write_dl(rows)
 
 
-app = typer.Typer(
+class _Typer(typer.Typer):
+    """Every command's help and usage line in the interface language."""
+
+    def command(
+        self, name: str | None = None, **settings: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, **{"cls": Command, **settings})
+
+
+app = _Typer(
     cls=_Group,
     no_args_is_help=True,
     add_completion=False,

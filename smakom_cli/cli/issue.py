@@ -114,6 +114,7 @@ def check(
 ) -> None:
     """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
     from smakom_cli.delivery.check import probe_service
+    from smakom_cli.doctor import doctor_ran
 
     mailing = prepare(ctx, issue, subscribers, sending=False)
     findings = mailing.check()
@@ -121,6 +122,12 @@ def check(
     findings += [probed] if probed else []
     output.show_findings(findings)
     warn_if_not_synced(mailing.config)
+    if not doctor_ran(mailing.config):
+        output.info(
+            "`smakom doctor` has not checked this folder yet: run it once before the first "
+            "send (the sign-in, the keyring, the service, the inbox and the sender domain's "
+            "SPF, DKIM and DMARC)."
+        )
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(ExitCode.ERROR)
     output.success(f"{issue} is ready to send.")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,12 +30,75 @@ if TYPE_CHECKING:
     from smakom_cli.delivery.sender import ProgressEvent, SendReport
     from smakom_cli.delivery.watch import Rendering
     from smakom_cli.delivery.workflow import DeliveryReport, SendPlan
+    from smakom_cli.doctor import DoctorReport
     from smakom_cli.returns.inbox import InboxReport
     from smakom_cli.returns.sync import SyncResult
 
 console = Console(highlight=False)
 _RATE_EVERY_SECONDS = 0.5
 err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class OutputLoss:
+    """Why the terminal or pipe stopped taking output ("" while it takes it)."""
+
+    problem: str = ""
+
+
+class _Unfailing:
+    """A standard stream that keeps going when what it writes to went away: a closed
+    terminal (EIO), a full disk (`> /dev/full`), a pipe whose reader left (`| head -c 1`)."""
+
+    def __init__(self, stream: IO[str], loss: OutputLoss) -> None:
+        self._stream = stream
+        self._loss = loss
+
+    def write(self, text: str) -> int:
+        if not self._loss.problem:
+            try:
+                self._stream.write(text)
+            except OSError as exc:
+                self._loss.problem = exc.strerror or str(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._loss.problem:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._loss.problem = exc.strerror or str(exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def unfailing_output() -> Iterator[OutputLoss]:
+    """Output that fails from here on is dropped and noted, never an error: once a send has
+    started, what was sent decides how it ends, not whether anyone is still watching."""
+    loss = OutputLoss()
+    streams = sys.stdout, sys.stderr
+    sys.stdout = _Unfailing(sys.stdout, loss)
+    sys.stderr = _Unfailing(sys.stderr, loss)
+    try:
+        yield loss
+    finally:
+        sys.stdout, sys.stderr = streams
+        if loss.problem:
+            _discard_standard_streams()
+
+
+def _discard_standard_streams() -> None:
+    """Point the standard streams at the null device, so that what Python still writes as it
+    exits (its buffers, a last line) cannot fail and change the exit code."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(null, stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test runner's capture)
+            continue
+    os.close(null)
 
 
 def error(message: str) -> None:
@@ -223,6 +292,8 @@ def _show_tally(
         title = "Send stopped by a fault"
     elif report.interrupted:
         title = "Send interrupted"
+    elif report.deferred:
+        title = "Send not finished: the server asked to wait"
     else:
         title = "Send finished"
     console.print(Panel(summary, title=title, title_align="left"))
@@ -357,6 +428,12 @@ def show_sync(result: SyncResult, url: str) -> None:
             "on the subscriber list, in unsubscribed.csv or in sent/; they are kept and tried "
             "again at every sync (for instance after the list is imported again)."
         )
+    if result.refused_undos:
+        warning(
+            f"{result.refused_undos} resubscribe(s) were not made with the page's one-time "
+            "undo token (a service from before undo tokens); left out: a reader who wants the "
+            "newsletter again can ask, and `smakom resubscribe ADDRESS` records it."
+        )
 
 
 def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
@@ -391,3 +468,49 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
         info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
     for path in files:
         info(f"Report: {path}")
+
+
+_DOCTOR_LABELS = {
+    "ok": ("ok", "green"),
+    "warning": ("warning", "yellow"),
+    "problem": ("problem", "bold red"),
+}
+
+
+def show_doctor(report: DoctorReport) -> None:
+    """One line per check: its status, what was checked, what was found and what to do."""
+    width = max(len(label) for label, _style in _DOCTOR_LABELS.values())
+    for finding in report.findings:
+        label, style = _DOCTOR_LABELS[finding.status]
+        todo = f" → {finding.todo}" if finding.todo and finding.status != "ok" else ""
+        console.print(
+            Text.assemble(
+                (label.ljust(width + 1), style), (f"{finding.what}: ", "bold"), finding.found, todo
+            ),
+            soft_wrap=True,
+        )
+    if report.problems:
+        info(
+            f"{report.problems} problem(s), {report.warnings} warning(s): fix the problems "
+            "before the first send, then run `smakom doctor` again."
+        )
+    elif report.warnings:
+        info(f"No problems; {report.warnings} warning(s) worth a look.")
+    else:
+        success("Everything checked is ready.")
+    if report.offline:
+        info("Offline: the sign-in, the sender domain, the service and the inbox were not checked.")
+
+
+def confirm(question: str) -> bool:
+    """`question` [y/N] in the interface language; Enter is no, and "y" and "yes" always work."""
+    yes = {"y", "yes", _("y"), _("yes")}
+    no = {"", "n", "no", _("n"), _("no")}
+    while True:
+        asked = _("{question} [y/N]").format(question=question)
+        answer = typer.prompt(asked, default="", show_default=False)
+        if answer.strip().lower() in yes:
+            return True
+        if answer.strip().lower() in no:
+            return False
+        error(_("Answer {yes} or {no}.").format(yes=_("y"), no=_("n")))

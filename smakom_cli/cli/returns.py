@@ -38,38 +38,70 @@ def serve(
         Path | None,
         typer.Option(
             "--config",
-            help="A smakom.toml for the pages' name and colours (default: none needed).",
+            help="A smakom.toml for the pages' name, colours and contact (default: none needed).",
             dir_okay=False,
         ),
     ] = None,
     threads: Annotated[
-        int, typer.Option("--threads", help="Requests answered at once.", min=1)
+        int, typer.Option("--threads", help="Requests answered at once.", min=1, max=64)
     ] = 8,
+    connections: Annotated[
+        int,
+        typer.Option(
+            "--connections",
+            help="Connections held open at once (idle or still sending), at most what the "
+            "open-file limit allows.",
+            min=10,
+            max=100_000,
+        ),
+    ] = 1000,
+    idle_timeout: Annotated[
+        int,
+        typer.Option(
+            "--idle-timeout",
+            help="Seconds a connection may send nothing before it is closed.",
+            min=1,
+            max=3600,
+        ),
+    ] = 15,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            help="Write the log (a line per request and per error) to this file instead of "
+            "standard error.",
+            dir_okay=False,
+            metavar="PATH",
+        ),
+    ] = None,
 ) -> None:
     """Run the one-click unsubscribe service that answers the mails' unsubscribe links."""
-    import waitress
-
-    from smakom_cli.returns.service import MAX_BODY_BYTES, make_app, settings_for
+    from smakom_cli.returns.server import bind, service_log
+    from smakom_cli.returns.service import make_app, settings_for
 
     config = _serve_config(ctx, config_path)
     secret, key = _service_secrets(config)
-    app_ = make_app(settings_for(data, secret, key, config))
+    logger = service_log(log)
+    app_ = make_app(settings_for(data, secret, key, config), logger)
+    server, limits = bind(
+        app_, host, port, connections=connections, idle_timeout=idle_timeout, threads=threads
+    )
+    if limits.limited_by:
+        output.warning(
+            f"only {limits.connections} connections at once, because of {limits.limited_by}; "
+            "raise it (`ulimit -n`, or LimitNOFILE= in the systemd unit) for more."
+        )
     output.info(
-        f"One-click unsubscribe service on http://{host}:{port}/ (database {data}); "
-        "Ctrl-C stops it."
+        f"One-click unsubscribe service on http://{host}:{port}/ (database {data}; up to "
+        f"{limits.connections} connections, silent ones closed after {limits.idle_timeout} s; "
+        f"log to {log or 'standard error'}); Ctrl-C stops it."
     )
     try:
-        waitress.serve(
-            app_,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="smakom",
-            max_request_body_size=MAX_BODY_BYTES * 16,
-            _quiet=True,
-        )
+        server.run()
     except KeyboardInterrupt:
         output.info("Stopped.")
+    finally:
+        server.close()
 
 
 def _serve_config(ctx: typer.Context, option: Path | None) -> Config | None:

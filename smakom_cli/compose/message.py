@@ -33,6 +33,8 @@ from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# In a header, a line break is only ever CRLF followed by a space (folding, RFC 5322 2.2.3).
+_STRAY_BREAK = re.compile(r"\r(?!\n[ \t])|(?<!\r)\n|\x00")
 _SOFT_BREAK = b"=\r\n"
 
 # RFC 5322 2.1.1: a line SHOULD be at most 78 characters and MUST be at most 998 octets (plus
@@ -115,7 +117,7 @@ class MessageBuilder:
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative;\r\n boundary="{self._outer}"',
         ]
-        self._static_headers = "\r\n".join(static).encode("ascii")
+        self._static_headers = "\r\n".join(_one_line_each(static)).encode("ascii")
         self._text_head = (
             f"\r\n\r\n--{self._outer}\r\n"
             'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -150,7 +152,7 @@ class MessageBuilder:
         if unsubscribe.one_click:
             headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         parts = [
-            "\r\n".join(headers).encode("utf-8"),
+            "\r\n".join(_one_line_each(headers)).encode("utf-8"),
             b"\r\n",
             self._static_headers,
             self._text_head,
@@ -352,6 +354,19 @@ def _phrase_pieces(words: list[str]) -> Iterator[str]:
 def _q(text: str) -> str:
     """RFC 2047 Q encoding, as allowed in a phrase."""
     return text.encode("utf-8").decode("latin-1").translate(_Q)
+
+
+def _one_line_each(headers: list[str]) -> list[str]:
+    """The last guard against header injection: a header with a line break that is not
+    folding (a setting or value that slipped past its check) stops the message."""
+    for header in headers:
+        if _STRAY_BREAK.search(header):
+            field = header.partition(":")[0]
+            raise SmakomError(
+                f"the {field} header would contain a line break ({header[:60]!r}); check the "
+                "setting or value it comes from."
+            )
+    return headers
 
 
 def _one_line(text: str) -> str:

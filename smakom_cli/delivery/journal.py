@@ -28,13 +28,17 @@ sent again unasked. A journal written by smakom 0.1 (no sums, no sessions) is st
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import platform
+import re
 import sys
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -47,8 +51,11 @@ from filelock import FileLock, Timeout
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 VERSION = 2
+# Where the locks of the sends in progress are, in the newsletter folder.
+SENDING_FOLDER = Path(".smakom") / "sending"
 # Longer than any record smakom writes (replies are cut to _MAX_REPLY): a longer unfinished
 # tail cannot be a record torn by a crash.
 _MAX_RECORD = 2048
@@ -314,6 +321,59 @@ def _record(event: str, **values: str) -> dict[str, str]:
 def _local_time(second: int) -> str:
     """The local time of a second as text: worked out once, not for each of its records."""
     return datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+
+
+@contextmanager
+def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iterator[None]:
+    """Hold an issue for one send, by its name and by its text, from the plan to the report.
+
+    Whatever the issue file is called, two sends of the same issue (its name, or its subject
+    and text under another name) never run at once: the second is refused at once, told
+    which run holds it, before it has planned or sent anything. A killed send lets go of
+    its locks with its process.
+    """
+    locks = folder / SENDING_FOLDER
+    locks.mkdir(parents=True, exist_ok=True)
+    names = (f"issue-{_file_safe(header.issue)}", f"text-{header.fingerprint[:24]}")
+    started = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    computer = platform.node() or "this computer"
+    run = f"{issue_file}, process {os.getpid()} on {computer}, since {started}"
+    held: list[tuple[FileLock, Path]] = []
+    try:
+        for name in names:
+            lock = FileLock(locks / f"{name}.lock", thread_local=False)
+            note = locks / f"{name}.txt"
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                raise SmakomError(_busy(note)) from None
+            held.append((lock, note))
+        for _, note in held:
+            note.write_text(run + "\n", encoding="utf-8")
+        yield
+    finally:
+        for lock, note in reversed(held):
+            note.unlink(missing_ok=True)
+            lock.release()
+
+
+def _busy(note: Path) -> str:
+    try:
+        holder = note.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        holder = ""
+    who = f" ({holder})" if holder else ""
+    return _(
+        "Another smakom is sending this issue right now{who}, perhaps under another file "
+        "name. Nothing was sent; wait for it to finish, then run the command again."
+    ).format(who=who)
+
+
+def _file_safe(name: str) -> str:
+    """A name usable as a file name everywhere; anything odd in it makes it a digest."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", name):
+        return name
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
 
 
 def archive_journal(path: Path) -> Path:

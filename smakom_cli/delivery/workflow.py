@@ -18,6 +18,7 @@ import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from smakom_cli.delivery.journal import (
     JournalState,
     archive_journal,
     current_boot,
+    hold_issue,
     is_archived,
 )
 from smakom_cli.delivery.mailing import Mailing
@@ -147,6 +149,16 @@ def fingerprint(mailing: Mailing) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def issue_header(mailing: Mailing) -> JournalHeader:
+    """What a journal of this issue says it is for: the issue's name and its fingerprint."""
+    return JournalHeader(mailing.issue.slug, mailing.issue.subject, fingerprint(mailing))
+
+
+def holding_issue(mailing: Mailing) -> AbstractContextManager[None]:
+    """The issue held for one send to the list; take it before the plan, keep it to the end."""
+    return hold_issue(mailing.config.folder, issue_header(mailing), issue_file=mailing.issue.path)
+
+
 def list_name(mailing: Mailing) -> str:
     """The list as the office names it: its path inside the newsletter folder, if it is there."""
     path = mailing.subscribers_path.resolve()
@@ -173,7 +185,7 @@ def plan_send(
     is confirmed): they are counted as unsubscribed.
     """
     config = mailing.config
-    header = JournalHeader(mailing.issue.slug, mailing.issue.subject, fingerprint(mailing))
+    header = issue_header(mailing)
     journals = _journals_of(config.journal_dir, header, boot or current_boot())
     # Its own journal, else the one of a renamed copy; --again starts one of its own.
     path = next(
@@ -363,6 +375,17 @@ def _with_report_file(delivery: DeliveryReport) -> DeliveryReport:
     return replace(delivery, report_file=path)
 
 
+def note_in_report(delivery: DeliveryReport, note: str) -> None:
+    """Add a line to the report file (when there is one): what the screen could not show."""
+    if delivery.report_file is None:
+        return
+    try:
+        with delivery.report_file.open("a", encoding="utf-8") as file:
+            file.write(f"Note: {note}\n")
+    except OSError:
+        return  # the report on the screen and in the journal stands as it is
+
+
 def report_text(delivery: DeliveryReport) -> str:
     """The whole truth about a run, as the report file and the screen tell it."""
     plan, send = delivery.plan, delivery.send
@@ -370,6 +393,8 @@ def report_text(delivery: DeliveryReport) -> str:
         ended = f"no, stopped: {send.stopped_by}"
     elif send.interrupted:
         ended = "no, interrupted"
+    elif send.deferred:
+        ended = "no, the server asked to wait"
     else:
         ended = "yes"
     lines = [

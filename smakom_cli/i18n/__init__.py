@@ -23,6 +23,7 @@ __all__ = [
     "LANGUAGE",
     "LANGUAGES",
     "LOCALE_DIR",
+    "N_",
     "_",
     "choose_language",
     "ngettext",
@@ -94,3 +95,8 @@ def _(message: str) -> str:
 def ngettext(singular: str, plural: str, count: int) -> str:
     """The form of `singular`/`plural` that suits `count`, in the interface language."""
     return _catalog.ngettext(singular, plural, count)
+
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalog without translating it: it is translated where shown."""
+    return message

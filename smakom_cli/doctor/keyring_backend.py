@@ -1,0 +1,65 @@
+"""Where smakom's secrets live: a secure system keyring, a plain file, or nowhere."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from smakom_cli.doctor.findings import Finding
+from smakom_cli.errors import SmakomError
+from smakom_cli.signin.credentials import (
+    PASSWORD_VARIABLE,
+    SECRET_VARIABLE,
+    SERVICE,
+    keyring_name,
+    unencrypted_keyring,
+)
+
+WHAT = "keyring"
+
+
+def check_keyring(environ: Mapping[str, str]) -> Finding:
+    """The keyring backend that holds the password, the tokens and the link key."""
+    import keyring
+    import keyring.backends.fail
+    import keyring.errors
+
+    unattended = f"set {PASSWORD_VARIABLE} and {SECRET_VARIABLE} in the environment"
+    backend = keyring.get_keyring()
+    if isinstance(backend, keyring.backends.fail.Keyring):
+        if environ.get(PASSWORD_VARIABLE) and environ.get(SECRET_VARIABLE):
+            return Finding(
+                "warning",
+                WHAT,
+                f"no system keyring; the password and link key come from {PASSWORD_VARIABLE} "
+                f"and {SECRET_VARIABLE} (OAuth2 sign-in needs a keyring)",
+            )
+        return Finding(
+            "problem",
+            WHAT,
+            "there is no system keyring on this computer, so smakom cannot keep the password, "
+            "the sign-in tokens or the unsubscribe-link key",
+            f"On a desktop, install a keyring backend (https://pypi.org/project/keyring/); on a "
+            f"server, {unattended}.",
+        )
+    try:
+        keyring.get_password(SERVICE, "doctor")  # a read changes nothing
+        plain = unencrypted_keyring()
+        name = keyring_name()
+    except (SmakomError, keyring.errors.KeyringError) as exc:
+        return Finding(
+            "problem",
+            WHAT,
+            f"the system keyring cannot be used: {exc}",
+            f"Unlock or repair the keyring, or {unattended}.",
+        )
+    if plain is not None:
+        where = f" ({plain.file})" if plain.file else ""
+        return Finding(
+            "warning",
+            WHAT,
+            f"{plain.backend} keeps the secrets unencrypted in a plain file{where}: anyone who "
+            "can read it can send as you",
+            f"Use the system's keyring (Windows Credential Manager, macOS Keychain, GNOME "
+            f"Keyring or KWallet) instead, or on a server {unattended}.",
+        )
+    return Finding("ok", WHAT, f"secrets are kept in {name}")
