@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from smakom_cli.delivery.mailing import OutboxReport
     from smakom_cli.delivery.preview import Preview
     from smakom_cli.delivery.sender import ProgressEvent, SendReport
+    from smakom_cli.delivery.watch import Rendering
     from smakom_cli.delivery.workflow import DeliveryReport, SendPlan
     from smakom_cli.doctor import DoctorReport
     from smakom_cli.returns.inbox import InboxReport
@@ -134,6 +135,32 @@ def show_findings(findings: Sequence[Finding]) -> None:
             Text.assemble((label, style), (f"{finding.where}: ", "bold"), finding.message),
             soft_wrap=True,
         )
+
+
+def show_rendering(rendering: Rendering) -> None:
+    """One line for each rendering of `preview --watch`: its time and what the check found,
+    or the mistake the page now shows."""
+    from smakom_cli.i18n import _, ngettext
+
+    stamp = time.strftime("%H:%M:%S")
+    if rendering.error:
+        err_console.print(
+            Text.assemble((f"{stamp} ", "dim"), (_("Error: "), "bold red"), rendering.error),
+            soft_wrap=True,
+        )
+        return
+    errors = sum(finding.severity == "error" for finding in rendering.findings)
+    warnings = len(rendering.findings) - errors
+    found = ", ".join(
+        [
+            ngettext("{count} error", "{count} errors", errors).format(count=errors),
+            ngettext("{count} warning", "{count} warnings", warnings).format(count=warnings),
+        ]
+    )
+    line = _("Rendered in {milliseconds} ms: {found}").format(
+        milliseconds=round(rendering.seconds * 1000), found=found
+    )
+    console.print(Text.assemble((f"{stamp} ", "dim"), line), soft_wrap=True)
 
 
 def audience_line(audience: AudienceSummary) -> str:
