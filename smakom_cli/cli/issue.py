@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state
+from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
 from smakom_cli.cli.common import prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
+from smakom_cli.i18n import _
 
 
 @app.command()
@@ -26,11 +27,27 @@ def preview(
         str | None, typer.Option("--as", help="Preview as this subscriber (an e-mail address).")
     ] = None,
     subscribers: SubscribersOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help=_(
+                "Show the issue in the web browser while you write it: served on this "
+                "computer and shown again at every save of the issue, an image or "
+                "smakom.toml (Ctrl-C stops)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Show the issue as a subscriber gets it: envelope, text, audience, sizes and every
     finding of `smakom check`."""
     from smakom_cli.delivery.preview import browser_html, build_preview
 
+    if watch:
+        if html:
+            usage_error(_("--html writes the preview once; --watch serves it: give one of them."))
+        _watch(ctx, issue, subscribers, as_email, open_browser=open_browser)
+        return
     mailing = prepare(ctx, issue, subscribers, sending=False)
     config = mailing.config
     result = build_preview(mailing, as_email)
@@ -45,6 +62,44 @@ def preview(
             import webbrowser
 
             webbrowser.open(target.resolve().as_uri())
+
+
+def _watch(
+    ctx: typer.Context,
+    issue: Path,
+    subscribers: Path | None,
+    as_email: str | None,
+    *,
+    open_browser: bool,
+) -> None:
+    """Serve the preview on 127.0.0.1 and render it again at every save, until Ctrl-C."""
+    import secrets
+    import threading
+
+    from smakom_cli.config import find_config
+    from smakom_cli.delivery.watch import IssueWatcher, PreviewServer, watch
+
+    config_path = state(ctx).config_path or find_config(Path.cwd())
+    # A throwaway key: the preview is clicked about in, and its unsubscribe link must not
+    # unsubscribe the subscriber it is personalised as.
+    watcher = IssueWatcher(config_path, issue, subscribers, as_email, secrets.token_bytes(32))
+    output.show_rendering(watcher.render())
+    server = PreviewServer(watcher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    output.success(
+        _("The preview is at {url} and follows every save (Ctrl-C stops).").format(url=server.url)
+    )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        watch(watcher, output.show_rendering, threading.Event())
+    except KeyboardInterrupt:
+        output.info(_("Stopped."))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @app.command()

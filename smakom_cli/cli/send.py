@@ -157,15 +157,16 @@ def _send_proofs(
 
     addresses = [parse_address(address).send_to for address in to]
     sample = mailing.sample(as_email) if as_email else None
-    report = send_messages(
-        mailing.proofs(addresses, sample),
-        mailing.config.smtp,
-        envelope_from=mailing.config.sender.email,
-        login=login,
-        journal=None,
-        is_suppressed=lambda _key: False,
-    )
-    output.show_send_report(report, None)
+    with output.unfailing_output():
+        report = send_messages(
+            mailing.proofs(addresses, sample),
+            mailing.config.smtp,
+            envelope_from=mailing.config.sender.email,
+            login=login,
+            journal=None,
+            is_suppressed=lambda _key: False,
+        )
+        output.show_send_report(report, None)
     if report.stopped_by or report.interrupted or report.deferred:
         raise typer.Exit(ExitCode.RESUMABLE)
     if not report.complete:
@@ -207,7 +208,7 @@ def _send_held(
     again: bool,
     sync: bool,
 ) -> None:
-    from smakom_cli.delivery.workflow import plan_send, run_send
+    from smakom_cli.delivery.workflow import note_in_report, plan_send, run_send
 
     batch = _fetch_unsubscribes(mailing) if sync else None
     findings = mailing.check()
@@ -231,18 +232,22 @@ def _send_held(
         return
     if not yes and not output.confirm(plan.question):
         raise typer.Abort()
-    if batch is not None:
-        from smakom_cli.returns.sync import apply_events, service_urls
+    # From here the exit code tells what was sent, even once the terminal or pipe is gone.
+    with output.unfailing_output() as lost:
+        if batch is not None:
+            from smakom_cli.returns.sync import apply_events, service_urls
 
-        urls = service_urls(mailing.config)
-        output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
-    make_unsubscribe_secret(mailing.config)
-    mailing = with_secret(mailing)
-    with output.send_progress(plan.pending) as progress:
-        delivery = _interruptible(
-            lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
-        )
-    output.show_delivery(delivery)
+            urls = service_urls(mailing.config)
+            output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
+        make_unsubscribe_secret(mailing.config)
+        mailing = with_secret(mailing)
+        with output.send_progress(plan.pending) as progress:
+            delivery = _interruptible(
+                lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
+            )
+        output.show_delivery(delivery)
+    if lost.problem:
+        note_in_report(delivery, f"the output went away during the send ({lost.problem}).")
     if delivery.resumable:
         raise typer.Exit(ExitCode.RESUMABLE)
     if delivery.send.failed or delivery.uncertain:
