@@ -86,7 +86,7 @@ def test_check_explains_each_damaged_line_and_how_to_repair_it(
     assert "unsubscribed.csv line 3: a quote mark opens a value" in result.output
     assert "unsubscribed.csv line 5: 1 fields instead of 5" in result.output
     assert result.output.count("To repair:") == 2
-    assert "2 damaged line(s)" in result.output
+    assert "2 damaged lines" in result.output
 
 
 def test_repaired_as_advised_the_list_is_whole_again(runner: CliRunner, newsletter: Path) -> None:
@@ -98,7 +98,7 @@ def test_repaired_as_advised_the_list_is_whole_again(runner: CliRunner, newslett
     listed = runner.invoke(app, ["unsubscribed"])
 
     assert checked.exit_code == 0, checked.output
-    assert "is sound: 3 address(es) unsubscribed" in checked.output
+    assert "is sound: 3 addresses unsubscribed" in checked.output
     assert listed.exit_code == 0, listed.output
     for address in ("ulla.froberg@example.com", "anna.aberg@example.com", "bjorn.ostlund"):
         assert address in listed.output
@@ -147,4 +147,4 @@ def test_nobody_unsubscribed_yet(runner: CliRunner, newsletter: Path) -> None:
     assert listed.exit_code == 0, listed.output
     assert "Nobody has unsubscribed" in listed.output
     assert checked.exit_code == 0, checked.output
-    assert "0 address(es) unsubscribed" in checked.output
+    assert "0 addresses unsubscribed" in checked.output
