@@ -145,7 +145,7 @@ def _service_secrets(config: Config | None) -> tuple[bytes, str]:
     if secret is None:
         raise SmakomError(
             f"the service needs the key the unsubscribe links are signed with: set "
-            f"{SECRET_VARIABLE} to the one in the office's keyring (see the README)."
+            f"{SECRET_VARIABLE} to the one in the office's keyring (see docs/service.md)."
         )
     key = service_key(list_id, os.environ)
     if key is None:
