@@ -458,6 +458,16 @@ def show_suppression_check(reading: Reading) -> None:
             soft_wrap=True,
         )
         console.print(Text(_("  To repair: {how}").format(how=damage.repair)), soft_wrap=True)
+    for note in reading.notes:
+        console.print(
+            Text.assemble(
+                (_("Note: "), "bold yellow"),
+                (_("{file} line {line}").format(file=name, line=note.line) + ": ", "bold"),
+                note.problem,
+            ),
+            soft_wrap=True,
+        )
+        console.print(Text("  " + note.repair), soft_wrap=True)
     if reading.damage:
         info(
             ngettext(

@@ -97,21 +97,21 @@ def serve(
     if limits.limited_by:
         output.warning(
             _(
-                "only {connections} connections at once, because of {limited_by}; "
-                "raise it (`ulimit -n`, or LimitNOFILE= in the systemd unit) for more."
-            ).format(connections=limits.connections, limited_by=limits.limited_by)
+                "only {count} connections at once, because of {limit}; raise it (`ulimit -n`, "
+                "or LimitNOFILE= in the systemd unit) for more."
+            ).format(count=limits.connections, limit=limits.limited_by)
         )
     output.info(
         _(
-            "One-click unsubscribe service on http://{host}:{port}/ (database "
-            "{data}; up to {connections} connections, silent ones closed after "
-            "{idle_timeout} s; log to {log}); Ctrl-C stops it."
+            "One-click unsubscribe service on http://{host}:{port}/ (database {data}; up to "
+            "{count} connections, silent ones closed after {seconds} s; log to {log}); Ctrl-C "
+            "stops it."
         ).format(
             host=host,
             port=port,
             data=data,
-            connections=limits.connections,
-            idle_timeout=limits.idle_timeout,
+            count=limits.connections,
+            seconds=limits.idle_timeout,
             log=log or _("standard error"),
         )
     )
@@ -153,7 +153,8 @@ def _service_secrets(config: Config | None) -> tuple[bytes, str]:
         raise SmakomError(
             _(
                 "the service needs the key the unsubscribe links are signed with: set "
-                "{secret_variable} to the one in the office's keyring (see the README)."
+                "{secret_variable} to the one in the office's keyring (see "
+                "docs/service.md)."
             ).format(secret_variable=SECRET_VARIABLE)
         )
     key = service_key(list_id, os.environ)

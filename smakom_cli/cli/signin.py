@@ -68,7 +68,7 @@ def xoauth2_login(sign_in: SignIn) -> Login:
 
     token = sign_in.access_token("smtp")
     remedy = (
-        "Run `smakom login` to sign in again; if that does not help, see the README "
+        "Run `smakom login` to sign in again; if that does not help, see docs/mail-providers.md "
         "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
     )
     return Login(token.username, token.token, method="xoauth2", remedy=remedy)
@@ -144,7 +144,10 @@ def inbox_login(config: Config) -> Login:
         from smakom_cli.signin.oauth import access_token
 
         token = access_token(config, "imap")
-        remedy = "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see the README)."
+        remedy = (
+            "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see "
+            "docs/mail-providers.md)."
+        )
         return Login(token.username, token.token, method="xoauth2", remedy=remedy)
     password = lookup_imap_password(username, os.environ)
     if password is None:

@@ -148,3 +148,27 @@ def test_nobody_unsubscribed_yet(runner: CliRunner, newsletter: Path) -> None:
     assert "Nobody has unsubscribed" in listed.output
     assert checked.exit_code == 0, checked.output
     assert "0 addresses unsubscribed" in checked.output
+
+
+def test_a_re_sorted_list_mails_nobody_whose_latest_event_is_an_unsubscribe(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """unsubscribed.csv sorted in Excel (a March unsubscribe above a February resubscribe):
+    the dry run leaves the person out, and `--check` calls the file sound with a note."""
+    path = newsletter / "unsubscribed.csv"
+    with path.open("ab") as file:
+        file.write(
+            b"anna.aberg@example.com,unsubscribed,2021-03-01T09:00:00Z,command,\r\n"
+            b"anna.aberg@example.com,resubscribed,2021-02-01T09:00:00Z,command,\r\n"
+        )
+    result = runner.invoke(app, ["send", ISSUE, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    written = " ".join(p.name for p in (newsletter / "outbox" / "2021-01").glob("*.eml"))
+    assert "anna.aberg" not in written
+
+    check = runner.invoke(app, ["unsubscribed", "--check"])
+    assert check.exit_code == 0, check.output
+    text = " ".join(check.output.split())
+    assert "Note: unsubscribed.csv line" in text
+    assert "the time decides" in text
+    assert "is sound" in text
