@@ -212,15 +212,16 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
     unchanged = 0
     for run in _runs(event for event in resolved if not overruled(event)):
         first = run[0]
-        record = (
-            suppression.unsubscribe if first.action == UNSUBSCRIBED else suppression.resubscribe
-        )
-        changes = record(
-            [event.address for event in run],
-            source=first.source,
-            reason=_REASONS[first.source, first.action],
-            when=first.at,
-        )
+        addresses = [event.address for event in run]
+        reason = _REASONS[first.source, first.action]
+        if first.action == UNSUBSCRIBED:
+            changes = suppression.unsubscribe(
+                addresses, source=first.source, reason=reason, when=first.at
+            )
+        else:  # an undo comes after the click it undoes, even within the same second
+            changes = suppression.resubscribe(
+                addresses, source=first.source, reason=reason, when=first.at, follows_ties=True
+            )
         unchanged += sum(change.already for change in changes)
         changed[first.action] += [change.email for change in changes if not change.already]
     unresolved = batch.unresolved
