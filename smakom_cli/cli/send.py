@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, usage_error
-from smakom_cli.cli.common import prepare, say_key_made, signin, warn_if_not_synced
+from smakom_cli.cli.common import (
+    exit_if_a_send_would_stop,
+    prepare,
+    say_key_made,
+    signin,
+    warn_if_not_synced,
+)
 from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,9 +29,13 @@ if TYPE_CHECKING:
     from smakom_cli.delivery.workflow import SendPlan
 
 
-_SEND_HELP = (
-    "Send the issue: a dry run to files, a proof to yourself, or to every subscriber.\n\n"
-    "Exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in ExitCode) + ".\n"
+_SEND_HELP = "\n\n".join(
+    (
+        _("Send the issue: a dry run to files, a proof to yourself, or to every subscriber."),
+        _("Exit codes: {codes}.").format(
+            codes="; ".join(f"{code.value} {code.meaning}" for code in ExitCode)
+        ),
+    )
 )
 
 
@@ -34,45 +45,49 @@ def send(
     issue: IssueArgument,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Write every message to the outbox folder; send nothing."),
+        typer.Option(
+            "--dry-run", help=_("Write every message to the outbox folder; send nothing.")
+        ),
     ] = False,
     outbox: Annotated[
         Path | None,
         typer.Option(
-            "--outbox", help="Folder for --dry-run (default: outbox/<issue> in the folder)."
+            "--outbox", help=_("Folder for --dry-run (default: outbox/<issue> in the folder).")
         ),
     ] = None,
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="Send a proof to this address only (repeatable)."),
+        typer.Option("--to", help=_("Send a proof to this address only (repeatable).")),
     ] = None,
     as_email: Annotated[
         str | None,
-        typer.Option("--as", help="Personalise a proof (--to) as this subscriber."),
+        typer.Option("--as", help=_("Personalise a proof (--to) as this subscriber.")),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=_("Do not ask for confirmation."))] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send even when `smakom check` finds errors.")
+        bool, typer.Option("--force", help=_("Send even when `smakom check` finds errors."))
     ] = False,
     resend_uncertain: Annotated[
         bool,
         typer.Option(
             "--resend-uncertain",
-            help="Also send to those whose message was in flight when a send was cut off.",
+            help=_("Also send to those whose message was in flight when a send was cut off."),
         ),
     ] = False,
     again: Annotated[
         bool,
         typer.Option(
-            "--again", help="Send the issue again to everyone, even those who already got it."
+            "--again", help=_("Send the issue again to everyone, even those who already got it.")
         ),
     ] = False,
     no_sync: Annotated[
         bool,
         typer.Option(
             "--no-sync",
-            help="Send without first fetching who unsubscribed with the one-click link "
-            "(when the service cannot be reached).",
+            help=_(
+                "Send without first fetching who unsubscribed with the one-click link "
+                "(when the service cannot be reached)."
+            ),
         ),
     ] = False,
     subscribers: SubscribersOption = None,
@@ -94,8 +109,10 @@ def send(
     if dry_run:
         report = write_outbox(mailing, outbox or mailing.config.outbox_dir / mailing.issue.slug)
         output.show_outbox(report, mailing.audience())
-        output.show_findings(mailing.check())
+        findings = mailing.check()
+        output.show_findings(findings)
         warn_if_not_synced(mailing.config)
+        exit_if_a_send_would_stop(findings)
         return
     if to:
         _send_proofs(mailing, to, as_email)
@@ -122,7 +139,11 @@ def _refuse_conflicts(**given: bool) -> None:
     for name in list_only:
         if given[name] and (given["dry_run"] or given["to"]):
             option = "--" + name.replace("_", "-")
-            usage_error(f"{option} is for a send to the list, not a dry run or a proof.")
+            usage_error(
+                _("{option} is for a send to the list, not a dry run or a proof.").format(
+                    option=option
+                )
+            )
 
 
 def _send_proofs(mailing: Mailing, to: list[str], as_email: str | None) -> None:

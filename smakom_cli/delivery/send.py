@@ -27,6 +27,7 @@ from smakom_cli.delivery.workflow import (
     run_send,
 )
 from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _, ngettext
 from smakom_cli.returns.sync import (
     SyncBatch,
     SyncResult,
@@ -36,7 +37,7 @@ from smakom_cli.returns.sync import (
     service_urls,
 )
 from smakom_cli.signin.credentials import SERVICE_KEY_VARIABLE
-from smakom_cli.signin.resolver import NO_SYNC_KEY, Resolver
+from smakom_cli.signin.resolver import NoSyncKey, Resolver, no_sync_key
 
 # The one-click service is asked for new events at least this often while a send runs
 # (a five-hour send at Microsoft 365's 30 a minute must not mail who left an hour in), and
@@ -230,23 +231,31 @@ def _fetch_unsubscribes(mailing: Mailing, signin: Resolver, key: bytes | None) -
         return None
     try:
         sync_key = signin.sync_key()
-    except SmakomError as exc:
-        if str(exc) == f"{NO_SYNC_KEY}.":
-            raise SmakomError(f"{NO_SYNC_KEY}, or send with --no-sync.") from None
-        raise SmakomError(  # no keyring on this machine
-            f"{exc} The one-click service's sync key can come from {SERVICE_KEY_VARIABLE}; "
-            "or send with --no-sync."
+    except NoSyncKey:
+        raise SmakomError(no_sync_key(or_else=_("send with --no-sync"))) from None
+    except SmakomError as exc:  # no keyring on this machine
+        raise SmakomError(
+            _(
+                "{exc} The one-click service's sync key can come from "
+                "{service_key_variable}; or send with --no-sync."
+            ).format(exc=exc, service_key_variable=SERVICE_KEY_VARIABLE)
         ) from None
     try:
         batch = fetch_events(config, sync_key, key, lists=[mailing.subscribers_path])
     except SmakomError as exc:
         raise SmakomError(
-            f"{exc} Nobody was mailed; send with --no-sync to send without it."
+            _("{exc} Nobody was mailed; send with --no-sync to send without it.").format(exc=exc)
         ) from None
     if key is None and batch.unresolved:
+        count = len(batch.unresolved)
         raise SmakomError(
-            f"{len(batch.unresolved)} unsubscribe(s) on the one-click service cannot be "
-            f"matched to an address: {signin.no_link_key()} Nobody was mailed."
+            ngettext(
+                "{count} unsubscribe on the one-click service cannot be matched to an "
+                "address: {why} Nobody was mailed.",
+                "{count} unsubscribes on the one-click service cannot be matched to an "
+                "address: {why} Nobody was mailed.",
+                count,
+            ).format(count=count, why=signin.no_link_key())
         )
     return batch
 
@@ -321,11 +330,11 @@ class _Listening:
 
     def _give_up(self, reason: str, tries: int) -> None:
         with self._done:
-            self.failure = (
-                f"the one-click service could not be asked who unsubscribed during the send "
-                f"({tries} tries in a row; the last: {reason.rstrip('.')}), so the send stopped "
-                "rather than mail someone who may have left."
-            )
+            self.failure = _(
+                "the one-click service could not be asked who unsubscribed during the send "
+                "({tries} tries in a row; the last: {reason}), so the send stopped rather than "
+                "mail someone who may have left."
+            ).format(tries=tries, reason=reason.rstrip("."))
             self._done.notify_all()
         assert self._stop is not None
         self._stop.set()

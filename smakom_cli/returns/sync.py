@@ -27,13 +27,13 @@ from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.audience.unsubscribe_links import index_by_id
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.returns.service import EVENTS_PATH, HEALTH_PATH, RESUBSCRIBED, UNSUBSCRIBED
 from smakom_cli.signin.resolver import Resolver
 
 T = TypeVar("T")
 
 STATE_NAME = "unsubscribed.sync.json"
-_NO_SERVICE = "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
 _MAX_PAGES = 10_000
 _SOURCES = ("one-click", "web")
 _REASONS = {
@@ -142,9 +142,15 @@ def sync(signin: Resolver, *, lists: Sequence[Path] = ()) -> SyncResult:
     """
     config = signin.config
     if service_urls(config) is None:
-        raise SmakomError(_NO_SERVICE.format(name=config.path.name))
+        raise SmakomError(_no_service(config))
     key = signin.sync_key()
     return apply_events(config, fetch_events(config, key, signin.required_link_key(), lists=lists))
+
+
+def _no_service(config: Config) -> str:
+    return _(
+        "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
+    ).format(name=config.path.name)
 
 
 def fetch_events(
@@ -164,7 +170,7 @@ def fetch_events(
     """
     urls = service_urls(config)
     if urls is None:
-        raise SmakomError(_NO_SERVICE.format(name=config.path.name))
+        raise SmakomError(_no_service(config))
     saved = _read_state(state_path(config))
     document = _get(urls.events, saved.cursor, service_key, timeout)
     if document["service"] != saved.service and saved.service:
@@ -174,7 +180,7 @@ def fetch_events(
     service = document["service"]
     events: list[SyncEvent] = list(saved.unresolved)
     cursor = saved.cursor
-    for _ in range(_MAX_PAGES):
+    for _page in range(_MAX_PAGES):
         new = [_event(item, urls.events) for item in document["events"]]
         for event in new:
             if event.cursor <= cursor:
@@ -225,15 +231,16 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
     unchanged = 0
     for run in _runs(event for event in resolved if not overruled(event)):
         first = run[0]
-        record = (
-            suppression.unsubscribe if first.action == UNSUBSCRIBED else suppression.resubscribe
-        )
-        changes = record(
-            [event.address for event in run],
-            source=first.source,
-            reason=_REASONS[first.source, first.action],
-            when=first.at,
-        )
+        addresses = [event.address for event in run]
+        reason = _REASONS[first.source, first.action]
+        if first.action == UNSUBSCRIBED:
+            changes = suppression.unsubscribe(
+                addresses, source=first.source, reason=reason, when=first.at
+            )
+        else:  # an undo comes after the click it undoes, even within the same second
+            changes = suppression.resubscribe(
+                addresses, source=first.source, reason=reason, when=first.at, follows_ties=True
+            )
         unchanged += sum(change.already for change in changes)
         changed[first.action] += [change.email for change in changes if not change.already]
     unresolved = batch.unresolved

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.signin.credentials import (
     IMAP_PASSWORD_VARIABLE,
     PASSWORD_VARIABLE,
@@ -56,14 +57,28 @@ class LookingKey:
     warning: str
 
 
-NO_SYNC_KEY = (
-    "no sync key for the one-click unsubscribe service: run `smakom login --service-key` "
-    f"(or set {SERVICE_KEY_VARIABLE})"
-)
-_THROWAWAY = (
-    "The unsubscribe links in this preview or dry run are signed with a throwaway key and "
-    "will not work."
-)
+def no_sync_key(*, or_else: str = "") -> str:
+    """The one sentence for a missing sync key, with what else the command could do."""
+    if or_else:
+        return _(
+            "no sync key for the one-click unsubscribe service: run `smakom login "
+            "--service-key` (or set {service_key_variable}), or {or_else}."
+        ).format(service_key_variable=SERVICE_KEY_VARIABLE, or_else=or_else)
+    return _(
+        "no sync key for the one-click unsubscribe service: run `smakom login "
+        "--service-key` (or set {service_key_variable})."
+    ).format(service_key_variable=SERVICE_KEY_VARIABLE)
+
+
+class NoSyncKey(SmakomError):
+    """Neither the environment nor the keyring holds the one-click service's sync key."""
+
+
+def _throwaway() -> str:
+    return _(
+        "The unsubscribe links in this preview or dry run are signed with a throwaway key "
+        "and will not work."
+    )
 
 
 @dataclass(frozen=True)
@@ -81,8 +96,10 @@ class Resolver:
         password = find_password(username, self.environ)
         if password is None:
             raise SmakomError(
-                f"no password is stored for {username}. Run `smakom login` first "
-                f"(or set {PASSWORD_VARIABLE} for unattended runs)."
+                _(
+                    "no password is stored for {username}. Run `smakom login` first (or "
+                    "set {password_variable} for unattended runs)."
+                ).format(username=username, password_variable=PASSWORD_VARIABLE)
             )
         if password.source == "environment":
             remedy = (
@@ -126,13 +143,18 @@ class Resolver:
         username = self.config.inbox.username
         if self.inbox_signs_in_with_oauth():
             token = self.oauth().access_token("imap")
-            remedy = "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see the README)."
+            remedy = (
+                "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see "
+                "docs/mail-providers.md)."
+            )
             return Login(token.username, token.token, method="xoauth2", remedy=remedy)
         password = lookup_imap_password(username, self.environ)
         if password is None:
             raise SmakomError(
-                f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
-                f"first (or set {IMAP_PASSWORD_VARIABLE} for unattended runs)."
+                _(
+                    "no mailbox password is stored for {username}. Run `smakom login "
+                    "--inbox` first (or set {imap_password_variable} for unattended runs)."
+                ).format(username=username, imap_password_variable=IMAP_PASSWORD_VARIABLE)
             )
         remedy = (
             "run `smakom login --inbox` to store the right password "
@@ -158,13 +180,12 @@ class Resolver:
         return key
 
     def no_link_key(self) -> str:
-        return (
-            f"this computer has no key for the unsubscribe links of {self.config.list_id}: "
-            "the keyring holds none and "
-            f"{SECRET_VARIABLE} is not set. Set {SECRET_VARIABLE} to the key in the keyring "
-            "of the computer that sent the earlier issues (`smakom login` makes one only "
-            "for a new list)."
-        )
+        return _(
+            "this computer has no key for the unsubscribe links of {list_id}: the keyring "
+            "holds none and {secret_variable} is not set. Set {secret_variable} to the key in "
+            "the keyring of the computer that sent the earlier issues (`smakom login` makes "
+            "one only for a new list)."
+        ).format(list_id=self.config.list_id, secret_variable=SECRET_VARIABLE)
 
     def looking_key(self) -> LookingKey:
         """The key a preview, check or dry run signs with: the real one, else a throwaway."""
@@ -173,12 +194,14 @@ class Resolver:
         try:
             key = self.link_key()
         except SmakomError as exc:  # no keyring on this machine
-            return LookingKey(secrets.token_bytes(32), f"{exc} {_THROWAWAY}")
+            return LookingKey(secrets.token_bytes(32), f"{exc} {_throwaway()}")
         if key is None:
             return LookingKey(
                 secrets.token_bytes(32),
-                f"No key to sign the unsubscribe links of {self.config.list_id} has been "
-                f"made yet (`smakom login` makes it). {_THROWAWAY}",
+                _(
+                    "No key to sign the unsubscribe links of {list_id} has been made yet "
+                    "(`smakom login` makes it). {throwaway}"
+                ).format(list_id=self.config.list_id, throwaway=_throwaway()),
             )
         return LookingKey(key, "")
 
@@ -196,7 +219,7 @@ class Resolver:
         """The key `smakom sync` and a send show the one-click service."""
         key = service_key(self.config.list_id, self.environ)
         if key is None:
-            raise SmakomError(f"{NO_SYNC_KEY}.")
+            raise NoSyncKey(no_sync_key())
         return key
 
 
@@ -204,7 +227,7 @@ def xoauth2_login(sign_in: SignIn) -> Login:
     """An SMTP login with the current access token, renewed by msal when it is running out."""
     token = sign_in.access_token("smtp")
     remedy = (
-        "Run `smakom login` to sign in again; if that does not help, see the README "
+        "Run `smakom login` to sign in again; if that does not help, see docs/mail-providers.md "
         "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
     )
     return Login(token.username, token.token, method="xoauth2", remedy=remedy)
@@ -218,13 +241,19 @@ def service_secrets(config: Config | None, environ: Mapping[str, str]) -> tuple[
     secret = unsubscribe_secret(list_id, environ) if has_secret else None
     if secret is None:
         raise SmakomError(
-            f"the service needs the key the unsubscribe links are signed with: set "
-            f"{SECRET_VARIABLE} to the one in the office's keyring (see the README)."
+            _(
+                "the service needs the key the unsubscribe links are signed with: set "
+                "{secret_variable} to the one in the office's keyring (see "
+                "docs/service.md)."
+            ).format(secret_variable=SECRET_VARIABLE)
         )
     key = service_key(list_id, environ)
     if key is None:
         raise SmakomError(
-            f"the service needs a sync key for `smakom sync`: set {SERVICE_KEY_VARIABLE} "
-            "(at least 32 random characters), and store the same with `smakom login --service-key`."
+            _(
+                "the service needs a sync key for `smakom sync`: set "
+                "{service_key_variable} (at least 32 random characters), and store the "
+                "same with `smakom login --service-key`."
+            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
         )
     return secret, key
