@@ -49,6 +49,7 @@ from smakom_cli.audience.unsubscribe_links import (
     read_token,
 )
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.signin.credentials import SECRET_VARIABLE, key_problem
 
 if TYPE_CHECKING:
@@ -195,13 +196,15 @@ def _check_keys(settings: ServiceSettings) -> None:
     secret = settings.secret.decode("utf-8", "replace")
     if key_problem(secret):
         raise SmakomError(
-            f"the link-signing key ({SECRET_VARIABLE}) is too regular to be random: copy the "
-            "one smakom made in the office's keyring (`keyring get smakom "
-            "unsubscribe-secret:<list_id>`)."
+            _(
+                "the link-signing key ({variable}) is too regular to be random: copy the one "
+                "smakom made in the office's keyring (`keyring get smakom "
+                "unsubscribe-secret:<list_id>`)."
+            ).format(variable=SECRET_VARIABLE)
         )
     problem = key_problem(settings.service_key)
     if problem:
-        raise SmakomError(f"the sync key {problem}")
+        raise SmakomError(_("the sync key {problem}").format(problem=problem))
 
 
 def _loggable(path: object) -> str:
