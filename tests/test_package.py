@@ -3,6 +3,8 @@ sdist installed as a program in an environment of their own, outside the reposit
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import subprocess
 import sys
@@ -89,6 +91,18 @@ def test_the_installed_program_starts_a_newsletter_and_dry_runs_it(
     )
     assert "Dry run" in out
     assert (folder / "outbox" / issue.stem).is_dir()
+
+
+@pytest.mark.slow
+def test_the_installed_program_carries_the_example(installed: Installed, tmp_path: Path) -> None:
+    """`smakom init x --example` from the wheel, then a dry run writes a message per reader."""
+    run([str(installed.smakom), "init", "prov", "--example"], tmp_path, installed.env)
+    folder = tmp_path / "prov"
+    run([str(installed.smakom), "send", "issues/2021-01.md", "--dry-run"], folder, installed.env)
+    written = sorted((folder / "outbox" / "2021-01").glob("*.eml"))
+    assert written
+    message = email.message_from_bytes(written[0].read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "SmåKom Nyhetsbrev Januari 2021"
 
 
 @pytest.mark.slow
