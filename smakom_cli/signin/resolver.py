@@ -42,7 +42,7 @@ class Login:
     username: str
     secret: str = field(repr=False)
     method: Literal["password", "xoauth2"] = "password"
-    remedy: str = "Run `smakom login` to store the right password."
+    remedy: str = _("Run `smakom login` to store the right password.")
 
 
 @dataclass(frozen=True)
@@ -102,15 +102,16 @@ class Resolver:
                 ).format(username=username, password_variable=PASSWORD_VARIABLE)
             )
         if password.source == "environment":
-            remedy = (
-                f"The password is the one in {password.where}, which overrides the keyring: "
-                "correct that variable, or unset it to use the one `smakom login` stores."
-            )
+            remedy = _(
+                "The password is the one in {where}, which overrides the keyring: "
+                "correct that variable, or unset it to use the one `smakom login` "
+                "stores."
+            ).format(where=password.where)
         else:
-            remedy = (
-                f"The password is the one stored in the system keyring ({password.where}): "
-                "run `smakom login` to store the right one."
-            )
+            remedy = _(
+                "The password is the one stored in the system keyring ({where}): run "
+                "`smakom login` to store the right one."
+            ).format(where=password.where)
         return Login(username, password.value, remedy=remedy)
 
     def smtp_logins(self) -> Callable[[], Login | None]:
@@ -143,7 +144,7 @@ class Resolver:
         username = self.config.inbox.username
         if self.inbox_signs_in_with_oauth():
             token = self.oauth().access_token("imap")
-            remedy = (
+            remedy = _(
                 "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see "
                 "docs/mail-providers.md)."
             )
@@ -156,10 +157,10 @@ class Resolver:
                     "--inbox` first (or set {imap_password_variable} for unattended runs)."
                 ).format(username=username, imap_password_variable=IMAP_PASSWORD_VARIABLE)
             )
-        remedy = (
-            "run `smakom login --inbox` to store the right password "
-            f"(or set {IMAP_PASSWORD_VARIABLE})."
-        )
+        remedy = _(
+            "run `smakom login --inbox` to store the right password (or set "
+            "{imap_password_variable})."
+        ).format(imap_password_variable=IMAP_PASSWORD_VARIABLE)
         return Login(username, password, remedy=remedy)
 
     def link_key(self) -> bytes | None:
@@ -226,9 +227,10 @@ class Resolver:
 def xoauth2_login(sign_in: SignIn) -> Login:
     """An SMTP login with the current access token, renewed by msal when it is running out."""
     token = sign_in.access_token("smtp")
-    remedy = (
-        "Run `smakom login` to sign in again; if that does not help, see docs/mail-providers.md "
-        "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
+    remedy = _(
+        "Run `smakom login` to sign in again; if that does not help, see "
+        "docs/mail-providers.md (Microsoft 365) for the app registration and "
+        "SMTP AUTH for the mailbox."
     )
     return Login(token.username, token.token, method="xoauth2", remedy=remedy)
 
