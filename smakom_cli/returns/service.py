@@ -153,7 +153,7 @@ def make_app(settings: ServiceSettings, log: logging.Logger | None = None) -> WS
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
-        method = str(environ.get("REQUEST_METHOD", ""))[:16]
+        method = re.sub(r"[^A-Z]", "?", str(environ.get("REQUEST_METHOD", ""))[:16])
         path = _loggable(environ.get("PATH_INFO", ""))
         try:
             response = _route(settings, pages, environ)
