@@ -9,23 +9,31 @@ from typing import Annotated
 import typer
 
 from smakom_cli.cli.app import app, output, state
+from smakom_cli.i18n import _
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Check everything a send, a sync and an inbox run need, without "
+        "sending: settings, keyring, sign-in, the sender domain's SPF, DKIM, "
+        "DMARC and MX, the one-click service and the inbox. One line per "
+        "check; exits 1 when any is a problem."
+    )
+)
 def doctor(
     ctx: typer.Context,
     offline: Annotated[
         bool,
         typer.Option(
             "--offline",
-            help="Only the checks that need no network: settings, issues and the keyring.",
+            help=_("Only the checks that need no network: settings, issues and the keyring."),
         ),
     ] = False,
     dns: Annotated[
         str | None,
         typer.Option(
             "--dns",
-            help="Ask this DNS server (HOST[:PORT], an IP address) instead of the system's.",
+            help=_("Ask this DNS server (HOST[:PORT], an IP address) instead of the system's."),
             metavar="HOST[:PORT]",
             show_default=False,
         ),
@@ -33,13 +41,10 @@ def doctor(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", help="Seconds to wait for each server that is asked.", min=0.1, max=120
+            "--timeout", help=_("Seconds to wait for each server that is asked."), min=0.1, max=120
         ),
     ] = 10.0,
 ) -> None:
-    """Check everything a send, a sync and an inbox run need, without sending: settings,
-    keyring, sign-in, the sender domain's SPF, DKIM, DMARC and MX, the one-click service and
-    the inbox. One line per check; exits 1 when any is a problem."""
     from smakom_cli.config import find_config
     from smakom_cli.doctor import Options, check_setup
     from smakom_cli.doctor.dns import parse_server

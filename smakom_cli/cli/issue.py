@@ -8,23 +8,28 @@ from typing import Annotated
 import typer
 
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
-from smakom_cli.cli.common import prepare, warn_if_not_synced
+from smakom_cli.cli.common import exit_if_a_send_would_stop, prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
 from smakom_cli.i18n import _
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Show the issue as a subscriber gets it: envelope, text, audience, "
+        "sizes and every finding of `smakom check`."
+    )
+)
 def preview(
     ctx: typer.Context,
     issue: IssueArgument,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Write the personalised HTML to this file.")
+        Path | None, typer.Option("--html", help=_("Write the personalised HTML to this file."))
     ] = None,
     open_browser: Annotated[
-        bool, typer.Option("--open", help="Open the HTML in the web browser.")
+        bool, typer.Option("--open", help=_("Open the HTML in the web browser."))
     ] = False,
     as_email: Annotated[
-        str | None, typer.Option("--as", help="Preview as this subscriber (an e-mail address).")
+        str | None, typer.Option("--as", help=_("Preview as this subscriber (an e-mail address)."))
     ] = None,
     subscribers: SubscribersOption = None,
     watch: Annotated[
@@ -39,8 +44,6 @@ def preview(
         ),
     ] = False,
 ) -> None:
-    """Show the issue as a subscriber gets it: envelope, text, audience, sizes and every
-    finding of `smakom check`."""
     from smakom_cli.delivery.preview import browser_html, build_preview
 
     if watch:
@@ -57,11 +60,18 @@ def preview(
         target = html or config.outbox_dir / f"{mailing.issue.slug}.preview.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(browser_html(mailing.rendered, result.html), encoding="utf-8")
-        output.success(f"HTML written to {target}")
+        output.success(_("HTML written to {target}").format(target=target))
         if open_browser:
             import webbrowser
 
-            webbrowser.open(target.resolve().as_uri())
+            if not webbrowser.open(target.resolve().as_uri()):
+                output.error(
+                    _(
+                        "no web browser could be opened on this computer; open {file} in one."
+                    ).format(file=target)
+                )
+                raise typer.Exit(ExitCode.ERROR)
+    exit_if_a_send_would_stop(result.findings)
 
 
 def _watch(
@@ -102,17 +112,18 @@ def _watch(
         server.server_close()
 
 
-@app.command()
+@app.command(
+    help=_("Check an issue before sending: links, images, size, unsubscribe link, addresses.")
+)
 def check(
     ctx: typer.Context,
     issue: IssueArgument,
     subscribers: SubscribersOption = None,
     offline: Annotated[
         bool,
-        typer.Option("--offline", help="Do not ask the one-click service whether it answers."),
+        typer.Option("--offline", help=_("Do not ask the one-click service whether it answers.")),
     ] = False,
 ) -> None:
-    """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
     from smakom_cli.delivery.check import probe_service
     from smakom_cli.doctor import doctor_ran
 
@@ -124,40 +135,58 @@ def check(
     warn_if_not_synced(mailing.config)
     if not doctor_ran(mailing.config):
         output.info(
-            "`smakom doctor` has not checked this folder yet: run it once before the first "
-            "send (the sign-in, the keyring, the service, the inbox and the sender domain's "
-            "SPF, DKIM and DMARC)."
+            _(
+                "`smakom doctor` has not checked this folder yet: run it once before "
+                "the first send (the sign-in, the keyring, the service, the inbox and "
+                "the sender domain's SPF, DKIM and DMARC)."
+            )
         )
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(ExitCode.ERROR)
-    output.success(f"{issue} is ready to send.")
+    output.success(_("{issue} is ready to send.").format(issue=issue))
 
 
-@app.command()
+@app.command(help=_("Create a newsletter folder: smakom.toml, subscribers.csv and a first issue."))
 def init(
-    folder: Annotated[Path, typer.Argument(help="The folder to create or fill.", file_okay=False)],
+    folder: Annotated[
+        Path, typer.Argument(help=_("The folder to create or fill."), file_okay=False)
+    ],
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help=_(
+                "Fill it with the bundled example instead: the January 2021 issue with its "
+                "images, settings and a small list, to try every command on."
+            ),
+        ),
+    ] = False,
 ) -> None:
-    """Create a newsletter folder: smakom.toml, subscribers.csv and a first issue."""
     import datetime as dt
 
     from smakom_cli.compose.scaffold import create_newsletter
 
-    for path in create_newsletter(folder, dt.date.today()):
-        output.success(f"created {path}")
+    for path in create_newsletter(folder, dt.date.today(), example=example):
+        output.success(_("created {path}").format(path=path))
     output.info(
-        f"Next: edit {folder / 'smakom.toml'}, then `smakom preview` the issue in "
-        f"{folder / 'issues'}."
+        _("Next: edit {value}, then `smakom preview` the issue in {value2}.").format(
+            value=folder / "smakom.toml", value2=folder / "issues"
+        )
     )
 
 
-@app.command()
+@app.command(
+    help=_("Write the web version: a page per issue, an index and an Atom feed, ready to upload.")
+)
 def archive(
     ctx: typer.Context,
     issues: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="The issues to publish (default: every .md in the issues folder); "
-            "the index and the feed list exactly these.",
+            help=_(
+                "The issues to publish (default: every .md in the issues folder); the "
+                "index and the feed list exactly these."
+            ),
             dir_okay=False,
             metavar="ISSUE",
             show_default=False,
@@ -167,13 +196,12 @@ def archive(
         Path | None,
         typer.Option(
             "--out",
-            help="The folder to write the site to (default: site/ in the newsletter folder).",
+            help=_("The folder to write the site to (default: site/ in the newsletter folder)."),
             file_okay=False,
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Write the web version: a page per issue, an index and an Atom feed, ready to upload."""
     from smakom_cli.compose.archive import write_archive
 
     config = state(ctx).config()

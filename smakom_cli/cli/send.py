@@ -19,6 +19,7 @@ from smakom_cli.cli.app import (
     usage_error,
 )
 from smakom_cli.cli.common import (
+    exit_if_a_send_would_stop,
     make_unsubscribe_secret,
     prepare,
     warn_if_not_synced,
@@ -28,6 +29,7 @@ from smakom_cli.cli.signin import (
     login_source,
 )
 from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,9 +40,13 @@ if TYPE_CHECKING:
     from smakom_cli.returns.sync import SyncBatch
 
 
-_SEND_HELP = (
-    "Send the issue: a dry run to files, a proof to yourself, or to every subscriber.\n\n"
-    "Exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in ExitCode) + ".\n"
+_SEND_HELP = "\n\n".join(
+    (
+        _("Send the issue: a dry run to files, a proof to yourself, or to every subscriber."),
+        _("Exit codes: {codes}.").format(
+            codes="; ".join(f"{code.value} {code.meaning}" for code in ExitCode)
+        ),
+    )
 )
 
 
@@ -50,45 +56,49 @@ def send(
     issue: IssueArgument,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Write every message to the outbox folder; send nothing."),
+        typer.Option(
+            "--dry-run", help=_("Write every message to the outbox folder; send nothing.")
+        ),
     ] = False,
     outbox: Annotated[
         Path | None,
         typer.Option(
-            "--outbox", help="Folder for --dry-run (default: outbox/<issue> in the folder)."
+            "--outbox", help=_("Folder for --dry-run (default: outbox/<issue> in the folder).")
         ),
     ] = None,
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="Send a proof to this address only (repeatable)."),
+        typer.Option("--to", help=_("Send a proof to this address only (repeatable).")),
     ] = None,
     as_email: Annotated[
         str | None,
-        typer.Option("--as", help="Personalise a proof (--to) as this subscriber."),
+        typer.Option("--as", help=_("Personalise a proof (--to) as this subscriber.")),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=_("Do not ask for confirmation."))] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send even when `smakom check` finds errors.")
+        bool, typer.Option("--force", help=_("Send even when `smakom check` finds errors."))
     ] = False,
     resend_uncertain: Annotated[
         bool,
         typer.Option(
             "--resend-uncertain",
-            help="Also send to those whose message was in flight when a send was cut off.",
+            help=_("Also send to those whose message was in flight when a send was cut off."),
         ),
     ] = False,
     again: Annotated[
         bool,
         typer.Option(
-            "--again", help="Send the issue again to everyone, even those who already got it."
+            "--again", help=_("Send the issue again to everyone, even those who already got it.")
         ),
     ] = False,
     no_sync: Annotated[
         bool,
         typer.Option(
             "--no-sync",
-            help="Send without first fetching who unsubscribed with the one-click link "
-            "(when the service cannot be reached).",
+            help=_(
+                "Send without first fetching who unsubscribed with the one-click link "
+                "(when the service cannot be reached)."
+            ),
         ),
     ] = False,
     subscribers: SubscribersOption = None,
@@ -117,6 +127,7 @@ def send(
         output.show_outbox(report, audience)
         output.show_findings(findings)
         warn_if_not_synced(config)
+        exit_if_a_send_would_stop(findings)
         return
     login = login_source(config)
     if to:
@@ -150,7 +161,11 @@ def _refuse_conflicts(**given: bool) -> None:
     for name in list_only:
         if given[name] and (given["dry_run"] or given["to"]):
             option = "--" + name.replace("_", "-")
-            usage_error(f"{option} is for a send to the list, not a dry run or a proof.")
+            usage_error(
+                _("{option} is for a send to the list, not a dry run or a proof.").format(
+                    option=option
+                )
+            )
 
 
 def _send_proofs(
@@ -275,19 +290,24 @@ def _fetch_unsubscribes(mailing: Mailing) -> SyncBatch | None:
         key = service_key(config.list_id, os.environ)
     except SmakomError as exc:  # no keyring on this machine
         raise SmakomError(
-            f"{exc} The one-click service's sync key can come from {SERVICE_KEY_VARIABLE}; "
-            "or send with --no-sync."
+            _(
+                "{exc} The one-click service's sync key can come from "
+                "{service_key_variable}; or send with --no-sync."
+            ).format(exc=exc, service_key_variable=SERVICE_KEY_VARIABLE)
         ) from None
     if key is None:
         raise SmakomError(
-            "no sync key for the one-click unsubscribe service: run `smakom login "
-            f"--service-key` (or set {SERVICE_KEY_VARIABLE}), or send with --no-sync."
+            _(
+                "no sync key for the one-click unsubscribe service: run `smakom login "
+                "--service-key` (or set {service_key_variable}), or send with "
+                "--no-sync."
+            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
         )
     try:
         return fetch_events(config, key, mailing.secret, lists=[mailing.subscribers_path])
     except SmakomError as exc:
         raise SmakomError(
-            f"{exc} Nobody was mailed; send with --no-sync to send without it."
+            _("{exc} Nobody was mailed; send with --no-sync to send without it.").format(exc=exc)
         ) from None
 
 

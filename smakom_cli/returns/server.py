@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.returns.service import LOGGER, MAX_BODY_BYTES
 
 if TYPE_CHECKING:
@@ -102,7 +103,11 @@ def service_log(path: Path | None) -> logging.Logger:
             logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
         )
     except OSError as exc:
-        raise SmakomError(f"{path}: the log cannot be written ({exc.strerror or exc}).") from None
+        raise SmakomError(
+            _("{path}: the log cannot be written ({reason}).").format(
+                path=path, reason=exc.strerror or exc
+            )
+        ) from None
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     formatter.converter = time.gmtime
     formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
@@ -160,8 +165,9 @@ def _create_server(app: WSGIApplication, host: str, port: int, limits: Capacity)
         server: Server = waitress.server.create_server(app, **settings)
     except OSError as exc:
         raise SmakomError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}): is another `smakom "
-            "serve` (or another program) using that port? Stop it, or choose another with "
-            "--port."
+            _(
+                "cannot listen on {host}:{port} ({reason}): is another `smakom serve` (or "
+                "another program) using that port? Stop it, or choose another with --port."
+            ).format(host=host, port=port, reason=exc.strerror or exc)
         ) from None
     return server

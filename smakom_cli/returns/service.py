@@ -49,6 +49,7 @@ from smakom_cli.audience.unsubscribe_links import (
     read_token,
 )
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.signin.credentials import SECRET_VARIABLE, key_problem
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def make_app(settings: ServiceSettings, log: logging.Logger | None = None) -> WS
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
-        method = str(environ.get("REQUEST_METHOD", ""))[:16]
+        method = re.sub(r"[^A-Z]", "?", str(environ.get("REQUEST_METHOD", ""))[:16])
         path = _loggable(environ.get("PATH_INFO", ""))
         try:
             response = _route(settings, pages, environ)
@@ -195,13 +196,15 @@ def _check_keys(settings: ServiceSettings) -> None:
     secret = settings.secret.decode("utf-8", "replace")
     if key_problem(secret):
         raise SmakomError(
-            f"the link-signing key ({SECRET_VARIABLE}) is too regular to be random: copy the "
-            "one smakom made in the office's keyring (`keyring get smakom "
-            "unsubscribe-secret:<list_id>`)."
+            _(
+                "the link-signing key ({variable}) is too regular to be random: copy the one "
+                "smakom made in the office's keyring (`keyring get smakom "
+                "unsubscribe-secret:<list_id>`)."
+            ).format(variable=SECRET_VARIABLE)
         )
     problem = key_problem(settings.service_key)
     if problem:
-        raise SmakomError(f"the sync key {problem}")
+        raise SmakomError(_("the sync key {problem}").format(problem=problem))
 
 
 def _loggable(path: object) -> str:
@@ -617,8 +620,7 @@ class _Pages:
             "410 Gone",
             "Det går inte längre att ångra",
             f"Ångra fungerar en gång, i {UNDO_MINUTES} minuter, på sidan som kom direkt efter "
-            f"avregistreringen. Du är fortfarande avregistrerad. Vill du ha {self.name} igen, "
-            f"{again}",
+            f"avregistreringen. Vill du ha {self.name} igen, {again}",
             "",
         )
 

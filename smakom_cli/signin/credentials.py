@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -185,16 +186,20 @@ def key_problem(key: str) -> str:
     mostly steps to the same or a neighbouring character ("aaaa…", "abcd…", "1234…") —
     none of which 32 characters from `secrets` ever come near.
     """
-    advice = f"(make one with: {_MAKE_KEY})."
+    advice = _("(make one with: {command}).").format(command=_MAKE_KEY)
     if len(key) < _MIN_SECRET_LENGTH or key != key.strip():
-        return f"must be at least {_MIN_SECRET_LENGTH} random characters without spaces {advice}"
+        return _("must be at least {length} random characters without spaces {advice}").format(
+            length=_MIN_SECRET_LENGTH, advice=advice
+        )
     steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in itertools.pairwise(key))
     repeated = any(
         len(key) % size == 0 and key == key[:size] * (len(key) // size)
         for size in range(1, len(key) // 2 + 1)
     )
     if len(set(key)) < 8 or repeated or steps * 2 > len(key) - 1:
-        return f"is too regular to be random: use one made by a program {advice}"
+        return _("is too regular to be random: use one made by a program {advice}").format(
+            advice=advice
+        )
     return ""
 
 
