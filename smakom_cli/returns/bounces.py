@@ -32,6 +32,7 @@ from typing import Literal
 from smakom_cli.audience.references import find_references
 from smakom_cli.audience.unsubscribe_links import address_from_token
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 Kind = Literal["hard", "soft", "unsubscribe", "auto-reply", "unknown"]
 
@@ -345,16 +346,22 @@ def _unsubscribe(texts: list[str], base: Verdict, context: Context) -> Verdict:
         proven = set(tokens) | {sender}
         confirmed = all(address in proven for address in named)
         addresses = named
-        doubt = f"asks for {', '.join(named)} but comes from {sender}"
+        doubt = _("asks for {join} but comes from {sender}").format(
+            join=", ".join(named), sender=sender
+        )
     elif tokens:
         confirmed, addresses, doubt = True, tokens, ""
     else:
         confirmed, addresses = sender in context.subscribed, _keys([sender])
-        doubt = f"comes from {sender}, which is not on the list"
+        doubt = _("comes from {sender}, which is not on the list").format(sender=sender)
     if confirmed:
-        reason = f"asked by mail: {subject}" if subject else "asked by mail"
+        reason = (
+            _("asked by mail: {subject}").format(subject=subject) if subject else _("asked by mail")
+        )
     else:
-        reason = f"{doubt}, without a valid unsubscribe link: a person should check it"
+        reason = _("{doubt}, without a valid unsubscribe link: a person should check it").format(
+            doubt=doubt
+        )
     return replace(
         base,
         kind="unsubscribe",

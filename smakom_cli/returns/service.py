@@ -190,8 +190,11 @@ def _check_keys(settings: ServiceSettings) -> None:
     """Refuse keys that would make links or the event list guessable."""
     if len(settings.secret) < MIN_KEY_LENGTH:
         raise SmakomError(
-            f"the one-click service needs the link-signing key (at least {MIN_KEY_LENGTH} "
-            "characters), the one the office's unsubscribe links are signed with."
+            _(
+                "the one-click service needs the link-signing key (at least "
+                "{min_key_length} characters), the one the office's unsubscribe links "
+                "are signed with."
+            ).format(min_key_length=MIN_KEY_LENGTH)
         )
     secret = settings.secret.decode("utf-8", "replace")
     if key_problem(secret):
@@ -509,7 +512,9 @@ def _create_database(path: Path) -> None:
             )
             _upgrade(db)
     except (sqlite3.Error, OSError) as exc:
-        raise SmakomError(f"{path}: the service's database cannot be opened ({exc}).") from None
+        raise SmakomError(
+            _("{path}: the service's database cannot be opened ({exc}).").format(path=path, exc=exc)
+        ) from None
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
