@@ -151,12 +151,31 @@ def detect_encoding(path: Path) -> str:
 def numbered_rows(
     lines: Iterable[str], delimiter: str, name: str
 ) -> Iterator[tuple[int, list[str]]]:
-    """Each non-blank CSV row with the line it starts on (a quoted value may span lines)."""
-    reader = csv.reader(lines, delimiter=delimiter)
+    """Each non-blank CSV row with the line it starts on (a quoted value may span lines).
+
+    Excel writes a cell with a line break in quotes across lines, which is fine; but a quote
+    that is never closed swallows every row after it into one value. So a quoted value
+    whose lines include one that looks like a row of its own (separated values, and an
+    address where the e-mail column is) is an error naming the line it opened on.
+    """
+    consumed: list[str] = []
+
+    def tee() -> Iterator[str]:
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(tee(), delimiter=delimiter)
     start = 1
+    shape: tuple[int, int] | None = None  # the header's width and its e-mail column
     try:
         for row in reader:
+            if len(consumed) > 1 and shape is not None:
+                _refuse_runaway_quote(consumed[1:], shape, delimiter, name, start)
+            consumed.clear()
             if any(cell.strip() for cell in row):
+                if shape is None:
+                    shape = _shape(row)
                 yield start, row
             start = reader.line_num + 1
     except csv.Error as exc:
@@ -165,6 +184,40 @@ def numbered_rows(
                 name=name, start=start, exc=exc
             )
         ) from None
+
+
+def _shape(header: list[str]) -> tuple[int, int]:
+    """The header's number of columns and the position of its e-mail column (-1: none)."""
+    names = [ALIASES.get(cell.strip().lower(), cell.strip().lower()) for cell in header]
+    return len(names), names.index("email") if "email" in names else -1
+
+
+def _refuse_runaway_quote(
+    inside: list[str], shape: tuple[int, int], delimiter: str, name: str, start: int
+) -> None:
+    width, email = shape
+    if email < 0:
+        return
+    for offset, line in enumerate(inside, start=1):
+        # Not parsed as CSV: the quote that runs on may close inside this very line.
+        cells = line.rstrip("\r\n").split(delimiter)
+        if len(cells) < min(width, 2) or len(cells) <= email or "@" not in cells[email]:
+            continue
+        try:
+            parse_address(cells[email].strip().strip('"'))
+        except SmakomError:
+            continue
+        raise SmakomError(
+            _(
+                "{file} line {line}: a quote mark opens a value that is not closed on that "
+                "line, so line {row} ({address}) and every line after it up to the next quote "
+                "mark would be read as part of it. Close the quote on line {line}, or remove "
+                'it (a quote mark inside a value is written twice: ""). Nobody is mailed '
+                "until it is fixed."
+            ).format(
+                file=name, line=start, row=start + offset, address=_short(cells[email].strip())
+            )
+        )
 
 
 def read_columns(path: Path) -> tuple[str, ...]:

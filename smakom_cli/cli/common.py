@@ -74,6 +74,26 @@ def prepare(
     # A damaged suppression list stops every command here, before an outbox or a journal
     # is touched: read as shorter, it would mail people who asked to leave.
     mailing.suppression.suppressed()
+    # So does a journal of this issue that holds fewer than its witness recorded: `check`,
+    # the preview and the dry run stop with the very line the send would give.
+    from smakom_cli.audience.witness import Witness
+    from smakom_cli.delivery.journal import issue_journals
+    from smakom_cli.delivery.workflow import issue_header
+
+    issue_journals(config.journal_dir, issue_header(mailing))
+    witness = Witness(config.folder)
+    if witness.lacks(
+        journals=any(config.journal_dir.glob("*.jsonl")),
+        unsubscribed=bool(mailing.suppression.suppressed()),
+    ):
+        output.warning(
+            _(
+                "smakom's witness of sent/ and unsubscribed.csv ({path}) is missing or not "
+                "complete (a folder from before it existed, or a fresh copy of the folder); "
+                "the next send makes it from the files as they are now, so it cannot tell "
+                "whether they lost anything before."
+            ).format(path=witness.path)
+        )
     # The key last, so a mistake in the issue is the first thing said.
     return replace(mailing, secret=link_secret(config, required=sending))
 

@@ -119,9 +119,12 @@ def send(
     config = mailing.config
     if dry_run:
         folder = outbox or config.outbox_dir / mailing.issue.slug
-        report = write_outbox(mailing, folder)
-        output.show_outbox(report, mailing.audience())
+        # The whole list and the check first, as a real send reads them before it writes:
+        # a damaged list stops the dry run before the outbox is touched.
+        audience = mailing.audience()
         findings = mailing.check()
+        report = write_outbox(mailing, folder)
+        output.show_outbox(report, audience)
         output.show_findings(findings)
         warn_if_not_synced(config)
         exit_if_a_send_would_stop(findings)
@@ -224,7 +227,7 @@ def _send_held(
     again: bool,
     sync: bool,
 ) -> None:
-    from smakom_cli.delivery.workflow import note_in_report, plan_send, run_send
+    from smakom_cli.delivery.workflow import note_in_report, plan_send, remember, run_send
 
     batch = _fetch_unsubscribes(mailing) if sync else None
     findings = mailing.check()
@@ -242,6 +245,7 @@ def _send_held(
         raise SmakomError(plan.refusal)
     output.show_plan(plan)
     if plan.nothing_to_send:
+        remember(plan, mailing)
         output.success(plan.nothing_to_send_reason)
         if plan.uncertain:  # still for someone to decide: --resend-uncertain, or leave them
             raise typer.Exit(ExitCode.FAILED)

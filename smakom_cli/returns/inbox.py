@@ -31,7 +31,7 @@ from smakom_cli.audience.references import ids_for
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers, parse_address
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.config import Config, InboxConfig
-from smakom_cli.delivery.journal import JournalState
+from smakom_cli.delivery.journal import sent_by_issue
 from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _, ngettext
@@ -56,17 +56,8 @@ class Deliveries:
 
     @classmethod
     def read(cls, journal_dir: Path) -> Deliveries:
-        """Every journal in `sent/` (also older `.until-…` ones), by the issue it names.
-
-        A journal names its issue in its header; one of smakom 0.1 by its file name,
-        `<issue>--<list>.jsonl`.
-        """
-        sent: dict[str, frozenset[str]] = {}
-        for path in sorted(journal_dir.glob("*.jsonl")):
-            state = JournalState.read(path)
-            issue = state.header.issue if state.header else path.name.partition("--")[0]
-            sent[issue] = sent.get(issue, frozenset()) | frozenset(state.sent)
-        return cls(sent)
+        """Every journal in `sent/` (also older `.until-…` ones), by the issue it names."""
+        return cls(sent_by_issue(journal_dir))
 
     def issues_of(self, key: str) -> list[str]:
         """The issues sent to this address, oldest first (issue names sort by date)."""

@@ -26,6 +26,7 @@ from smakom_cli.audience.subscribers import Subscriber, iter_subscribers
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.audience.unsubscribe_links import index_by_id
 from smakom_cli.config import Config
+from smakom_cli.delivery.journal import known_keys
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _
 from smakom_cli.returns.service import EVENTS_PATH, HEALTH_PATH, RESUBSCRIBED, UNSUBSCRIBED
@@ -255,9 +256,7 @@ def known_addresses(config: Config, lists: Sequence[Path] = ()) -> Iterator[str]
                 if isinstance(item, Subscriber):
                     yield item.key
     yield from SuppressionList(config.suppression_path).suppressed()
-    if config.journal_dir.is_dir():
-        for journal in sorted(config.journal_dir.glob("*.jsonl")):
-            yield from _journal_keys(journal)
+    yield from known_keys(config.journal_dir)
 
 
 def _resolve(
@@ -287,32 +286,6 @@ def _runs(events: Iterable[SyncEvent]) -> Iterator[list[SyncEvent]]:
         run.append(event)
     if run:
         yield run
-
-
-def _journal_keys(path: Path) -> Iterator[str]:
-    """The recipients named in one send journal (JSON lines with a "key")."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as exc:
-        raise SmakomError(
-            _("{path} cannot be read ({value}).").format(path=path, value=exc.strerror or exc)
-        ) from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            # A crash mid-write leaves a torn last line; anywhere else it is damage.
-            if any(rest.strip() for rest in lines[number:]):
-                raise SmakomError(
-                    _(
-                        "{path}, line {number}: damaged journal entry; fix or remove that line."
-                    ).format(path=path, number=number)
-                ) from None
-            return
-        if isinstance(record, dict) and isinstance(record.get("key"), str):
-            yield record["key"]
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
