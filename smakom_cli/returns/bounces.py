@@ -132,7 +132,7 @@ def classify(raw: bytes, context: Context) -> Verdict:
     message = message_from_bytes(raw)
     texts = list(_texts(message))
     issue, recipient = _reference(context, [raw, *(text.encode("utf-8") for text in texts)])
-    _, sender = parseaddr(_text(message.get("From")))
+    _name, sender = parseaddr(_text(message.get("From")))
     base = Verdict(
         kind="unknown",
         addresses=_keys([sender]),
@@ -448,7 +448,7 @@ def _text(value: object) -> str:
 def _dsn_address(value: object) -> str:
     """The address of `rfc822; anna@kommun.se`; "" for another address type."""
     text = _text(value)
-    kind, _, address = text.partition(";")
+    kind, _semicolon, address = text.partition(";")
     if kind.strip().lower() != "rfc822":
         return ""
     return parseaddr(address.strip())[1] or address.strip()
