@@ -535,6 +535,8 @@ def _check_witness(
             continue
         path = folder / name
         state = states.get(name)
+        if state is None and path.exists():
+            JournalState.read(path)  # emptied or damaged at its start: say so, with the line
         if state is None:
             raise SmakomError(
                 _(
