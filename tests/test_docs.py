@@ -64,10 +64,10 @@ def test_every_relative_link_leads_to_a_page_and_heading() -> None:
                 assert anchor in anchors(linked), f"{page.name}: {target} is no heading"
 
 
-@pytest.mark.parametrize("name", ["settings", "exit-codes", "system-programs"])
+@pytest.mark.parametrize("name", ["settings", "exit-codes", "system-programs", "layout"])
 def test_the_generated_references_match_the_code(name: str) -> None:
-    """The settings, exit-code and system-program tables are what docs/generate.py writes from
-    the code and the tests now."""
+    """The settings, exit-code, system-program and layout tables are what docs/generate.py
+    writes from the code and the tests now."""
     generator = load_generator()
     file, _make = generator.GENERATORS[name]
     page = (DOCS / file).read_text(encoding="utf-8")
