@@ -77,13 +77,13 @@ def prepare(
     # So does a journal of this issue that holds fewer than its witness recorded: `check`,
     # the preview and the dry run stop with the very line the send would give.
     from smakom_cli.audience.witness import Witness
-    from smakom_cli.delivery.journal import issue_journals
+    from smakom_cli.delivery.journal import any_journal, issue_journals
     from smakom_cli.delivery.workflow import issue_header
 
     issue_journals(config.journal_dir, issue_header(mailing))
     witness = Witness(config.folder)
     if witness.lacks(
-        journals=any(config.journal_dir.glob("*.jsonl")),
+        journals=any_journal(config.journal_dir),
         unsubscribed=bool(mailing.suppression.suppressed()),
     ):
         output.warning(
@@ -102,12 +102,13 @@ def warn_if_not_synced(config: Config) -> None:
     """A preview or dry run uses no network: say when the unsubscribes on the web are old."""
     from datetime import UTC, datetime, timedelta
 
+    from smakom_cli.delivery.journal import any_journal
     from smakom_cli.returns.sync import last_sync, service_urls
 
     if service_urls(config) is None:
         return
     synced = last_sync(config)
-    if synced is None and not any(config.journal_dir.glob("*.jsonl")):
+    if synced is None and not any_journal(config.journal_dir):
         return  # no issue has gone out, so nobody can have used a link yet
     if synced is None or datetime.now(UTC) - synced > timedelta(days=1):
         when = "never" if synced is None else f"last on {synced:%Y-%m-%d}"

@@ -481,6 +481,11 @@ def forget_journals(folder: Path, paths: Iterable[Path]) -> None:
                 draft.journals.pop(path.name, None)
 
 
+def any_journal(folder: Path) -> bool:
+    """Whether any issue has a journal in `folder` (one has gone out, or begun to)."""
+    return folder.is_dir() and any(folder.glob("*.jsonl"))
+
+
 def sent_by_issue(folder: Path) -> dict[str, frozenset[str]]:
     """Who was sent which issue, by the issue each journal names (moved-aside ones too)."""
     sent: dict[str, frozenset[str]] = {}
@@ -530,6 +535,8 @@ def _check_witness(
             continue
         path = folder / name
         state = states.get(name)
+        if state is None and path.exists():
+            JournalState.read(path)  # emptied or damaged at its start: say so, with the line
         if state is None:
             raise SmakomError(
                 _(

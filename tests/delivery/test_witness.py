@@ -199,3 +199,19 @@ def test_a_witness_of_another_shape_is_damage(tmp_path: Path, part: str) -> None
     witness.path.write_text(f'{{"version": 1, "{part}": 7}}', encoding="utf-8")
     with pytest.raises(SmakomError, match="damaged"):
         witness.read()
+
+
+def test_an_emptied_journal_of_a_renamed_copy_is_named_as_empty(
+    runner: CliRunner, newsletter: Path, live: SmtpTestServer
+) -> None:
+    """Sent as issues/2021-01-final.md, its journal emptied: sending issues/2021-01.md says
+    the journal is empty (not missing), and mails nobody."""
+    thirty_on_the_list(newsletter)
+    (newsletter / "issues" / "2021-01-final.md").write_bytes((newsletter / ISSUE).read_bytes())
+    first = runner.invoke(app, ["send", "issues/2021-01-final.md", "--yes", "--no-sync"])
+    assert first.exit_code == 0, first.output
+    (newsletter / "sent" / "2021-01-final.jsonl").write_bytes(b"")
+    result = runner.invoke(app, ["send", ISSUE, "--yes", "--no-sync"])
+    assert result.exit_code == 1, result.output
+    assert "2021-01-final.jsonl is empty" in result.output
+    assert len(live.messages) == RECIPIENTS
