@@ -204,9 +204,9 @@ def _bounce_from_report(report: list[_Recipient], base: Verdict) -> Verdict:
     if not failed:
         delayed = any(r.action.startswith("delay") for r in report)
         reason = (
-            "a delay notice: the receiving server is still trying"
+            _("a delay notice: the receiving server is still trying")
             if delayed
-            else "a delivery report that reports no failure"
+            else _("a delivery report that reports no failure")
         )
         return replace(base, kind="auto-reply", addresses=_keys([base.recipient]), reason=reason)
     first = failed[0]
@@ -239,7 +239,7 @@ def _bounce_from_text(message: Message, texts: list[str], base: Verdict) -> Verd
     else:
         return None
     addresses = [base.recipient] if base.recipient else found
-    reason = reason_line or "reported as undeliverable, without a reason"
+    reason = reason_line or _("reported as undeliverable, without a reason")
     return replace(base, kind=kind, addresses=_keys(addresses), reason=reason, status=status)
 
 
