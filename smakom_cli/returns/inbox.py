@@ -464,6 +464,32 @@ def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: Inbox
             source="mail",
             reason=verdict.reason,
         )
+    if verdict.kind == "unreadable":
+        effect = "unreadable: moved for a person to look at, never deleted"
+        return Decision("move", inbox.unreadable_folder, effect, addresses=verdict.addresses)
+    if verdict.kind == "complaint":
+        sent = tuple(a for a in verdict.addresses if deliveries.issues_of(a))
+        if not sent:
+            effect = "a spam complaint about nobody this newsletter was sent to: left for a person"
+            return Decision("leave", "", effect, verdict.issue, verdict.addresses)
+        return Decision(
+            "move",
+            inbox.unsubscribe_folder,
+            "unsubscribed",
+            verdict.issue or deliveries.issues_of(sent[0])[-1],
+            sent,
+            unsubscribe=sent,
+            source="complaint",
+            reason=verdict.reason,
+        )
+    if verdict.kind == "blocked":
+        effect = (
+            "the sending was blocked: the receiving server refused smakom's server or domain, "
+            "not this address; nobody was unsubscribed for it"
+        )
+        return Decision("move", inbox.bounce_folder, effect, verdict.issue, verdict.addresses)
+    if verdict.mentions_unsubscribe:
+        return Decision("leave", "", f"left for a person: {verdict.reason}", verdict.issue)
     if verdict.kind == "auto-reply":
         if verdict.recipient or any(a in deliveries.everyone for a in verdict.addresses):
             return Decision(
@@ -609,7 +635,10 @@ def bounce_summary(config: Config, issue: str) -> str:
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("hard", "Hard bounces"),
     ("soft", "Soft bounces"),
+    ("blocked", "Sending blocked"),
+    ("complaint", "Spam complaints"),
     ("unsubscribe", "Unsubscribe requests"),
+    ("unreadable", "Unreadable"),
     ("auto-reply", "Auto-replies"),
     ("unknown", "Other mail"),
 )
@@ -634,17 +663,23 @@ def report_lines(report: InboxReport) -> Iterator[str]:
 
 
 def row(item: Sorted) -> tuple[str, str, str, str]:
-    """Addresses, what was done, why (the server's reply or the subject), and where it went."""
+    """Addresses, what was done, why (the server's reply, or date and subject of what a
+    person must read), and where it went."""
     verdict = item.verdict
     addresses = ", ".join(item.addresses or verdict.addresses) or verdict.sender or "?"
     where = item.to if item.action == "move" else "stays in place"
-    if verdict.kind in ("hard", "soft"):
+    if verdict.kind == "unreadable" or item.action == "leave":
+        when = f"{verdict.date:%Y-%m-%d %H:%M} " if verdict.date else ""
+        why = f"{when}{verdict.subject or '(no subject)'}"
+    elif verdict.kind in ("hard", "soft", "blocked"):
         why = _bounce_reason(verdict)
-    elif verdict.kind == "auto-reply":
-        why = verdict.reason
     else:
-        why = verdict.subject
-    effect = f"{item.effect} (sorted before, as another copy)" if item.repeat else item.effect
+        why = verdict.reason
+    effect = item.effect
+    if verdict.kind == "unreadable":
+        effect = f"{verdict.reason}"
+    if item.repeat:
+        effect = f"{effect} (sorted before, as another copy)"
     return addresses, effect, why, where
 
 
