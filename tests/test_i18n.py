@@ -130,6 +130,36 @@ def test_no_translation_is_asked_for_inside_an_f_string() -> None:
     assert not hidden, hidden
 
 
+def test_no_module_that_translates_assigns_to_the_underscore() -> None:
+    """`for _ in ...` or `a, _, b = ...` inside a function that also calls _() makes _ a
+    local there, and the call fails (UnboundLocalError) on a path tests may not reach."""
+    assigned = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "smakom_cli.i18n"
+            and any(alias.name == "_" for alias in node.names)
+            for node in ast.walk(tree)
+        )
+        comprehensions = {
+            id(target)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.comprehension)
+            for target in ast.walk(node.target)
+        }
+        for node in ast.walk(tree):
+            if (
+                imports
+                and isinstance(node, ast.Name)
+                and node.id == "_"
+                and isinstance(node.ctx, ast.Store)
+                and id(node) not in comprehensions
+            ):
+                assigned.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not assigned, assigned
+
+
 def _marks_a_literal(node: ast.AST) -> bool:
     """A call like _("text"), whose text the extraction should have found."""
     return (

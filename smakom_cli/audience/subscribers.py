@@ -18,9 +18,29 @@ from types import MappingProxyType
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.i18n import N_, _
 
 DELIMITERS = (",", ";", "\t")
+# email-validator's commonest reasons, in English only there: told in the interface language.
+_VALIDATOR_SENTENCES = frozenset(
+    {
+        N_("An email address must have an @-sign."),
+        N_("There must be something after the @-sign."),
+        N_("There must be something before the @-sign."),
+        N_("An email address cannot have two periods in a row."),
+        N_("The part after the @-sign is not valid. It should have a period."),
+        N_("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+        N_("The email address contains invalid characters before the @-sign."),
+        N_("The email address contains an invalid character."),
+        N_("An email address cannot have a period and a hyphen next to each other."),
+        N_("There can't be anything after the email address."),
+        N_("The email address is not valid ASCII."),
+        N_(
+            "The part after the @-sign is a special-use or reserved name that cannot be used "
+            "with email."
+        ),
+    }
+)
 # Swedish headers people actually use, mapped to the names templates see.
 ALIASES = {
     "e-post": "email",
@@ -92,7 +112,9 @@ def parse_address(text: str) -> Address:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise SmakomError(
-            _("'{short}' is not an e-mail address ({exc})").format(short=_short(text), exc=exc)
+            _("'{short}' is not an e-mail address ({exc})").format(
+                short=_short(text), exc=_(str(exc)) if str(exc) in _VALIDATOR_SENTENCES else exc
+            )
         ) from None
     return Address(
         send_to=checked.ascii_email or checked.normalized, key=checked.normalized.lower()
@@ -108,7 +130,7 @@ def _plain_address(text: str) -> Address | None:
     """
     if len(text) > 254 or not _PLAIN_ADDRESS.match(text):
         return None
-    local, _, domain = text.rpartition("@")
+    local, _at, domain = text.rpartition("@")
     domain = domain.lower()
     # Longer local parts, "xn--" (Punycode) and other "--" labels, reserved names: its rules.
     if len(local) > 64 or "--" in domain or f".{domain}".endswith(_SPECIAL_USE):

@@ -162,11 +162,11 @@ def _hash(key: bytes, address: str) -> str:
 
 def _parse(data: object) -> Record:
     if not isinstance(data, dict) or data.get("version") != _VERSION:
-        raise ValueError("not a witness of this smakom")
+        raise ValueError(_("not a witness of this smakom"))
     journals: dict[str, JournalRecord] | None = None
     if data.get("journals") is not None:
         if not isinstance(data["journals"], dict):
-            raise ValueError("the journals part is not a table")
+            raise ValueError(_("the journals part is not a table"))
         journals = {}
         for name, item in data["journals"].items():
             record = JournalRecord(
@@ -184,13 +184,15 @@ def _parse(data: object) -> Record:
                 and not isinstance(record.count, bool)
                 and record.count >= 0
             ):
-                raise ValueError(f"the record of {name!r} is not one smakom writes")
+                raise ValueError(
+                    _("the record of {name!r} is not one smakom writes").format(name=name)
+                )
             journals[name] = record
     unsubscribed: frozenset[str] | None = None
     if data.get("unsubscribed") is not None:
         items = data["unsubscribed"]
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            raise ValueError("the unsubscribed part is not a list of hashes")
+            raise ValueError(_("the unsubscribed part is not a list of hashes"))
         unsubscribed = frozenset(items)
     return Record(journals=journals, unsubscribed=unsubscribed)
 

@@ -38,9 +38,9 @@ def link_secret(config: Config, *, required: bool) -> bytes | None:
 
     if required:
         return unsubscribe_secret(config.list_id, os.environ) or secrets.token_bytes(32)
-    throwaway = (
-        "The unsubscribe links in this preview or dry run are signed with a throwaway key "
-        "and will not work."
+    throwaway = _(
+        "The unsubscribe links in this preview or dry run are signed with a "
+        "throwaway key and will not work."
     )
     try:
         secret = unsubscribe_secret(config.list_id, os.environ)

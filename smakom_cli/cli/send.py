@@ -148,10 +148,14 @@ def send(
 def _refuse_conflicts(**given: bool) -> None:
     """Options that cannot mean anything together are refused, never silently ignored."""
     pairs = [
-        ("to", "dry_run", "--to sends a proof; --dry-run sends nothing. Use one of them."),
-        ("outbox", None, "--outbox is the folder of a --dry-run; add --dry-run."),
-        ("as_email", "no_to", "--as personalises a proof: give --to ADDRESS as well."),
-        ("again", "resend_uncertain", "--again already sends to everyone, the uncertain too."),
+        ("to", "dry_run", _("--to sends a proof; --dry-run sends nothing. Use one of them.")),
+        ("outbox", None, _("--outbox is the folder of a --dry-run; add --dry-run.")),
+        ("as_email", "no_to", _("--as personalises a proof: give --to ADDRESS as well.")),
+        (
+            "again",
+            "resend_uncertain",
+            _("--again already sends to everyone, the uncertain too."),
+        ),
     ]
     given = given | {"no_to": not given["to"]}
     for first, second, sentence in pairs:
@@ -267,7 +271,10 @@ def _send_held(
             )
         output.show_delivery(delivery)
     if lost.problem:
-        note_in_report(delivery, f"the output went away during the send ({lost.problem}).")
+        note_in_report(
+            delivery,
+            _("the output went away during the send ({problem}).").format(problem=lost.problem),
+        )
     if delivery.resumable:
         raise typer.Exit(ExitCode.RESUMABLE)
     if delivery.send.failed or delivery.uncertain:

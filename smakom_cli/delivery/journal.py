@@ -371,7 +371,7 @@ def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iter
             except Timeout:
                 raise SmakomError(_busy(note)) from None
             held.append((lock, note))
-        for _, note in held:
+        for _path, note in held:
             note.write_text(run + "\n", encoding="utf-8")
         yield
     finally:

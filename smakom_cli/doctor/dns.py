@@ -46,11 +46,11 @@ def parse_server(text: str) -> tuple[str, int]:
     """`HOST[:PORT]` (an IPv6 address in brackets when it has a port) for `--dns`."""
     host, port = text.strip(), DNS_PORT
     if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
+        host, _bracket, rest = host[1:].partition("]")
         if rest.startswith(":"):
             port = _port(rest[1:], text)
     elif host.count(":") == 1:
-        host, _, digits = host.partition(":")
+        host, _colon, digits = host.partition(":")
         port = _port(digits, text)
     import ipaddress
 
@@ -113,13 +113,21 @@ class Lookup:
             self._problem = _("the DNS server did not answer in time")
             return Answer(name, kind, failure=self._problem)
         except (dns.exception.DNSException, OSError, ValueError) as exc:
-            return Answer(name, kind, failure=f"DNS could not be asked ({type(exc).__name__})")
+            return Answer(
+                name,
+                kind,
+                failure=_("DNS could not be asked ({name__})").format(name__=type(exc).__name__),
+            )
         rrset = answer.rrset
         if rrset is None:
             return Answer(name, kind)
         if len(rrset) > MAX_RECORDS:
             return Answer(
-                name, kind, failure=f"the DNS server sent {len(rrset)} records, far too many"
+                name,
+                kind,
+                failure=_("the DNS server sent {count} records, far too many").format(
+                    count=len(rrset)
+                ),
             )
         return Answer(name, kind, tuple(_text(kind, item) for item in rrset))
 
@@ -129,8 +137,8 @@ def _refused(exc: Exception) -> str:
     text = str(exc)
     for code in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"):
         if code in text:
-            return f"the DNS server answered {code}"
-    return "no DNS server could answer"
+            return _("the DNS server answered {code}").format(code=code)
+    return _("no DNS server could answer")
 
 
 def _text(kind: Kind, item: object) -> str:

@@ -199,7 +199,7 @@ def _lookups(tree: Mapping[str, Answer], domain: str) -> int:
 
 
 def _new_spf(wanted: Expected) -> str:
-    include = wanted.spf_include or "<the include your mail provider gives>"
+    include = wanted.spf_include or _("<the include your mail provider gives>")
     return f"v=spf1 include:{include} -all"
 
 
@@ -225,7 +225,11 @@ def spf_verdict(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fi
     record = spf_records(tree[domain])[0]
     ending = _ending(tree, domain)
     if ending not in _ENDINGS:
-        said = f"ends in {ending}" if ending else "has no -all or ~all at its end"
+        said = (
+            _("ends in {ending}").format(ending=ending)
+            if ending
+            else _("has no -all or ~all at its end")
+        )
         return Finding(
             "problem",
             _("SPF ({domain})").format(domain=domain),
@@ -277,7 +281,7 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
                 "{domain} has {count} SPF records; receivers then ignore SPF "
                 "altogether (RFC 7208 permerror)"
             ).format(domain=domain, count=len(records)),
-            "Merge them into one TXT record beginning v=spf1 and remove the others: "
+            _("Merge them into one TXT record beginning v=spf1 and remove the others: ")
             + " | ".join(shown(r, 60) for r in records),
         )
     record = records[0]
@@ -312,7 +316,7 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
                 "the record does not include {title}'s servers ({spf_include}), so "
                 "mail you send through it fails SPF"
             ).format(title=wanted.title, spf_include=wanted.spf_include),
-            f"Change the TXT record at {domain} to: "
+            _("Change the TXT record at {domain} to: ").format(domain=domain)
             + shown(_with_include(record, wanted.spf_include), 200),
         )
     lookups = _lookups(tree, domain)
@@ -392,9 +396,9 @@ def dkim_verdict(
         where = (
             "Google Admin console → Apps → Google Workspace → Gmail → Authenticate email"
             if wanted.provider == "google"
-            else "your mail provider"
+            else _("your mail provider")
         )
-        said = "an empty key (p=), a revoked one" if revoked else "no DKIM key"
+        said = _("an empty key (p=), a revoked one") if revoked else _("no DKIM key")
         return Finding(
             "problem",
             what,
@@ -581,7 +585,7 @@ def alignment_verdict(
         )
     if spf_passes and dkim_passes:
         return Finding("ok", what, _("the From domain aligns with both DKIM and SPF"))
-    signer = wanted.tenant if wanted.cnames else "another domain, or not at all"
+    signer = wanted.tenant if wanted.cnames else _("another domain, or not at all")
     if spf_passes:
         return Finding(
             "warning",
@@ -628,7 +632,7 @@ def mx_verdict(domain: str, answer: Answer) -> Finding:
         )
     hosts = [record.partition(" ")[2] for record in answer.records]
     if not hosts or hosts == ["."]:
-        said = "says it receives no mail (a null MX)" if hosts else "has no MX record"
+        said = _("says it receives no mail (a null MX)") if hosts else _("has no MX record")
         return Finding(
             "problem",
             what,

@@ -47,7 +47,9 @@ def check_issues(config: Config) -> Finding:
         )
     newest = issues[-1]
     what = f"{config.newsletter.issues}/{newest.name}"
-    command = f"Run `smakom check {config.newsletter.issues}/{newest.name}` and fix what it says."
+    command = _("Run `smakom check {issues}/{name}` and fix what it says.").format(
+        issues=config.newsletter.issues, name=newest.name
+    )
     try:
         mailing = prepare(config, newest, secret=_SAMPLE_KEY)
         mailing.suppression.suppressed()

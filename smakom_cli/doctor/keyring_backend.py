@@ -15,7 +15,7 @@ from smakom_cli.signin.credentials import (
     unencrypted_keyring,
 )
 
-WHAT = "keyring"
+WHAT = _("keyring")
 
 
 def check_keyring(environ: Mapping[str, str]) -> Finding:
@@ -24,7 +24,9 @@ def check_keyring(environ: Mapping[str, str]) -> Finding:
     import keyring.backends.fail
     import keyring.errors
 
-    unattended = f"set {PASSWORD_VARIABLE} and {SECRET_VARIABLE} in the environment"
+    unattended = _("set {password_variable} and {secret_variable} in the environment").format(
+        password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE
+    )
     backend = keyring.get_keyring()
     if isinstance(backend, keyring.backends.fail.Keyring):
         if environ.get(PASSWORD_VARIABLE) and environ.get(SECRET_VARIABLE):

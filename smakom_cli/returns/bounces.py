@@ -132,7 +132,7 @@ def classify(raw: bytes, context: Context) -> Verdict:
     message = message_from_bytes(raw)
     texts = list(_texts(message))
     issue, recipient = _reference(context, [raw, *(text.encode("utf-8") for text in texts)])
-    _, sender = parseaddr(_text(message.get("From")))
+    _name, sender = parseaddr(_text(message.get("From")))
     base = Verdict(
         kind="unknown",
         addresses=_keys([sender]),
@@ -204,9 +204,9 @@ def _bounce_from_report(report: list[_Recipient], base: Verdict) -> Verdict:
     if not failed:
         delayed = any(r.action.startswith("delay") for r in report)
         reason = (
-            "a delay notice: the receiving server is still trying"
+            _("a delay notice: the receiving server is still trying")
             if delayed
-            else "a delivery report that reports no failure"
+            else _("a delivery report that reports no failure")
         )
         return replace(base, kind="auto-reply", addresses=_keys([base.recipient]), reason=reason)
     first = failed[0]
@@ -239,7 +239,7 @@ def _bounce_from_text(message: Message, texts: list[str], base: Verdict) -> Verd
     else:
         return None
     addresses = [base.recipient] if base.recipient else found
-    reason = reason_line or "reported as undeliverable, without a reason"
+    reason = reason_line or _("reported as undeliverable, without a reason")
     return replace(base, kind=kind, addresses=_keys(addresses), reason=reason, status=status)
 
 
@@ -448,7 +448,7 @@ def _text(value: object) -> str:
 def _dsn_address(value: object) -> str:
     """The address of `rfc822; anna@kommun.se`; "" for another address type."""
     text = _text(value)
-    kind, _, address = text.partition(";")
+    kind, _semicolon, address = text.partition(";")
     if kind.strip().lower() != "rfc822":
         return ""
     return parseaddr(address.strip())[1] or address.strip()

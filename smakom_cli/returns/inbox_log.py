@@ -122,7 +122,7 @@ class InboxLog:
 
 def parse(data: bytes, name: str) -> list[Entry]:
     """Every line as an entry; any damage is an error naming the line."""
-    fix = "Fix or remove that line, or restore the file from a backup."
+    fix = _("Fix or remove that line, or restore the file from a backup.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -153,18 +153,18 @@ def _entry(record: object) -> Entry:
             raise ValueError(f"the key '{key}' is missing")
         value = record[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ValueError(f"'{key}' has the wrong type")
+            raise ValueError(_("'{key}' has the wrong type").format(key=key))
     if record["kind"] not in KINDS:
-        raise ValueError(f"the kind must be one of {', '.join(sorted(KINDS))}")
+        raise ValueError(_("the kind must be one of {join}").format(join=", ".join(sorted(KINDS))))
     if record["action"] not in ACTIONS:
-        raise ValueError("the action must be 'move' or 'leave'")
+        raise ValueError(_("the action must be 'move' or 'leave'"))
     if record["uid"] < 1 or record["uidvalidity"] < 0:
-        raise ValueError("the uid must be a positive number")
+        raise ValueError(_("the uid must be a positive number"))
     if record["action"] == "move" and not record["to"]:
-        raise ValueError("a moved message needs the folder it went to")
+        raise ValueError(_("a moved message needs the folder it went to"))
     addresses = record["addresses"]
     if not all(isinstance(a, str) and "@" in a for a in addresses):
-        raise ValueError("'addresses' must be a list of e-mail addresses")
+        raise ValueError(_("'addresses' must be a list of e-mail addresses"))
     values: dict[str, Any] = {**record, "addresses": tuple(addresses)}
     return Entry(**values)
 

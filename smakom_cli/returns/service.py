@@ -371,7 +371,7 @@ def _events(settings: ServiceSettings, environ: WSGIEnvironment) -> _Response:
     if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
         return _Response("405 Method Not Allowed", b"", extra=(("Allow", "GET"),))
     given = environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, key = given.partition(" ")
+    scheme, _space, key = given.partition(" ")
     authorised = bool(settings.service_key) and scheme.lower() == "bearer"
     # Compared in constant time, and always, so the answer's timing tells nothing.
     matches = hmac.compare_digest(key.strip().encode(), settings.service_key.encode())

@@ -342,7 +342,7 @@ def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, An
             and isinstance(document.get("events"), list)
             and isinstance(document.get("more"), bool)
         ):
-            raise ValueError("not an event list")
+            raise ValueError(_("not an event list"))
     except ValueError:
         raise SmakomError(
             _(
