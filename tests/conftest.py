@@ -10,6 +10,9 @@ from pathlib import Path
 # Rich reads the width when its consoles are created: pin it before smakom_cli is imported.
 os.environ["COLUMNS"] = "120"
 os.environ.pop("SMAKOM_SMTP_PASSWORD", None)
+# The interface language is decided when smakom_cli is first imported: the tests read English
+# whatever this machine's locale; tests/test_i18n.py runs the Swedish in subprocesses.
+os.environ["SMAKOM_LANG"] = "en"
 
 import keyring
 import pytest

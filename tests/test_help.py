@@ -52,3 +52,13 @@ def test_every_command_help_prints_and_exits_0(
     for parameter in command.params:
         if not getattr(parameter, "hidden", False) and parameter.param_type_name == "option":
             assert parameter.opts[0] in result.output, parameter.opts
+
+
+def test_send_help_lists_every_exit_code(runner: CliRunner) -> None:
+    """`smakom send --help` says what each exit code means, so a cron job can be written."""
+    from smakom_cli.errors import ExitCode
+
+    result = runner.invoke(app, ["send", "--help"])
+    text = " ".join(result.output.split())
+    for code in ExitCode:
+        assert f"{code.value} {code.meaning}" in text, code

@@ -7,6 +7,10 @@ list, the suppression list, the journals); a second HMAC over it means editing t
 not unsubscribe anyone. Both are made with a secret kept in the system keyring.
 
 Links in issues sent before (`<base64 address>.<signature>`) keep working.
+
+A proof (`smakom send --to`) carries proof links: genuine, but of their own kind, so the
+service and `smakom unsubscribe` recognise them and act on nobody, whoever the proof was
+personalised as.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 
 _VERSION = b"\x02"
+_PROOF_VERSION = b"\x03"
+_VERSIONS = (_VERSION, _PROOF_VERSION)
 _ID_BYTES = 12
 _MAC_BYTES = 12
 _LEGACY_SIGNATURE_BYTES = 16
@@ -44,6 +51,20 @@ class TokenSubject:
 
     subscriber_id: str
     address: str = ""
+    proof: bool = False
+
+
+# What a proof link says, on the service's page (in Swedish, for readers) and from
+# `smakom unsubscribe` (the same words in the office's language).
+PROOF_LINK_TITLE = "Det här är ett provutskick"
+PROOF_LINK_TEXT = (
+    "Länken kommer från ett provutskick och avregistrerar ingen; ingenting sparades. "
+    "Avregistreringslänken i det riktiga nyhetsbrevet fungerar som vanligt."
+)
+PROOF_LINK_SENTENCE = N_(
+    "This link is from a proof (a test send): it unsubscribes nobody and nothing was "
+    "recorded; the unsubscribe link in the real newsletter works as usual."
+)
 
 
 def subscriber_id(secret: bytes, address: str) -> str:
@@ -52,10 +73,14 @@ def subscriber_id(secret: bytes, address: str) -> str:
     return _b64(_id_bytes(secret, key))
 
 
-def make_token(secret: bytes, address: str) -> str:
-    """A token naming `address` without showing it: version, id and signature, base64url."""
+def make_token(secret: bytes, address: str, *, proof: bool = False) -> str:
+    """A token naming `address` without showing it: version, id and signature, base64url.
+
+    A proof token is of its own version, which nothing unsubscribes with.
+    """
+    version = _PROOF_VERSION if proof else _VERSION
     ident = _id_bytes(secret, address.strip().lower().encode())
-    return _b64(_VERSION + ident + _mac(secret, ident))
+    return _b64(version + ident + _mac(secret, ident, version))
 
 
 def read_token(secret: bytes, token_or_link: str) -> TokenSubject:
@@ -64,15 +89,17 @@ def read_token(secret: bytes, token_or_link: str) -> TokenSubject:
     if "://" in token:
         values = parse_qs(urlsplit(token).query).get("token")
         if not values:
-            raise SmakomError("the link has no token=… part; paste the whole unsubscribe link.")
+            raise SmakomError(_("the link has no token=… part; paste the whole unsubscribe link."))
         token = values[0]
     subject = _verify(secret, token)
     if subject is None:
         shown = " ".join(token_or_link.split())
         shown = shown if len(shown) <= 80 else shown[:79] + "…"
         raise SmakomError(
-            f"'{shown}' is not a valid unsubscribe token for this newsletter "
-            "(it was changed, or made with another key)."
+            _(
+                "'{shown}' is not a valid unsubscribe token for this newsletter (it "
+                "was changed, or made with another key)."
+            ).format(shown=shown)
         )
     return subject
 
@@ -84,13 +111,18 @@ def address_from_token(secret: bytes, token_or_link: str, known: Iterable[str] =
     each known address.
     """
     subject = read_token(secret, token_or_link)
+    if subject.proof:
+        raise SmakomError(_(PROOF_LINK_SENTENCE))
     if subject.address:
         return subject.address
     found = index_by_id(secret, known).get(subject.subscriber_id)
     if found is None:
         raise SmakomError(
-            "the unsubscribe link is genuine, but its subscriber is not on the subscriber "
-            "list, in unsubscribed.csv or in the journals in sent/; unsubscribe them by address."
+            _(
+                "the unsubscribe link is genuine, but its subscriber is not on the "
+                "subscriber list, in unsubscribed.csv or in the journals in sent/; "
+                "unsubscribe them by address."
+            )
         )
     return found
 
@@ -104,19 +136,25 @@ def index_by_id(secret: bytes, addresses: Iterable[str]) -> dict[str, str]:
     return index
 
 
-def link_for(config: Config, secret: bytes | None, address: str) -> UnsubscribeLink:
-    """The subscriber's footer link and List-Unsubscribe header (RFC 2369, RFC 8058)."""
+def link_for(
+    config: Config, secret: bytes | None, address: str, *, proof: bool = False
+) -> UnsubscribeLink:
+    """The subscriber's footer link and List-Unsubscribe header (RFC 2369, RFC 8058).
+
+    For a proof, `address` is the proof's own address and the https link a proof link.
+    """
     mailto = config.unsubscribe.mailto
     https = config.unsubscribe.url
     parts = []
     if mailto:
-        subject = quote(f"unsubscribe {address}")
+        # The reader writes this mail, and the readers are Swedish (a mixed spot, #25).
+        subject = quote(f"avregistrera {address}")
         parts.append(f"mailto:{mailto}?subject={subject}")
     if https:
         if secret is None:
-            raise SmakomError("an unsubscribe link needs the signing key, and none was given.")
+            raise SmakomError(_("an unsubscribe link needs the signing key, and none was given."))
         separator = "&" if "?" in https else "?"
-        parts.append(f"{https}{separator}token={make_token(secret, address)}")
+        parts.append(f"{https}{separator}token={make_token(secret, address, proof=proof)}")
     if not parts:
         # `smakom check` reports this as an error, and a real send refuses it.
         return UnsubscribeLink(footer_url="", header="", one_click=False)
@@ -133,12 +171,13 @@ def _verify(secret: bytes, token: str) -> TokenSubject | None:
     if dot:
         return _verify_legacy(secret, encoded, signature)
     raw = _unb64(token)
-    if raw is None or len(raw) != 1 + _ID_BYTES + _MAC_BYTES or raw[:1] != _VERSION:
+    version = raw[:1] if raw is not None else b""
+    if raw is None or len(raw) != 1 + _ID_BYTES + _MAC_BYTES or version not in _VERSIONS:
         return None
     ident, mac = raw[1 : 1 + _ID_BYTES], raw[1 + _ID_BYTES :]
-    if not hmac.compare_digest(mac, _mac(secret, ident)):
+    if not hmac.compare_digest(mac, _mac(secret, ident, version)):
         return None
-    return TokenSubject(subscriber_id=_b64(ident))
+    return TokenSubject(subscriber_id=_b64(ident), proof=version == _PROOF_VERSION)
 
 
 def _verify_legacy(secret: bytes, encoded: str, signature: str) -> TokenSubject | None:
@@ -160,8 +199,8 @@ def _id_bytes(secret: bytes, key: bytes) -> bytes:
     return hmac.new(secret, b"smakom-id\0" + key, hashlib.sha256).digest()[:_ID_BYTES]
 
 
-def _mac(secret: bytes, ident: bytes) -> bytes:
-    return hmac.new(secret, b"smakom-token\0" + _VERSION + ident, hashlib.sha256).digest()[
+def _mac(secret: bytes, ident: bytes, version: bytes) -> bytes:
+    return hmac.new(secret, b"smakom-token\0" + version + ident, hashlib.sha256).digest()[
         :_MAC_BYTES
     ]
 

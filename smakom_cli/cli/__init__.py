@@ -2,10 +2,10 @@
 command parses, calls the core, shows and exits; nothing under `cli/` is imported by the core.
 """
 
-from smakom_cli.cli import audience, issue, returns, send, signin
+from smakom_cli.cli import audience, doctor, issue, returns, send, signin
 from smakom_cli.cli.app import app
 
-__all__ = ["app", "audience", "issue", "main", "returns", "send", "signin"]
+__all__ = ["app", "audience", "doctor", "issue", "main", "returns", "send", "signin"]
 
 
 def main() -> None:

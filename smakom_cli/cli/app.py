@@ -7,15 +7,17 @@ each concept. Heavy imports happen inside the commands so `smakom --help` starts
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.models import CommandFunctionType
 
-from smakom_cli import __version__
-from smakom_cli.errors import SmakomError
+from smakom_cli.cli.click_words import Command, Group
+from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -26,9 +28,6 @@ else:
     output = lazy_module("smakom_cli.cli.output")
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_RESUMABLE",
-    "EXIT_USAGE",
     "IssueArgument",
     "SubscribersOption",
     "app",
@@ -38,8 +37,8 @@ __all__ = [
 ]
 
 
-class _Group(TyperGroup):
-    """Turns every user error into one red line and exit code 1, in this one place."""
+class _Group(Group):
+    """Turns every user error into one red line and `ExitCode.ERROR`, in this one place."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -48,12 +47,12 @@ class _Group(TyperGroup):
             if ctx.meta.get("smakom.debug"):
                 raise
             output.error(str(exc))
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.ERROR) from None
         except OSError as exc:
             if ctx.meta.get("smakom.debug"):
                 raise
             output.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.ERROR) from None
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """Each command with its whole one-line summary (click cuts it at about 45 letters)."""
@@ -63,11 +62,20 @@ class _Group(TyperGroup):
             if command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(limit=200)))
         if rows:
-            with formatter.section("Commands"):
+            with formatter.section(_("Commands")):
                 formatter.write_dl(rows)
 
 
-app = typer.Typer(
+class _Typer(typer.Typer):
+    """Every command's help and usage line in the interface language."""
+
+    def command(
+        self, name: str | None = None, **settings: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, **{"cls": Command, **settings})
+
+
+app = _Typer(
     cls=_Group,
     no_args_is_help=True,
     add_completion=False,
@@ -75,7 +83,7 @@ app = typer.Typer(
     # every `--help`, most of its start-up time.
     rich_markup_mode=None,
     context_settings={"max_content_width": 100},
-    help="Write, check, preview and send the SmåKom newsletter.",
+    help=_("Write, check, preview and send the SmåKom newsletter."),
 )
 
 
@@ -97,30 +105,31 @@ def state(ctx: typer.Context) -> _State:
 
 def _version(value: bool) -> None:
     if value:
+        from smakom_cli import __version__
+
         output.info(f"smakom {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(help=_("Write, check, preview and send the SmåKom newsletter."))
 def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option(
             "--config",
-            help="The newsletter's smakom.toml (default: found in this folder or a parent).",
+            help=_("The newsletter's smakom.toml (default: found in this folder or a parent)."),
             dir_okay=False,
         ),
     ] = None,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show the full traceback when something fails.")
+        bool, typer.Option("--debug", help=_("Show the full traceback when something fails."))
     ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option("--version", callback=_version, is_eager=True, help=_("Show the version.")),
     ] = False,
 ) -> None:
-    """Write, check, preview and send the SmåKom newsletter."""
     ctx.obj = _State(config_path=config)
     ctx.meta["smakom.debug"] = debug
 
@@ -129,25 +138,17 @@ SubscribersOption = Annotated[
     Path | None,
     typer.Option(
         "--subscribers",
-        help="The subscriber list (CSV) to use instead of the one named in smakom.toml.",
+        help=_("The subscriber list (CSV) to use instead of the one named in smakom.toml."),
         dir_okay=False,
-        metavar="PATH",
+        metavar=_("PATH"),
         show_default=False,
     ),
 ]
 IssueArgument = Annotated[
-    Path, typer.Argument(help="The issue file, e.g. issues/2021-01.md.", dir_okay=False)
+    Path, typer.Argument(help=_("The issue file, e.g. issues/2021-01.md."), dir_okay=False)
 ]
-
-
-# What `smakom send` exits with, so a cron job can tell the endings apart (README, --help).
-EXIT_DONE = 0  # everything done, or nothing left to do
-EXIT_ERROR = 1  # an error before anything was sent
-EXIT_USAGE = 2  # options that make no sense together
-EXIT_FAILED = 3  # sent, but some recipients failed for good or are uncertain (see the report)
-EXIT_RESUMABLE = 4  # interrupted or stopped by a fault part-way: run the same command again
 
 
 def usage_error(sentence: str) -> NoReturn:
     output.error(sentence)
-    raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(ExitCode.USAGE)

@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from smakom_cli.cli.app import output, state
-from smakom_cli.errors import SmakomError
+from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _, ngettext
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from smakom_cli.compose.render import ImageMode
     from smakom_cli.config import Config
+    from smakom_cli.delivery.check import Finding
     from smakom_cli.delivery.mailing import Mailing
 
 
@@ -34,9 +38,9 @@ def link_secret(config: Config, *, required: bool) -> bytes | None:
 
     if required:
         return unsubscribe_secret(config.list_id, os.environ) or secrets.token_bytes(32)
-    throwaway = (
-        "The unsubscribe links in this preview or dry run are signed with a throwaway key "
-        "and will not work."
+    throwaway = _(
+        "The unsubscribe links in this preview or dry run are signed with a "
+        "throwaway key and will not work."
     )
     try:
         secret = unsubscribe_secret(config.list_id, os.environ)
@@ -45,8 +49,10 @@ def link_secret(config: Config, *, required: bool) -> bytes | None:
         return secrets.token_bytes(32)
     if secret is None:
         output.warning(
-            f"No key to sign the unsubscribe links of {config.list_id} has been made yet "
-            f"(`smakom login` makes it). {throwaway}"
+            _(
+                "No key to sign the unsubscribe links of {list_id} has been made yet "
+                "(`smakom login` makes it). {throwaway}"
+            ).format(list_id=config.list_id, throwaway=throwaway)
         )
         return secrets.token_bytes(32)
     return secret
@@ -68,6 +74,25 @@ def prepare(
     # A damaged suppression list stops every command here, before an outbox or a journal
     # is touched: read as shorter, it would mail people who asked to leave.
     mailing.suppression.suppressed()
+    # So does a journal of this issue that holds fewer than its witness recorded: `check`,
+    # the preview and the dry run stop with the very line the send would give.
+    from smakom_cli.audience.witness import Witness
+    from smakom_cli.delivery.journal import any_journal, issue_header, issue_journals
+
+    issue_journals(config.journal_dir, issue_header(mailing.issue))
+    witness = Witness(config.folder)
+    if witness.lacks(
+        journals=any_journal(config.journal_dir),
+        unsubscribed=bool(mailing.suppression.suppressed()),
+    ):
+        output.warning(
+            _(
+                "smakom's witness of sent/ and unsubscribed.csv ({path}) is missing or not "
+                "complete (a folder from before it existed, or a fresh copy of the folder); "
+                "the next send makes it from the files as they are now, so it cannot tell "
+                "whether they lost anything before."
+            ).format(path=witness.path)
+        )
     # The key last, so a mistake in the issue is the first thing said.
     return replace(mailing, secret=link_secret(config, required=sending))
 
@@ -76,17 +101,39 @@ def warn_if_not_synced(config: Config) -> None:
     """A preview or dry run uses no network: say when the unsubscribes on the web are old."""
     from datetime import UTC, datetime, timedelta
 
+    from smakom_cli.delivery.journal import any_journal
     from smakom_cli.returns.sync import last_sync, service_urls
 
     if service_urls(config) is None:
         return
     synced = last_sync(config)
+    if synced is None and not any_journal(config.journal_dir):
+        return  # no issue has gone out, so nobody can have used a link yet
     if synced is None or datetime.now(UTC) - synced > timedelta(days=1):
         when = "never" if synced is None else f"last on {synced:%Y-%m-%d}"
         output.warning(
-            f"Who unsubscribed with the one-click link was synced {when}; this uses "
-            "unsubscribed.csv as it is (`smakom sync` fetches them; a real send syncs first)."
+            _(
+                "Who unsubscribed with the one-click link was synced {when}; this uses "
+                "unsubscribed.csv as it is (`smakom sync` fetches them; a real send "
+                "syncs first)."
+            ).format(when=when)
         )
+
+
+def exit_if_a_send_would_stop(findings: Iterable[Finding]) -> None:
+    """A preview or dry run with errors ends as the send would: one red line and exit 1
+    (after writing what it writes), so nobody takes its files for a send that would go."""
+    errors = sum(finding.severity == "error" for finding in findings)
+    if errors:
+        output.error(
+            ngettext(
+                "a real send would stop: {count} error (see above); fix it, or send with --force.",
+                "a real send would stop: {count} errors (see above); fix them, or send with "
+                "--force.",
+                errors,
+            ).format(count=errors)
+        )
+        raise typer.Exit(ExitCode.ERROR)
 
 
 def with_secret(mailing: Mailing) -> Mailing:
@@ -102,6 +149,9 @@ def make_unsubscribe_secret(config: Config) -> None:
         return
     create_unsubscribe_secret(config.list_id)
     output.success(
-        f"Made the key that signs the unsubscribe links of {config.list_id} and stored it in "
-        "the system keyring; the links in every issue depend on it, so it is kept from now on."
+        _(
+            "Made the key that signs the unsubscribe links of {list_id} and stored "
+            "it in the system keyring; the links in every issue depend on it, so "
+            "it is kept from now on."
+        ).format(list_id=config.list_id)
     )

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from smakom_cli.cli.app import (
-    EXIT_FAILED,
-    EXIT_RESUMABLE,
     IssueArgument,
     SubscribersOption,
     app,
@@ -21,6 +19,7 @@ from smakom_cli.cli.app import (
     usage_error,
 )
 from smakom_cli.cli.common import (
+    exit_if_a_send_would_stop,
     make_unsubscribe_secret,
     prepare,
     warn_if_not_synced,
@@ -29,7 +28,8 @@ from smakom_cli.cli.common import (
 from smakom_cli.cli.signin import (
     login_source,
 )
-from smakom_cli.errors import SmakomError
+from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,13 +40,14 @@ if TYPE_CHECKING:
     from smakom_cli.returns.sync import SyncBatch
 
 
-_SEND_HELP = """Send the issue: a dry run to files, a proof to yourself, or to every subscriber.
-
-Exit codes: 0 everything done (or nothing left to do); 1 an error before anything was sent;
-2 options that do not go together; 3 sent, but some recipients failed for good or are
-uncertain (the report names them), or only uncertain ones are left; 4 interrupted or stopped
-by a fault part-way: run the same command again to send the rest.
-"""
+_SEND_HELP = "\n\n".join(
+    (
+        _("Send the issue: a dry run to files, a proof to yourself, or to every subscriber."),
+        _("Exit codes: {codes}.").format(
+            codes="; ".join(f"{code.value} {code.meaning}" for code in ExitCode)
+        ),
+    )
+)
 
 
 @app.command(help=_SEND_HELP)
@@ -55,45 +56,49 @@ def send(
     issue: IssueArgument,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Write every message to the outbox folder; send nothing."),
+        typer.Option(
+            "--dry-run", help=_("Write every message to the outbox folder; send nothing.")
+        ),
     ] = False,
     outbox: Annotated[
         Path | None,
         typer.Option(
-            "--outbox", help="Folder for --dry-run (default: outbox/<issue> in the folder)."
+            "--outbox", help=_("Folder for --dry-run (default: outbox/<issue> in the folder).")
         ),
     ] = None,
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="Send a proof to this address only (repeatable)."),
+        typer.Option("--to", help=_("Send a proof to this address only (repeatable).")),
     ] = None,
     as_email: Annotated[
         str | None,
-        typer.Option("--as", help="Personalise a proof (--to) as this subscriber."),
+        typer.Option("--as", help=_("Personalise a proof (--to) as this subscriber.")),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=_("Do not ask for confirmation."))] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send even when `smakom check` finds errors.")
+        bool, typer.Option("--force", help=_("Send even when `smakom check` finds errors."))
     ] = False,
     resend_uncertain: Annotated[
         bool,
         typer.Option(
             "--resend-uncertain",
-            help="Also send to those whose message was in flight when a send was cut off.",
+            help=_("Also send to those whose message was in flight when a send was cut off."),
         ),
     ] = False,
     again: Annotated[
         bool,
         typer.Option(
-            "--again", help="Send the issue again to everyone, even those who already got it."
+            "--again", help=_("Send the issue again to everyone, even those who already got it.")
         ),
     ] = False,
     no_sync: Annotated[
         bool,
         typer.Option(
             "--no-sync",
-            help="Send without first fetching who unsubscribed with the one-click link "
-            "(when the service cannot be reached).",
+            help=_(
+                "Send without first fetching who unsubscribed with the one-click link "
+                "(when the service cannot be reached)."
+            ),
         ),
     ] = False,
     subscribers: SubscribersOption = None,
@@ -114,10 +119,15 @@ def send(
     config = mailing.config
     if dry_run:
         folder = outbox or config.outbox_dir / mailing.issue.slug
+        # The whole list and the check first, as a real send reads them before it writes:
+        # a damaged list stops the dry run before the outbox is touched.
+        audience = mailing.audience()
+        findings = mailing.check()
         report = write_outbox(mailing, folder)
-        output.show_outbox(report, mailing.audience())
-        output.show_findings(mailing.check())
+        output.show_outbox(report, audience)
+        output.show_findings(findings)
         warn_if_not_synced(config)
+        exit_if_a_send_would_stop(findings)
         return
     login = login_source(config)
     if to:
@@ -138,10 +148,14 @@ def send(
 def _refuse_conflicts(**given: bool) -> None:
     """Options that cannot mean anything together are refused, never silently ignored."""
     pairs = [
-        ("to", "dry_run", "--to sends a proof; --dry-run sends nothing. Use one of them."),
-        ("outbox", None, "--outbox is the folder of a --dry-run; add --dry-run."),
-        ("as_email", "no_to", "--as personalises a proof: give --to ADDRESS as well."),
-        ("again", "resend_uncertain", "--again already sends to everyone, the uncertain too."),
+        ("to", "dry_run", _("--to sends a proof; --dry-run sends nothing. Use one of them.")),
+        ("outbox", None, _("--outbox is the folder of a --dry-run; add --dry-run.")),
+        ("as_email", "no_to", _("--as personalises a proof: give --to ADDRESS as well.")),
+        (
+            "again",
+            "resend_uncertain",
+            _("--again already sends to everyone, the uncertain too."),
+        ),
     ]
     given = given | {"no_to": not given["to"]}
     for first, second, sentence in pairs:
@@ -151,7 +165,11 @@ def _refuse_conflicts(**given: bool) -> None:
     for name in list_only:
         if given[name] and (given["dry_run"] or given["to"]):
             option = "--" + name.replace("_", "-")
-            usage_error(f"{option} is for a send to the list, not a dry run or a proof.")
+            usage_error(
+                _("{option} is for a send to the list, not a dry run or a proof.").format(
+                    option=option
+                )
+            )
 
 
 def _send_proofs(
@@ -161,20 +179,21 @@ def _send_proofs(
     from smakom_cli.delivery.sender import send_messages
 
     addresses = [parse_address(address).send_to for address in to]
-    sample = mailing.sample(as_email)
-    report = send_messages(
-        mailing.proofs(addresses, sample),
-        mailing.config.smtp,
-        envelope_from=mailing.config.sender.email,
-        login=login,
-        journal=None,
-        is_suppressed=lambda _key: False,
-    )
-    output.show_send_report(report, None)
+    sample = mailing.sample(as_email) if as_email else None
+    with output.unfailing_output():
+        report = send_messages(
+            mailing.proofs(addresses, sample),
+            mailing.config.smtp,
+            envelope_from=mailing.config.sender.email,
+            login=login,
+            journal=None,
+            is_suppressed=lambda _key: False,
+        )
+        output.show_send_report(report, None)
     if report.stopped_by or report.interrupted or report.deferred:
-        raise typer.Exit(EXIT_RESUMABLE)
+        raise typer.Exit(ExitCode.RESUMABLE)
     if not report.complete:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _send_to_list(
@@ -188,7 +207,31 @@ def _send_to_list(
     sync: bool,
 ) -> None:
     """Plan, show, confirm, run, report: nothing is written before the confirmation."""
-    from smakom_cli.delivery.workflow import plan_send, run_send
+    from smakom_cli.delivery.workflow import holding_issue
+
+    with holding_issue(mailing):
+        _send_held(
+            mailing,
+            login,
+            yes=yes,
+            force=force,
+            resend_uncertain=resend_uncertain,
+            again=again,
+            sync=sync,
+        )
+
+
+def _send_held(
+    mailing: Mailing,
+    login: Callable[[], Login | None],
+    *,
+    yes: bool,
+    force: bool,
+    resend_uncertain: bool,
+    again: bool,
+    sync: bool,
+) -> None:
+    from smakom_cli.delivery.workflow import note_in_report, plan_send, remember, run_send
 
     batch = _fetch_unsubscribes(mailing) if sync else None
     findings = mailing.check()
@@ -206,28 +249,36 @@ def _send_to_list(
         raise SmakomError(plan.refusal)
     output.show_plan(plan)
     if plan.nothing_to_send:
+        remember(plan, mailing)
         output.success(plan.nothing_to_send_reason)
         if plan.uncertain:  # still for someone to decide: --resend-uncertain, or leave them
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(ExitCode.FAILED)
         return
-    if not yes:
-        typer.confirm(plan.question, abort=True)
-    if batch is not None:
-        from smakom_cli.returns.sync import apply_events, service_urls
+    if not yes and not output.confirm(plan.question):
+        raise typer.Abort()
+    # From here the exit code tells what was sent, even once the terminal or pipe is gone.
+    with output.unfailing_output() as lost:
+        if batch is not None:
+            from smakom_cli.returns.sync import apply_events, service_urls
 
-        urls = service_urls(mailing.config)
-        output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
-    make_unsubscribe_secret(mailing.config)
-    mailing = with_secret(mailing)
-    with output.send_progress(plan.pending) as progress:
-        delivery = _interruptible(
-            lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
+            urls = service_urls(mailing.config)
+            output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
+        make_unsubscribe_secret(mailing.config)
+        mailing = with_secret(mailing)
+        with output.send_progress(plan.pending) as progress:
+            delivery = _interruptible(
+                lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
+            )
+        output.show_delivery(delivery)
+    if lost.problem:
+        note_in_report(
+            delivery,
+            _("the output went away during the send ({problem}).").format(problem=lost.problem),
         )
-    output.show_delivery(delivery)
     if delivery.resumable:
-        raise typer.Exit(EXIT_RESUMABLE)
+        raise typer.Exit(ExitCode.RESUMABLE)
     if delivery.send.failed or delivery.uncertain:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _fetch_unsubscribes(mailing: Mailing) -> SyncBatch | None:
@@ -246,19 +297,24 @@ def _fetch_unsubscribes(mailing: Mailing) -> SyncBatch | None:
         key = service_key(config.list_id, os.environ)
     except SmakomError as exc:  # no keyring on this machine
         raise SmakomError(
-            f"{exc} The one-click service's sync key can come from {SERVICE_KEY_VARIABLE}; "
-            "or send with --no-sync."
+            _(
+                "{exc} The one-click service's sync key can come from "
+                "{service_key_variable}; or send with --no-sync."
+            ).format(exc=exc, service_key_variable=SERVICE_KEY_VARIABLE)
         ) from None
     if key is None:
         raise SmakomError(
-            "no sync key for the one-click unsubscribe service: run `smakom login "
-            f"--service-key` (or set {SERVICE_KEY_VARIABLE}), or send with --no-sync."
+            _(
+                "no sync key for the one-click unsubscribe service: run `smakom login "
+                "--service-key` (or set {service_key_variable}), or send with "
+                "--no-sync."
+            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
         )
     try:
         return fetch_events(config, key, mailing.secret, lists=[mailing.subscribers_path])
     except SmakomError as exc:
         raise SmakomError(
-            f"{exc} Nobody was mailed; send with --no-sync to send without it."
+            _("{exc} Nobody was mailed; send with --no-sync to send without it.").format(exc=exc)
         ) from None
 
 

@@ -31,8 +31,11 @@ from smakom_cli.audience.unsubscribe_links import UnsubscribeLink
 from smakom_cli.compose.render import PersonalText, RenderedIssue
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# In a header, a line break is only ever CRLF followed by a space (folding, RFC 5322 2.2.3).
+_STRAY_BREAK = re.compile(r"\r(?!\n[ \t])|(?<!\r)\n|\x00")
 _SOFT_BREAK = b"=\r\n"
 
 # RFC 5322 2.1.1: a line SHOULD be at most 78 characters and MUST be at most 998 octets (plus
@@ -115,7 +118,7 @@ class MessageBuilder:
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative;\r\n boundary="{self._outer}"',
         ]
-        self._static_headers = "\r\n".join(static).encode("ascii")
+        self._static_headers = "\r\n".join(_one_line_each(static)).encode("ascii")
         self._text_head = (
             f"\r\n\r\n--{self._outer}\r\n"
             'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -150,7 +153,7 @@ class MessageBuilder:
         if unsubscribe.one_click:
             headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         parts = [
-            "\r\n".join(headers).encode("utf-8"),
+            "\r\n".join(_one_line_each(headers)).encode("utf-8"),
             b"\r\n",
             self._static_headers,
             self._text_head,
@@ -174,7 +177,9 @@ class MessageBuilder:
                 data = image.path.read_bytes()
             except OSError:
                 raise SmakomError(
-                    f"{image.origin}: the image {image.path} cannot be read; check the file name."
+                    _("{origin}: the image {path} cannot be read; check the file name.").format(
+                        origin=image.origin, path=image.path
+                    )
                 ) from None
             name = _CONTROL.sub("", image.path.name).replace('"', "")
             cid = image.src.removeprefix("cid:")
@@ -354,6 +359,21 @@ def _q(text: str) -> str:
     return text.encode("utf-8").decode("latin-1").translate(_Q)
 
 
+def _one_line_each(headers: list[str]) -> list[str]:
+    """The last guard against header injection: a header with a line break that is not
+    folding (a setting or value that slipped past its check) stops the message."""
+    for header in headers:
+        if _STRAY_BREAK.search(header):
+            field = header.partition(":")[0]
+            raise SmakomError(
+                _(
+                    "the {field} header would contain a line break ({header!r}); check the "
+                    "setting or value it comes from."
+                ).format(field=field, header=header[:60])
+            )
+    return headers
+
+
 def _one_line(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
@@ -364,7 +384,7 @@ def _address_header(field: str, name: str, address: str) -> str:
     Control characters are removed from the name, so a subscriber called
     "Eve\\r\\nBcc: x@y" cannot add a header.
     """
-    local, _, domain = address.strip().rpartition("@")
+    local, _at, domain = address.strip().rpartition("@")
     addr_spec = f"{local}@{_ascii_domain(domain)}"
     name = _one_line(name)
     if not name:

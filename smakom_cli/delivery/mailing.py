@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smakom_cli.audience.subscribers import (
     AudienceSummary,
@@ -28,6 +29,10 @@ from smakom_cli.config import Config
 from smakom_cli.delivery.check import Finding, check_issue
 from smakom_cli.delivery.smtp import Outgoing
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
+
+if TYPE_CHECKING:
+    import jinja2
 
 SAMPLE_ADDRESS = "mottagare@example.org"
 
@@ -54,23 +59,17 @@ class Mailing:
         return iter_recipients(self.subscribers_path, self.suppression.is_suppressed)
 
     def sample(self, email: str | None = None) -> Subscriber:
-        """The subscriber a preview or proof is personalised as."""
+        """The subscriber a preview is personalised as: the one asked for, else the first."""
         if email:
             found = find_subscriber(self.subscribers_path, email)
             if found is None:
-                raise SmakomError(f"{email} is not on the list {self.subscribers_path.name}.")
+                raise SmakomError(
+                    _("{email} is not on the list {name}.").format(
+                        email=email, name=self.subscribers_path.name
+                    )
+                )
             return found
-        first = next(self.recipients(), None)
-        if first is not None:
-            return first
-        return Subscriber(
-            email=SAMPLE_ADDRESS,
-            address=SAMPLE_ADDRESS,
-            key=SAMPLE_ADDRESS,
-            name="",
-            fields={"email": SAMPLE_ADDRESS},
-            line=0,
-        )
+        return next(self.recipients(), None) or sample_reader()
 
     def personalise(self, subscriber: Subscriber) -> tuple[str, str]:
         """The HTML and plain text this subscriber would read."""
@@ -100,15 +99,29 @@ class Mailing:
             link = link_for(self.config, self.secret, subscriber.key)
             yield Outgoing(subscriber.key, subscriber.address, builder.build(recipient, link))
 
-    def proofs(self, addresses: Iterable[str], sample: Subscriber) -> Iterator[Outgoing]:
-        """Test messages to `addresses`, personalised as `sample`, the subject marked."""
+    def proofs(self, addresses: Iterable[str], sample: Subscriber | None) -> Iterator[Outgoing]:
+        """Test messages to `addresses`, the subject marked, the content personalised as
+        `sample` (a made-up reader when None), the links proof links that unsubscribe nobody
+        and the To line each proof address's own."""
         prefix = self.config.newsletter.test_subject_prefix
         builder = MessageBuilder(self.rendered, self.config, subject_prefix=prefix)
-        link = link_for(self.config, self.secret, sample.key)
-        values = personal_values(sample.fields, "")
+        values = personal_values((sample or sample_reader()).fields, "")
         for address in addresses:
-            recipient = Recipient(address=address, name=sample.name, values=values)
+            link = link_for(self.config, self.secret, address, proof=True)
+            recipient = Recipient(address=address, name="", values=values)
             yield Outgoing(address.lower(), address, builder.build(recipient, link))
+
+
+def sample_reader() -> Subscriber:
+    """A reader who is on no list: what a proof without --as, or an empty list, shows."""
+    return Subscriber(
+        email=SAMPLE_ADDRESS,
+        address=SAMPLE_ADDRESS,
+        key=SAMPLE_ADDRESS,
+        name="",
+        fields={"email": SAMPLE_ADDRESS},
+        line=0,
+    )
 
 
 def prepare(
@@ -118,11 +131,19 @@ def prepare(
     subscribers_path: Path | None = None,
     secret: bytes | None,
     images: ImageMode = "mail",
+    template_env: jinja2.Environment | None = None,
 ) -> Mailing:
-    """Load and render an issue for the list (the configured one unless another is given)."""
+    """Load and render an issue for the list (the configured one unless another is given);
+    `template_env` is one kept from an earlier rendering (`preview --watch`)."""
     subscribers = subscribers_path or config.subscribers_path
     issue = load_issue(issue_path)
-    rendered = render_issue(issue, config, columns=read_columns(subscribers), images=images)
+    rendered = render_issue(
+        issue,
+        config,
+        columns=read_columns(subscribers),
+        images=images,
+        template_env=template_env,
+    )
     return Mailing(config, rendered, subscribers, SuppressionList(config.suppression_path), secret)
 
 

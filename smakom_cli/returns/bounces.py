@@ -43,6 +43,7 @@ from typing import Literal
 from smakom_cli.audience.references import find_references
 from smakom_cli.audience.unsubscribe_links import address_from_token
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.returns.requests import read_request
 
 Kind = Literal[
@@ -228,17 +229,19 @@ def classify(raw: bytes, context: Context) -> Verdict:
     except _TooComplex as exc:
         return _unreadable(raw, str(exc))
     except (RecursionError, MemoryError):
-        return _unreadable(raw, "its structure is too deep to read")
+        return _unreadable(raw, _("its structure is too deep to read"))
     try:
         return _classify(message, parts, raw, context)
     except Exception as exc:  # one odd message must not stop the sorting
-        return _unreadable(raw, f"it could not be read ({type(exc).__name__})")
+        return _unreadable(
+            raw, _("it could not be read ({error})").format(error=type(exc).__name__)
+        )
 
 
 def _classify(message: Message, parts: list[Message], raw: bytes, context: Context) -> Verdict:
     texts = list(_texts(parts))
     issue, recipient = _reference(context, [raw, *(text.encode("utf-8") for text in texts)])
-    _, sender = parseaddr(_header(message, "From"))
+    _name, sender = parseaddr(_header(message, "From"))
     base = Verdict(
         kind="unknown",
         addresses=_keys([sender]),
@@ -275,10 +278,10 @@ def _classify(message: Message, parts: list[Message], raw: bytes, context: Conte
         return replace(
             base,
             mentions_unsubscribe=True,
-            reason=(
-                f"mentions unsubscribing, written to {to}, not the unsubscribe address: "
+            reason=_(
+                "mentions unsubscribing, written to {to}, not the unsubscribe address: "
                 "a person should read it"
-            ),
+            ).format(to=to),
         )
     return base
 
@@ -286,9 +289,13 @@ def _classify(message: Message, parts: list[Message], raw: bytes, context: Conte
 def _check_shape(raw: bytes) -> None:
     """Refuse, before parsing, what no real mail looks like and the parser cannot bound."""
     if len(_CONTAINER.findall(raw, 0, MAX_BYTES)) > _MAX_CONTAINERS:
-        raise _TooComplex(f"it declares more than {_MAX_CONTAINERS} nested or attached messages")
+        raise _TooComplex(
+            _("it declares more than {count} nested or attached messages").format(
+                count=_MAX_CONTAINERS
+            )
+        )
     if len(_BOUNDARY_LINE.findall(raw)) > _MAX_BOUNDARY_LINES:
-        raise _TooComplex(f"it has more than {MAX_PARTS} parts")
+        raise _TooComplex(_("it has more than {count} parts").format(count=MAX_PARTS))
 
 
 def _parts(message: Message) -> list[Message]:
@@ -298,10 +305,12 @@ def _parts(message: Message) -> list[Message]:
     while stack:
         part, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise _TooComplex(f"its parts are nested more than {MAX_DEPTH} deep")
+            raise _TooComplex(
+                _("its parts are nested more than {count} deep").format(count=MAX_DEPTH)
+            )
         found.append(part)
         if len(found) > MAX_PARTS:
-            raise _TooComplex(f"it has more than {MAX_PARTS} parts")
+            raise _TooComplex(_("it has more than {count} parts").format(count=MAX_PARTS))
         payload = part.get_payload()
         if isinstance(payload, list):
             stack.extend((p, depth + 1) for p in reversed(payload) if isinstance(p, Message))
@@ -317,11 +326,11 @@ def _unreadable(raw: bytes, why: str) -> Verdict:
         key = name.strip().lower().decode("ascii", "replace")
         if colon and key in ("from", "subject", "date", "message-id") and key not in fields:
             fields[key] = _decode_header(value.strip()[:_MAX_HEADER_CHARS])
-    _, sender = parseaddr(fields.get("from", ""))
+    _name, sender = parseaddr(fields.get("from", ""))
     return Verdict(
         kind="unreadable",
         addresses=_keys([sender]),
-        reason=f"unreadable: {why}; moved for a person to look at",
+        reason=_("unreadable: {why}; moved for a person to look at").format(why=why),
         message_id=_one_line(fields.get("message-id", "")),
         subject=_one_line(fields.get("subject", "")),
         sender=_key(sender),
@@ -373,9 +382,9 @@ def _bounce_from_report(report: list[_Recipient], texts: list[str], base: Verdic
     if not failed:
         delayed = any(r.action.startswith("delay") for r in report)
         reason = (
-            "a delay notice: the receiving server is still trying"
+            _("a delay notice: the receiving server is still trying")
             if delayed
-            else "a delivery report that reports no failure"
+            else _("a delivery report that reports no failure")
         )
         return replace(base, kind="auto-reply", addresses=_keys([base.recipient]), reason=reason)
     first = failed[0]
@@ -419,7 +428,7 @@ def _bounce_from_text(message: Message, texts: list[str], base: Verdict) -> Verd
     if _blocked(status, reason_line):
         kind = "blocked"
     addresses = [base.recipient] if base.recipient else found
-    reason = reason_line or "reported as undeliverable, without a reason"
+    reason = reason_line or _("reported as undeliverable, without a reason")
     return replace(base, kind=kind, addresses=_keys(addresses), reason=reason, status=status)
 
 
@@ -433,9 +442,11 @@ def _complaint(parts: list[Message], base: Verdict) -> Verdict | None:
     if feedback != "abuse":
         return replace(
             base,
-            reason=f"a feedback report of type '{feedback or '?'}': a person should read it",
+            reason=_("a feedback report of type '{type}': a person should read it").format(
+                type=feedback or "?"
+            ),
         )
-    named = [a for _, a in getaddresses([fields.get("original-rcpt-to", "")]) if a]
+    named = [a for _name, a in getaddresses([fields.get("original-rcpt-to", "")]) if a]
     if not named:
         original = next(
             (p for p in parts if p.get_content_type() in ("message/rfc822", "text/rfc822-headers")),
@@ -444,7 +455,9 @@ def _complaint(parts: list[Message], base: Verdict) -> Verdict | None:
         named = _original_recipients(original)
     addresses = [base.recipient] if base.recipient else named
     source = fields.get("user-agent") or fields.get("reporting-mta") or base.sender
-    reason = f"marked as spam by the reader (a complaint through {_one_line(source)})"
+    reason = _("marked as spam by the reader (a complaint through {source})").format(
+        source=_one_line(source)
+    )
     return replace(base, kind="complaint", addresses=_keys(addresses), reason=reason)
 
 
@@ -470,7 +483,7 @@ def _original_recipients(part: Message | None) -> list[str]:
         return _recipients(payload[0], ("To",))
     if isinstance(payload, str):
         to = re.search(r"^to:(.*)$", payload[:65536], re.IGNORECASE | re.MULTILINE)
-        return [a for _, a in getaddresses([to.group(1)])] if to else []
+        return [a for _name, a in getaddresses([to.group(1)])] if to else []
     return []
 
 
@@ -584,7 +597,7 @@ def _addressed_to(message: Message, mailto: str) -> bool:
 
 def _recipients(message: Message, names: tuple[str, ...]) -> list[str]:
     values = [_decode_raw(v) for k, v in message.raw_items() if k.lower() in _lower(names)]
-    return [_key(a) for _, a in getaddresses(values[:50]) if a]
+    return [_key(a) for _name, a in getaddresses(values[:50]) if a]
 
 
 def _lower(names: tuple[str, ...]) -> frozenset[str]:
@@ -604,16 +617,22 @@ def _unsubscribe(texts: list[str], base: Verdict, context: Context) -> Verdict:
         proven = set(tokens) | {sender}
         confirmed = all(address in proven for address in named)
         addresses = named
-        doubt = f"asks for {', '.join(named)} but comes from {sender}"
+        doubt = _("asks for {join} but comes from {sender}").format(
+            join=", ".join(named), sender=sender
+        )
     elif tokens:
         confirmed, addresses, doubt = True, tokens, ""
     else:
         confirmed, addresses = sender in context.subscribed, _keys([sender])
-        doubt = f"comes from {sender}, which is not on the list"
+        doubt = _("comes from {sender}, which is not on the list").format(sender=sender)
     if confirmed:
-        reason = f"asked by mail: {subject}" if subject else "asked by mail"
+        reason = (
+            _("asked by mail: {subject}").format(subject=subject) if subject else _("asked by mail")
+        )
     else:
-        reason = f"{doubt}, without a valid unsubscribe link: a person should check it"
+        reason = _("{doubt}, without a valid unsubscribe link: a person should check it").format(
+            doubt=doubt
+        )
     return replace(
         base,
         kind="unsubscribe",
@@ -772,7 +791,7 @@ def _bytes_text(data: bytes) -> str:
 
 def _dsn_address(text: str) -> str:
     """The address of `rfc822; anna@kommun.se`; "" for another address type."""
-    kind, _, address = text.partition(";")
+    kind, _semicolon, address = text.partition(";")
     if kind.strip().lower() != "rfc822":
         return ""
     return parseaddr(address.strip())[1] or address.strip()

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from smakom_cli.i18n import _
+
 # Own text longer than this is a letter, which a person reads, even when sent to the mailto.
 LETTER_CHARACTERS = 500
 LETTER_LINES = 8
@@ -77,27 +79,27 @@ def read_request(subject: str, own_text: str) -> Reading:
     body = own_text.strip()
     lines = [line for line in body.splitlines() if line.strip()]
     if len(body) > LETTER_CHARACTERS or len(lines) > LETTER_LINES:
-        return Reading(False, "a letter to the unsubscribe address: a person should read it")
+        return Reading(False, _("a letter to the unsubscribe address: a person should read it"))
     clauses = [c.strip() for c in _CLAUSES.split(f"{subject}\n{body}") if c and c.strip()]
     if not clauses:
         return Reading(True)  # the address alone is the request (RFC 2369)
     leaves = False
     for clause in clauses:
         if _ABOUT_THE_LINK.search(clause):
-            return Reading(False, "writes about the unsubscribe link: a person should read it")
+            return Reading(False, _("writes about the unsubscribe link: a person should read it"))
         if _ABOUT_SOMEONE_ELSE.search(clause):
-            return Reading(False, "writes about someone else: a person should read it")
+            return Reading(False, _("writes about someone else: a person should read it"))
         negated = bool(_NEGATION.search(clause))
         if _NO_MORE.search(clause) and not _LEAVE.search(clause):
             leaves = True
         elif _LEAVE.search(clause):
             if negated:
-                return Reading(False, "asks not to be unsubscribed: a person should read it")
+                return Reading(False, _("asks not to be unsubscribed: a person should read it"))
             leaves = True
         elif _STAY.search(clause):
             if not negated:
-                return Reading(False, "asks to stay on the list: a person should read it")
+                return Reading(False, _("asks to stay on the list: a person should read it"))
             leaves = True
     if leaves:
         return Reading(True)
-    return Reading(False, "sent to the unsubscribe address without asking to leave")
+    return Reading(False, _("sent to the unsubscribe address without asking to leave"))

@@ -5,7 +5,8 @@ the local lists, to turn opaque link ids back into addresses), `apply_events` wr
 suppression list and then the sync state beside it. The state (`unsubscribed.sync.json`)
 holds the service's cursor and any event whose id matched no known address yet: such an
 event is kept and tried again at every sync (the address may come back with a re-imported
-list), never dropped.
+list), never dropped. A resubscribe counts only when the service marks it `genuine` (made
+with the one-time undo token of the page right after the unsubscribe); any other is left out.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from smakom_cli import __version__
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.audience.unsubscribe_links import index_by_id
 from smakom_cli.config import Config
+from smakom_cli.delivery.journal import known_keys
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 from smakom_cli.returns.service import EVENTS_PATH, HEALTH_PATH, RESUBSCRIBED, UNSUBSCRIBED
 
 T = TypeVar("T")
@@ -35,10 +37,10 @@ STATE_NAME = "unsubscribed.sync.json"
 _MAX_PAGES = 10_000
 _SOURCES = ("one-click", "web")
 _REASONS = {
-    ("one-click", UNSUBSCRIBED): "one-click unsubscribe in the mail program",
-    ("web", UNSUBSCRIBED): "the unsubscribe page",
-    ("web", RESUBSCRIBED): "undo on the unsubscribe page",
-    ("one-click", RESUBSCRIBED): "undo on the unsubscribe page",
+    ("one-click", UNSUBSCRIBED): N_("one-click unsubscribe in the mail program"),
+    ("web", UNSUBSCRIBED): N_("the unsubscribe page"),
+    ("web", RESUBSCRIBED): N_("undo on the unsubscribe page"),
+    ("one-click", RESUBSCRIBED): N_("undo on the unsubscribe page"),
 }
 
 
@@ -61,6 +63,8 @@ class SyncEvent:
     action: str
     source: str
     at: datetime
+    genuine: bool = False
+    """Made on the service's page by the reader right then (an undo needs its token)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class SyncBatch:
     service: str
     cursor: int
     events: tuple[SyncEvent, ...]
+    refused_undos: int = 0
+    """Resubscribes the service did not mark genuine (from a service before undo tokens)."""
 
     @property
     def unresolved(self) -> tuple[SyncEvent, ...]:
@@ -87,6 +93,7 @@ class SyncResult:
     """Undos on the web left out: the suppression list has a newer event for the address."""
     unresolved: int
     cursor: int
+    refused_undos: int = 0
 
 
 def service_urls(config: Config) -> ServiceUrls | None:
@@ -144,8 +151,9 @@ def fetch_events(
     urls = service_urls(config)
     if urls is None:
         raise SmakomError(
-            f"{config.path.name}: [unsubscribe] has no url, so there is no one-click service "
-            "to sync with."
+            _(
+                "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
+            ).format(name=config.path.name)
         )
     saved = _read_state(state_path(config))
     document = _get(urls.events, saved.cursor, service_key, timeout)
@@ -156,19 +164,34 @@ def fetch_events(
     service = document["service"]
     events: list[SyncEvent] = list(saved.unresolved)
     cursor = saved.cursor
-    for _ in range(_MAX_PAGES):
+    for _page in range(_MAX_PAGES):
         new = [_event(item, urls.events) for item in document["events"]]
         for event in new:
             if event.cursor <= cursor:
-                raise SmakomError(f"{urls.events} answered events out of order; try again.")
+                raise SmakomError(
+                    _("{events} answered events out of order; try again.").format(
+                        events=urls.events
+                    )
+                )
             cursor = event.cursor
         events += new
         if not document["more"]:
             break
         document = _get(urls.events, cursor, service_key, timeout)
         if document["service"] != service:
-            raise SmakomError(f"{urls.events} changed its database during the sync; try again.")
-    return SyncBatch(service=service, cursor=cursor, events=_resolve(config, secret, events, lists))
+            raise SmakomError(
+                _("{events} changed its database during the sync; try again.").format(
+                    events=urls.events
+                )
+            )
+    # Only an undo the reader made on the page, right after the unsubscribe, resubscribes.
+    kept = [event for event in events if event.action != RESUBSCRIBED or event.genuine]
+    return SyncBatch(
+        service=service,
+        cursor=cursor,
+        events=_resolve(config, secret, kept, lists),
+        refused_undos=len(events) - len(kept),
+    )
 
 
 def pending_unsubscribes(batch: SyncBatch) -> frozenset[str]:
@@ -200,15 +223,16 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
     unchanged = 0
     for run in _runs(event for event in resolved if not overruled(event)):
         first = run[0]
-        record = (
-            suppression.unsubscribe if first.action == UNSUBSCRIBED else suppression.resubscribe
-        )
-        changes = record(
-            [event.address for event in run],
-            source=first.source,
-            reason=_REASONS[first.source, first.action],
-            when=first.at,
-        )
+        addresses = [event.address for event in run]
+        reason = _(_REASONS[first.source, first.action])
+        if first.action == UNSUBSCRIBED:
+            changes = suppression.unsubscribe(
+                addresses, source=first.source, reason=reason, when=first.at
+            )
+        else:  # an undo comes after the click it undoes, even within the same second
+            changes = suppression.resubscribe(
+                addresses, source=first.source, reason=reason, when=first.at, follows_ties=True
+            )
         unchanged += sum(change.already for change in changes)
         changed[first.action] += [change.email for change in changes if not change.already]
     unresolved = batch.unresolved
@@ -220,6 +244,7 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
         overruled=tuple(event.address for event in resolved if overruled(event)),
         unresolved=len(unresolved),
         cursor=batch.cursor,
+        refused_undos=batch.refused_undos,
     )
 
 
@@ -231,9 +256,7 @@ def known_addresses(config: Config, lists: Sequence[Path] = ()) -> Iterator[str]
                 if isinstance(item, Subscriber):
                     yield item.key
     yield from SuppressionList(config.suppression_path).suppressed()
-    if config.journal_dir.is_dir():
-        for journal in sorted(config.journal_dir.glob("*.jsonl")):
-            yield from _journal_keys(journal)
+    yield from known_keys(config.journal_dir)
 
 
 def _resolve(
@@ -265,28 +288,6 @@ def _runs(events: Iterable[SyncEvent]) -> Iterator[list[SyncEvent]]:
         yield run
 
 
-def _journal_keys(path: Path) -> Iterator[str]:
-    """The recipients named in one send journal (JSON lines with a "key")."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as exc:
-        raise SmakomError(f"{path} cannot be read ({exc.strerror or exc}).") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            # A crash mid-write leaves a torn last line; anywhere else it is damage.
-            if any(rest.strip() for rest in lines[number:]):
-                raise SmakomError(
-                    f"{path}, line {number}: damaged journal entry; fix or remove that line."
-                ) from None
-            return
-        if isinstance(record, dict) and isinstance(record.get("key"), str):
-            yield record["key"]
-
-
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """The sync key must go to the configured service only, never to where it redirects."""
 
@@ -296,6 +297,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, Any]:
     """One page of events, checked for shape; every failure is one sentence."""
+    from smakom_cli import __version__
+
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked by config.py)
         f"{url}?after={after}",
         headers={
@@ -311,19 +314,25 @@ def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, An
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             raise SmakomError(
-                f"the one-click service at {url} refused the sync key ({exc.code}): run "
-                "`smakom login --service-key` with the key the service runs with "
-                "(SMAKOM_SERVICE_KEY on the server)."
+                _(
+                    "the one-click service at {url} refused the sync key ({code}): run "
+                    "`smakom login --service-key` with the key the service runs with "
+                    "(SMAKOM_SERVICE_KEY on the server)."
+                ).format(url=url, code=exc.code)
             ) from None
         raise SmakomError(
-            f"the one-click service at {url} answered {exc.code} {exc.reason}; is "
-            "`smakom serve` running behind [unsubscribe] url?"
+            _(
+                "the one-click service at {url} answered {code} {reason}; is `smakom "
+                "serve` running behind [unsubscribe] url?"
+            ).format(url=url, code=exc.code, reason=exc.reason)
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SmakomError(
-            f"cannot reach the one-click service at {url} ({reason}); check the connection "
-            "and that the service is running."
+            _(
+                "cannot reach the one-click service at {url} ({reason}); check the "
+                "connection and that the service is running."
+            ).format(url=url, reason=reason)
         ) from None
     try:
         document = json.loads(body)
@@ -333,11 +342,13 @@ def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, An
             and isinstance(document.get("events"), list)
             and isinstance(document.get("more"), bool)
         ):
-            raise ValueError("not an event list")
+            raise ValueError(_("not an event list"))
     except ValueError:
         raise SmakomError(
-            f"{url} did not answer with the one-click service's event list; is "
-            "[unsubscribe] url the address of `smakom serve`?"
+            _(
+                "{url} did not answer with the one-click service's event list; is "
+                "[unsubscribe] url the address of `smakom serve`?"
+            ).format(url=url)
         ) from None
     return document
 
@@ -353,18 +364,21 @@ def _event(item: object, url: str) -> SyncEvent:
             action=_typed(item["action"], str),
             source=_typed(item["source"], str),
             at=datetime.fromisoformat(_typed(item["at"], str)),
+            genuine=_typed(item.get("genuine", False), bool, boolean=True),
         )
         if event.action not in (UNSUBSCRIBED, RESUBSCRIBED) or event.source not in _SOURCES:
             raise ValueError
         if event.at.tzinfo is None:
             raise ValueError
     except (KeyError, TypeError, ValueError):
-        raise SmakomError(f"{url} answered an event smakom cannot read: {item!r}.") from None
+        raise SmakomError(
+            _("{url} answered an event smakom cannot read: {item!r}.").format(url=url, item=item)
+        ) from None
     return event
 
 
-def _typed(value: object, kind: type[T]) -> T:
-    if not isinstance(value, kind) or isinstance(value, bool):
+def _typed(value: object, kind: type[T], *, boolean: bool = False) -> T:
+    if not isinstance(value, kind) or isinstance(value, bool) != boolean:
         raise TypeError
     return value
 
@@ -383,7 +397,7 @@ def _read_state(path: Path) -> _State:
     except FileNotFoundError:
         return _State()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SmakomError(f"{path} cannot be read ({exc}).") from None
+        raise SmakomError(_("{path} cannot be read ({exc}).").format(path=path, exc=exc)) from None
     try:
         data = json.loads(text)
         if not isinstance(data, dict) or set(data) != {"service", "cursor", "unresolved"}:
@@ -394,8 +408,10 @@ def _read_state(path: Path) -> _State:
             raise ValueError
     except (ValueError, TypeError, SmakomError):
         raise SmakomError(
-            f"{path} is damaged. Delete it and run `smakom sync` again: every event is then "
-            "fetched again, which is harmless."
+            _(
+                "{path} is damaged. Delete it and run `smakom sync` again: every event "
+                "is then fetched again, which is harmless."
+            ).format(path=path)
         ) from None
     return state
 
@@ -412,6 +428,7 @@ def _write_state(path: Path, state: _State) -> None:
                 "action": e.action,
                 "source": e.source,
                 "at": e.at.isoformat(),
+                "genuine": e.genuine,
             }
             for e in state.unresolved
         ],

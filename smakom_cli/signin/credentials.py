@@ -6,6 +6,7 @@ On a headless server without a keyring, environment variables take their place.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -99,8 +101,11 @@ def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None
     if text:
         if len(text) < _MIN_SECRET_LENGTH:
             raise SmakomError(
-                f"{SECRET_VARIABLE} is too short: use at least {_MIN_SECRET_LENGTH} random "
-                "characters (copy the one the keyring holds on the computer that sent before)."
+                _(
+                    "{secret_variable} is too short: use at least {min_secret_length} "
+                    "random characters (copy the one the keyring holds on the computer "
+                    "that sent before)."
+                ).format(secret_variable=SECRET_VARIABLE, min_secret_length=_MIN_SECRET_LENGTH)
             )
         return text.encode("utf-8")
     with _keyring():
@@ -116,8 +121,11 @@ def create_unsubscribe_secret(list_id: str) -> bytes:
     with _keyring():
         if keyring.get_password(SERVICE, _secret_user(list_id)) is not None:
             raise SmakomError(
-                f"the keyring already holds the unsubscribe-link key of {list_id}; it is kept, "
-                "because a new one would break the links in every issue already sent."
+                _(
+                    "the keyring already holds the unsubscribe-link key of {list_id}; it "
+                    "is kept, because a new one would break the links in every issue "
+                    "already sent."
+                ).format(list_id=list_id)
             )
         made = secrets.token_urlsafe(32)
         keyring.set_password(SERVICE, _secret_user(list_id), made)
@@ -161,19 +169,44 @@ def service_key(list_id: str, environ: Mapping[str, str]) -> str | None:
 
 def store_service_key(list_id: str, key: str) -> str:
     """Keep the one-click service's sync key in the keyring; returns the backend's name."""
-    _check_service_key(key, "The service key")
+    _check_service_key(key, _("The service key"))
     with _keyring():
         keyring.set_password(SERVICE, f"service-key:{list_id}", key)
         return keyring_name()
 
 
+_MAKE_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
 def _check_service_key(key: str, name: str) -> None:
-    # Whoever has it can read who unsubscribed; a short one could be guessed.
+    # Whoever has it can read who unsubscribed; a short or made-up one could be guessed.
+    problem = key_problem(key)
+    if problem:
+        raise SmakomError(f"{name} {problem}")
+
+
+def key_problem(key: str) -> str:
+    """Why `key` cannot be a random key (the end of a sentence), or "" when it can be.
+
+    Too regular: fewer than 8 different characters, one piece repeated ("abcabc…"), or
+    mostly steps to the same or a neighbouring character ("aaaa…", "abcd…", "1234…") —
+    none of which 32 characters from `secrets` ever come near.
+    """
+    advice = _("(make one with: {command}).").format(command=_MAKE_KEY)
     if len(key) < _MIN_SECRET_LENGTH or key != key.strip():
-        raise SmakomError(
-            f"{name} must be at least {_MIN_SECRET_LENGTH} random characters without spaces "
-            '(make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))").'
+        return _("must be at least {length} random characters without spaces {advice}").format(
+            length=_MIN_SECRET_LENGTH, advice=advice
         )
+    steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in itertools.pairwise(key))
+    repeated = any(
+        len(key) % size == 0 and key == key[:size] * (len(key) // size)
+        for size in range(1, len(key) // 2 + 1)
+    )
+    if len(set(key)) < 8 or repeated or steps * 2 > len(key) - 1:
+        return _("is too regular to be random: use one made by a program {advice}").format(
+            advice=advice
+        )
+    return ""
 
 
 # Windows' Credential Manager holds at most 2,560 bytes a credential (1,280 characters as
@@ -248,23 +281,29 @@ def _backend_name(backend: keyring.backend.KeyringBackend) -> str:
 @contextmanager
 def _keyring(*, oauth: bool = False) -> Iterator[None]:
     """Turn the keyring's errors into one sentence that says how to go on without it."""
-    advice = (
-        f"Set {PASSWORD_VARIABLE} (and {SECRET_VARIABLE}) in the environment for unattended "
-        "runs, or install a keyring backend (see https://pypi.org/project/keyring/)."
-    )
+    advice = _(
+        "Set {password_variable} (and {secret_variable}) in the environment "
+        "for unattended runs, or install a keyring backend (see "
+        "https://pypi.org/project/keyring/)."
+    ).format(password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE)
     if oauth:
         # Tokens renew themselves, so they cannot live in an environment variable.
-        advice = (
-            "OAuth2 sign-in keeps its tokens in the keyring: install a keyring backend "
-            "(see https://pypi.org/project/keyring/) and run `smakom login` again."
+        advice = _(
+            "OAuth2 sign-in keeps its tokens in the keyring: install a keyring "
+            "backend (see https://pypi.org/project/keyring/) and run `smakom "
+            "login` again."
         )
     try:
         yield
     except keyring.errors.NoKeyringError:
-        raise SmakomError(f"There is no system keyring on this machine. {advice}") from None
+        raise SmakomError(
+            _("There is no system keyring on this machine. {advice}").format(advice=advice)
+        ) from None
     except keyring.errors.KeyringError as exc:
         raise SmakomError(
-            f"The system keyring could not be used ({type(exc).__name__}). {advice}"
+            _("The system keyring could not be used ({name__}). {advice}").format(
+                name__=type(exc).__name__, advice=advice
+            )
         ) from None
 
 

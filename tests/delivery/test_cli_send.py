@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from smakom_cli.cli import app
 from smakom_cli.signin.credentials import store_password
 from tests.delivery.test_dry_run import active_addresses
+from tests.service_server import SECRET, RunningService, gmail_post
 from tests.smtp_server import SmtpTestServer, use_server
 
 ISSUE = "issues/2021-01.md"
@@ -115,7 +116,7 @@ def test_confirmation_shows_the_count_and_no_sends_nothing(
     """Without --yes the user is asked with the recipient count; answering no sends nothing."""
     result = runner.invoke(app, ["send", ISSUE], input="n\n")
     assert result.exit_code == 1
-    assert f"to {len(active_addresses(newsletter))} recipient(s)" in result.output
+    assert f"to {len(active_addresses(newsletter))} recipients" in result.output
     assert live.messages == []
 
 
@@ -130,6 +131,50 @@ def test_a_proof_goes_only_to_the_given_address(
     assert message["Subject"] == "[TEST] SmåKom Nyhetsbrev Januari 2021"
     assert message["To"].addresses[0].addr_spec == "redaktor@example.net"
     assert not (newsletter / "sent").exists()
+
+
+def proof_link(message: EmailMessage) -> str:
+    found = re.search(r"<(https://[^>]+\?token=[^>]+)>", message["List-Unsubscribe"])
+    assert found
+    return found.group(1)
+
+
+@pytest.mark.parametrize("as_reader", [None, "anna.aberg@example.com"])
+def test_a_proof_changes_nobodys_subscription(
+    runner: CliRunner,
+    newsletter: Path,
+    live: SmtpTestServer,
+    one_click_service: RunningService,
+    as_reader: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proof is addressed to the proof address alone, and its links unsubscribe nobody: not
+    `smakom unsubscribe LINK`, not the service; without --as it shows no real subscriber."""
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
+    (newsletter / "templates").mkdir(exist_ok=True)
+    (newsletter / "templates" / "newsletter.txt").write_text(
+        "Hej {{ subscriber.name }}! {{ unsubscribe_url }}", encoding="utf-8"
+    )
+    as_option = ["--as", as_reader] if as_reader else []
+    result = runner.invoke(app, ["send", ISSUE, "--to", "redaktor@example.net", *as_option])
+    assert result.exit_code == 0, result.output
+    message = parse(live.messages[0].data)
+    assert message["To"] == "redaktor@example.net"
+    text_part = message.get_body(("plain",))
+    assert text_part is not None
+    assert ("Anna" in text_part.get_content()) == bool(as_reader)
+    assert "anna.aberg" not in message["List-Unsubscribe"]
+    link = proof_link(message)
+    before = (newsletter / "unsubscribed.csv").read_bytes()
+    events = one_click_service.events()
+
+    refused = runner.invoke(app, ["unsubscribe", link])
+    assert refused.exit_code == 1
+    assert "This link is from a proof (a test send): it unsubscribes nobody" in refused.output
+    page = gmail_post(one_click_service.link(link.partition("token=")[2]))
+    assert "Det här är ett provutskick" in page.text
+    assert one_click_service.events() == events
+    assert (newsletter / "unsubscribed.csv").read_bytes() == before
 
 
 def test_a_check_error_stops_the_send_unless_forced(

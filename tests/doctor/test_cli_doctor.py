@@ -1,0 +1,171 @@
+"""`smakom doctor` through the real CLI, against the local DNS server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smakom_cli.cli import app
+from tests.dns_server import DnsTestServer
+from tests.doctor.conftest import MemoryKeyring, use_provider
+from tests.doctor.zones import BROKEN_MICROSOFT, GOOGLE, MISALIGNED, changed
+
+Zone = dict[tuple[str, str], list[str]]
+
+
+def doctor(runner: CliRunner, dns: DnsTestServer, *options: str) -> tuple[int, list[str]]:
+    result = runner.invoke(app, ["doctor", "--dns", dns.address, "--timeout", "1", *options])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output.splitlines()
+
+
+def lines(output: list[str], status: str) -> list[str]:
+    return [line for line in output if line.startswith(status + " ")]
+
+
+@pytest.fixture
+def microsoft(newsletter: Path) -> Path:
+    use_provider(newsletter, "microsoft365")
+    return newsletter
+
+
+def test_good_zone_all_ok(
+    runner: CliRunner, microsoft: Path, dns: DnsTestServer, secure_keyring: MemoryKeyring
+) -> None:
+    """A Microsoft 365 domain with SPF, both DKIM CNAMEs, DMARC and MX: every line ok, exit 0."""
+    code, output = doctor(runner, dns)
+    assert code == 0, output
+    assert not lines(output, "problem") and not lines(output, "warning"), output
+    for what in ("SPF (smakom.se)", "DKIM (smakom.se)", "DMARC (_dmarc.smakom.se)", "MX"):
+        assert any(what in line for line in lines(output, "ok")), output
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_MICROSOFT))
+def test_each_broken_zone_one_problem(
+    runner: CliRunner, microsoft: Path, dns: DnsTestServer, case: str
+) -> None:
+    """Each broken zone of the issue: one problem line, naming the record and its value."""
+    zone, what, fix = BROKEN_MICROSOFT[case]
+    dns.zone = zone
+    code, output = doctor(runner, dns)
+    problems = lines(output, "problem")
+    assert code == 1
+    assert len(problems) == 1, output
+    assert f"{what} (" in problems[0] and fix in problems[0], problems
+
+
+def test_misaligned_from(runner: CliRunner, microsoft: Path, dns: DnsTestServer) -> None:
+    """SPF for another host only and no DKIM of its own: the From domain aligns with nothing."""
+    dns.zone = MISALIGNED
+    code, output = doctor(runner, dns)
+    assert code == 1
+    alignment = [line for line in lines(output, "problem") if "DMARC alignment" in line]
+    assert alignment and "aligns with neither DKIM" in alignment[0], output
+
+
+def test_spf_alone_is_a_warning(runner: CliRunner, microsoft: Path, dns: DnsTestServer) -> None:
+    """No DKIM CNAMEs: DMARC rests on SPF alone, which forwarding breaks, and doctor says so."""
+    dns.zone = BROKEN_MICROSOFT["DKIM for onmicrosoft only"][0]
+    _code, output = doctor(runner, dns)
+    assert any("rests on SPF alone" in line for line in lines(output, "warning")), output
+
+
+def test_google(runner: CliRunner, newsletter: Path, dns: DnsTestServer) -> None:
+    """Google's include and its google._domainkey selector, through two levels of includes."""
+    use_provider(newsletter, "google")
+    dns.zone = GOOGLE
+    code, output = doctor(runner, dns)
+    assert code == 0, output
+    dns.zone = changed(GOOGLE, {("google._domainkey.smakom.se", "TXT"): None})
+    code, output = doctor(runner, dns)
+    assert code == 1
+    assert "google._domainkey.smakom.se" in lines(output, "problem")[0]
+
+
+def test_custom_selector_from_settings(
+    runner: CliRunner, newsletter: Path, dns: DnsTestServer
+) -> None:
+    """A custom provider: the DKIM selector is [sender] dkim_selector; without it, a warning."""
+    dns.zone = changed(
+        GOOGLE,
+        {
+            ("s2026._domainkey.smakom.se", "TXT"): [
+                GOOGLE[("google._domainkey.smakom.se", "TXT")][0]
+            ]
+        },
+    )
+    _code, output = doctor(runner, dns)
+    assert any("dkim_selector" in line for line in lines(output, "warning")), output
+    path = newsletter / "smakom.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("[sender]\n", '[sender]\ndkim_selector = "s2026"\n'), encoding="utf-8"
+    )
+    _code, output = doctor(runner, dns)
+    assert any(line.startswith("ok") and "DKIM" in line for line in output), output
+
+
+@pytest.mark.parametrize("behaviour", ["timeout", "servfail", "refused"])
+def test_dns_failures_are_lines(
+    runner: CliRunner, microsoft: Path, dns: DnsTestServer, behaviour: str
+) -> None:
+    """A DNS server that says nothing, SERVFAIL or REFUSED: problem lines, never a traceback."""
+    dns.broken = {"smakom.se": behaviour, "_dmarc.smakom.se": behaviour}
+    code, output = doctor(runner, dns, "--timeout", "0.3")
+    assert code == 1
+    said = {"timeout": "did not answer in time", "servfail": "SERVFAIL", "refused": "REFUSED"}
+    assert any(said[behaviour] in line for line in lines(output, "problem")), output
+
+
+def test_nxdomain(runner: CliRunner, microsoft: Path, dns: DnsTestServer) -> None:
+    """A domain that does not exist at all: SPF, DMARC and MX each say what to add."""
+    dns.zone = {}
+    code, output = doctor(runner, dns)
+    assert code == 1
+    assert {line.split(" (")[0].split()[-1] for line in lines(output, "problem")} >= {
+        "SPF",
+        "DKIM",
+        "DMARC",
+        "MX",
+    }
+
+
+def test_huge_txt(runner: CliRunner, microsoft: Path, dns: DnsTestServer) -> None:
+    """A 60 KB TXT record (fetched over TCP after a truncated UDP answer) is read, not shown."""
+    huge = "v=spf1 " + " ".join(f"ip4:10.0.{i // 256}.{i % 256}" for i in range(3000)) + " -all"
+    dns.zone = changed(dns.zone, {("smakom.se", "TXT"): [huge[:60_000]]})
+    code, output = doctor(runner, dns)
+    assert code == 1, output
+    spf = next(line for line in output if "SPF (" in line)
+    assert len(spf) < 1000 and "spf.protection.outlook.com" in spf
+
+
+def test_bad_dns_option(runner: CliRunner, microsoft: Path) -> None:
+    """--dns with a name instead of an address is one red line."""
+    result = runner.invoke(app, ["doctor", "--dns", "dns.example.org"])
+    assert result.exit_code == 1
+    assert "give the DNS server as an IP address" in result.output
+
+
+def test_offline_asks_nobody(runner: CliRunner, microsoft: Path, dns: DnsTestServer) -> None:
+    """--offline checks the settings, issues and keyring, and asks no DNS server."""
+    code, output = doctor(runner, dns, "--offline")
+    assert code == 0, output
+    assert dns.asked == []
+    assert any("smakom.toml" in line for line in lines(output, "ok"))
+
+
+def test_check_points_to_doctor_until_it_ran(
+    runner: CliRunner, microsoft: Path, dns: DnsTestServer
+) -> None:
+    """`check` names `doctor` in a folder it never checked; after a run with the network, not."""
+    result = runner.invoke(app, ["check", "issues/2021-01.md", "--offline"])
+    assert "`smakom doctor` has not checked this folder yet" in result.output
+    doctor(runner, dns, "--offline")
+    result = runner.invoke(app, ["check", "issues/2021-01.md", "--offline"])
+    assert "smakom doctor" in result.output, "an offline doctor run checked no sign-in or DNS"
+    doctor(runner, dns)
+    result = runner.invoke(app, ["check", "issues/2021-01.md", "--offline"])
+    assert "smakom doctor" not in result.output, result.output
