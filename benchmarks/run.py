@@ -515,6 +515,8 @@ def ceiling(
 def smakom_send(folder: Path, smakom: list[str], n: int, *, subscribers: str = "") -> float:
     """`smakom send --yes` from a fresh journal; checks that every message was sent."""
     shutil.rmtree(folder / "sent", ignore_errors=True)
+    # The witness would (rightly) refuse a send whose journal was deleted: it goes with it.
+    shutil.rmtree(folder / ".smakom", ignore_errors=True)
     option = ["--subscribers", subscribers] if subscribers else []
     # No one-click service runs here: the send path is measured without its one HTTP sync.
     seconds = run([*smakom, "send", ISSUE, "--yes", "--no-sync", *option], folder).seconds

@@ -77,10 +77,9 @@ def prepare(
     # So does a journal of this issue that holds fewer than its witness recorded: `check`,
     # the preview and the dry run stop with the very line the send would give.
     from smakom_cli.audience.witness import Witness
-    from smakom_cli.delivery.journal import any_journal, issue_journals
-    from smakom_cli.delivery.workflow import issue_header
+    from smakom_cli.delivery.journal import any_journal, issue_header, issue_journals
 
-    issue_journals(config.journal_dir, issue_header(mailing))
+    issue_journals(config.journal_dir, issue_header(mailing.issue))
     witness = Witness(config.folder)
     if witness.lacks(
         journals=any_journal(config.journal_dir),

@@ -49,7 +49,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
@@ -58,6 +58,9 @@ from smakom_cli.audience.witness import JournalRecord, Witness
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
+
+if TYPE_CHECKING:
+    from smakom_cli.compose.issue import Issue
 
 VERSION = 2
 # Where the locks of the sends in progress are, in the newsletter folder.
@@ -335,6 +338,14 @@ def _local_time(second: int) -> str:
     return datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
 
 
+def issue_header(issue: Issue) -> JournalHeader:
+    """What a journal of this issue says it is for: its name and the fingerprint of its
+    subject and text, the same for a renamed copy (spacing ignored)."""
+    text = f"{' '.join(issue.subject.split())}\0{' '.join(issue.body.split())}"
+    fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return JournalHeader(issue.slug, issue.subject, fingerprint)
+
+
 @contextmanager
 def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iterator[None]:
     """Hold an issue for one send, by its name and by its text, from the plan to the report.
@@ -370,10 +381,16 @@ def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iter
 
 
 def _busy(note: Path) -> str:
-    try:
-        holder = note.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        holder = ""
+    holder = ""
+    # The holder writes its note just after taking the lock: give it that moment.
+    for _attempt in range(20):
+        try:
+            holder = note.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            holder = ""
+        if holder:
+            break
+        time.sleep(0.01)
     who = f" ({holder})" if holder else ""
     return _(
         "Another smakom is sending this issue right now{who}, perhaps under another file "

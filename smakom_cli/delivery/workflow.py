@@ -14,7 +14,6 @@ who already got it.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from smakom_cli.delivery.journal import (
     current_boot,
     forget_journals,
     hold_issue,
+    issue_header,
     issue_journals,
     journal_for,
     witness_journals,
@@ -175,21 +175,10 @@ class DeliveryReport:
         ).format(count=count)
 
 
-def fingerprint(mailing: Mailing) -> str:
-    """The same for a renamed copy of an issue: its subject and text, spacing ignored."""
-    issue = mailing.issue
-    text = f"{' '.join(issue.subject.split())}\0{' '.join(issue.body.split())}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def issue_header(mailing: Mailing) -> JournalHeader:
-    """What a journal of this issue says it is for: the issue's name and its fingerprint."""
-    return JournalHeader(mailing.issue.slug, mailing.issue.subject, fingerprint(mailing))
-
-
 def holding_issue(mailing: Mailing) -> AbstractContextManager[None]:
     """The issue held for one send to the list; take it before the plan, keep it to the end."""
-    return hold_issue(mailing.config.folder, issue_header(mailing), issue_file=mailing.issue.path)
+    header = issue_header(mailing.issue)
+    return hold_issue(mailing.config.folder, header, issue_file=mailing.issue.path)
 
 
 def list_name(mailing: Mailing) -> str:
@@ -218,7 +207,7 @@ def plan_send(
     is confirmed): they are counted as unsubscribed.
     """
     config = mailing.config
-    header = issue_header(mailing)
+    header = issue_header(mailing.issue)
     journals = issue_journals(config.journal_dir, header, boot=boot)
     path = journal_for(config.journal_dir, header, journals, again=again)
     known = _Known.of([] if again else [state for _, state in journals])

@@ -485,6 +485,35 @@ def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: Inbox
             source="mail",
             reason=verdict.reason,
         )
+    if verdict.kind == "unreadable":
+        effect = _("unreadable: moved for a person to look at, never deleted")
+        return Decision("move", inbox.unreadable_folder, effect, addresses=verdict.addresses)
+    if verdict.kind == "complaint":
+        sent = tuple(a for a in verdict.addresses if deliveries.issues_of(a))
+        if not sent:
+            effect = _(
+                "a spam complaint about nobody this newsletter was sent to: left for a person"
+            )
+            return Decision("leave", "", effect, verdict.issue, verdict.addresses)
+        return Decision(
+            "move",
+            inbox.unsubscribe_folder,
+            _("unsubscribed"),
+            verdict.issue or deliveries.issues_of(sent[0])[-1],
+            sent,
+            unsubscribe=sent,
+            source="complaint",
+            reason=verdict.reason,
+        )
+    if verdict.kind == "blocked":
+        effect = _(
+            "the sending was blocked: the receiving server refused smakom's server or domain, "
+            "not this address; nobody was unsubscribed for it"
+        )
+        return Decision("move", inbox.bounce_folder, effect, verdict.issue, verdict.addresses)
+    if verdict.mentions_unsubscribe:
+        effect = _("left for a person: {reason}").format(reason=verdict.reason)
+        return Decision("leave", "", effect, verdict.issue)
     if verdict.kind == "auto-reply":
         if verdict.recipient or any(a in deliveries.everyone for a in verdict.addresses):
             return Decision(
@@ -645,7 +674,10 @@ def bounce_summary(config: Config, issue: str) -> str:
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("hard", N_("Hard bounces")),
     ("soft", N_("Soft bounces")),
+    ("blocked", N_("Sending blocked")),
+    ("complaint", N_("Spam complaints")),
     ("unsubscribe", N_("Unsubscribe requests")),
+    ("unreadable", N_("Unreadable")),
     ("auto-reply", N_("Auto-replies")),
     ("unknown", N_("Other mail")),
 )
@@ -671,17 +703,19 @@ def report_lines(report: InboxReport) -> Iterator[str]:
 
 
 def row(item: Sorted) -> tuple[str, str, str, str]:
-    """Addresses, what was done, why (the server's reply or the subject), and where it went."""
+    """Addresses, what was done, why (the server's reply, or date and subject of what a
+    person must read), and where it went."""
     verdict = item.verdict
     addresses = ", ".join(item.addresses or verdict.addresses) or verdict.sender or "?"
     where = item.to if item.action == "move" else _("stays in place")
-    if verdict.kind in ("hard", "soft"):
+    if verdict.kind == "unreadable" or item.action == "leave":
+        when = f"{verdict.date:%Y-%m-%d %H:%M} " if verdict.date else ""
+        why = when + (verdict.subject or _("(no subject)"))
+    elif verdict.kind in ("hard", "soft", "blocked"):
         why = _bounce_reason(verdict)
-    elif verdict.kind == "auto-reply":
-        why = verdict.reason
     else:
-        why = verdict.subject
-    effect = item.effect
+        why = verdict.reason
+    effect = verdict.reason if verdict.kind == "unreadable" else item.effect
     if item.repeat:
         effect = _("{effect} (sorted before, as another copy)").format(effect=effect)
     return addresses, effect, why, where

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from filelock import FileLock, Timeout
 
@@ -26,7 +26,7 @@ from smakom_cli.i18n import _
 from smakom_cli.returns.bounces import Kind
 
 Action = Literal["move", "leave"]
-KINDS: frozenset[str] = frozenset(("hard", "soft", "unsubscribe", "auto-reply", "unknown"))
+KINDS: frozenset[str] = frozenset(get_args(Kind))
 ACTIONS: frozenset[str] = frozenset(("move", "leave"))
 LOCK_TIMEOUT = 30.0
 _FIELDS = {
