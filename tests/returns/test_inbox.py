@@ -199,7 +199,11 @@ def test_every_kind_of_mail_ends_in_its_place(
     assert "lars.privat@example.net" in text and "a person should check it" in text
     assert "maria.soderberg@example.com\tleft for a person: writes about someone else" in text
     assert "never sent this newsletter: left for a person" in text
-    assert "Hard bounces: 10" in text and "Sending blocked: 1" in text and "olivia.strom@example.com\tleft in place" in text
+    assert (
+        "Hard bounces: 10" in text
+        and "Sending blocked: 1" in text
+        and "olivia.strom@example.com\tleft in place" in text
+    )
     bounces = (newsletter / "sent" / "2021-01.bounces.txt").read_text(encoding="utf-8")
     assert "Bounces read by smakom inbox: 9 hard, 1 soft" in bounces
     assert "qarin.ek" not in bounces
