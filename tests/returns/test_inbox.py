@@ -43,6 +43,13 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "soft-mailbox-full.eml": (STUDSAR, "", ""),
     "out-of-office-sv.eml": (AUTOSVAR, "", ""),
     "out-of-office-en.eml": (AUTOSVAR, "", ""),
+    "yahoo-bounce.eml": (STUDSAR, "rolf.sjogren@example.org", "bounce"),
+    "qmail-local-bounce.eml": (STUDSAR, "sara.hagglund@example.com", "bounce"),
+    "exchange-html-ndr.eml": (STUDSAR, "tomas.narhi@example.org", "bounce"),
+    "exchange-blocked-ndr.eml": (STUDSAR, "", ""),
+    "arf-complaint.eml": (AVREG, "per.akesson@example.org", "complaint"),
+    "out-of-office-latin1.eml": (AUTOSVAR, "", ""),
+    "out-of-office-utf8-raw.eml": (AUTOSVAR, "", ""),
     "unsubscribe-mailto.eml": (AVREG, "johan.alvsjo@example.org", "mail"),
     "unsubscribe-with-token.eml": (AVREG, "karin.ohman@example.com", "mail"),
     "unsubscribe-without-token.eml": ("INBOX", "", ""),
@@ -184,17 +191,27 @@ def test_every_kind_of_mail_ends_in_its_place(
     assert "5.1.10" in anna["reason"] and anna["when"] == "2021-01-05T08:01:12Z"
     johan = next(r for r in rows if r["email"] == "johan.alvsjo@example.org")
     assert "unsubscribe johan.alvsjo@example.org" in johan["reason"]
-    assert "15 new messages: hard bounces 7, soft bounces 1" in output
-    assert "unsubscribe requests 3" in output
+    assert "22 new messages: hard bounces 10, soft bounces 1, sending blocked 1" in output
+    assert "spam complaints 1, unsubscribe requests 3" in output
     assert "lars.privat@exampl" in output  # the table, whose cells wrap
     text = _report(newsletter)
     assert "counted: 1 of 3 issues in a row" in text
     assert "lars.privat@example.net" in text and "a person should check it" in text
     assert "maria.soderberg@example.com\tleft for a person: writes about someone else" in text
     assert "never sent this newsletter: left for a person" in text
-    assert "Hard bounces: 7" in text and "olivia.strom@example.com\tleft in place" in text
+    assert (
+        "Hard bounces: 10" in text
+        and "Sending blocked: 1" in text
+        and "olivia.strom@example.com\tleft in place" in text
+    )
     bounces = (newsletter / "sent" / "2021-01.bounces.txt").read_text(encoding="utf-8")
-    assert "Bounces read by smakom inbox: 6 hard, 1 soft" in bounces
+    assert "Bounces read by smakom inbox: 9 hard, 1 soft" in bounces
+    assert "qarin.ek" not in bounces
+    assert "nobody was unsubscribed for it" in text
+    reasons = {r["email"]: r["reason"] for r in rows}
+    assert "(#5.1.1)" in reasons["sara.hagglund@example.com"]
+    assert "This user doesn't have" in reasons["rolf.sjogren@example.org"]
+    assert "<" not in reasons["tomas.narhi@example.org"]
 
     state = (newsletter / "inbox.jsonl").read_bytes()
     csv_bytes = (newsletter / "unsubscribed.csv").read_bytes()
@@ -289,7 +306,7 @@ def test_dry_run_changes_nothing(
     output = _inbox(runner, "--dry-run")
 
     assert "Dry run, nothing was changed" in output
-    assert "15 new messages: hard bounces 7" in output
+    assert "22 new messages: hard bounces 10" in output
     assert {p: p.read_bytes() for p in newsletter.rglob("*") if p.is_file()} == before
     assert _where(dovecot, mailbox) == where
     with dovecot.client(mailbox) as client:
