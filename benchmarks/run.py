@@ -516,6 +516,8 @@ def ceiling(
 def smakom_send(folder: Path, smakom: list[str], n: int, *, subscribers: str = "") -> float:
     """`smakom send --yes` from a fresh journal; checks that every message was sent."""
     shutil.rmtree(folder / "sent", ignore_errors=True)
+    # The witness would (rightly) refuse a send whose journal was deleted: it goes with it.
+    shutil.rmtree(folder / ".smakom", ignore_errors=True)
     option = ["--subscribers", subscribers] if subscribers else []
     # No one-click service runs here: the send path is measured without its one HTTP sync.
     seconds = run([*smakom, "send", ISSUE, "--yes", "--no-sync", *option], folder).seconds
@@ -905,10 +907,8 @@ def peer_rows(
 # --- 5. start-up --------------------------------------------------------------------------
 
 
-def startup(s: Settings, work: Path, smakom: list[str]) -> float:
-    """`smakom --help` and `smakom preview`; returns the preview's median seconds."""
+def startup(s: Settings, work: Path, smakom: list[str]) -> None:
     example = copy_example(work / "example")
-    preview = 0.0
     repeats = max(s.repeats, 5) if not s.quick else s.repeats
     for measure, cmd, limit in (
         ("`smakom --help`", [*smakom, "--help"], 0.15),
@@ -926,8 +926,6 @@ def startup(s: Settings, work: Path, smakom: list[str]) -> float:
                 verdict(seconds < limit),
             )
         )
-        preview = seconds
-    return preview
 
 
 # --- 6. watch ----------------------------------------------------------------------------
@@ -942,9 +940,9 @@ def save(issue: Path, number: int) -> None:
     issue.write_text(text, encoding="utf-8")
 
 
-def watching(s: Settings, work: Path, smakom: list[str], preview: float) -> None:
+def watching(s: Settings, work: Path, smakom: list[str]) -> None:
     """A re-render in the running process, the first render, and a save to the page."""
-    from smakom_cli.delivery.watch import IssueWatcher
+    from smakom_cli.delivery.watch import POLL_SECONDS, IssueWatcher
 
     example = copy_example(work / "watched")
     issue = example / ISSUE
@@ -971,17 +969,21 @@ def watching(s: Settings, work: Path, smakom: list[str], preview: float) -> None
             verdict(seconds <= 0.1),
         )
     )
-    starts, served = [], []
-    for _ in range(s.repeats):
+    # The first render against `smakom preview`, run by run in turn, so that other work on
+    # the machine weighs on both alike.
+    starts, previews, served = [], [], []
+    repeats = max(s.repeats, 5) if not s.quick else s.repeats
+    for _ in range(repeats):
+        previews.append(run([*smakom, "preview", ISSUE], example).seconds)
         start, saves = watched_run(smakom, example, issue)
         starts.append(start)
         served += saves
-    first = median(starts)
+    first, preview = median(starts), median(previews)
     s.rows.append(
         Row(
             "6 Watch",
             "`smakom preview --watch`: start to the page's address printed (the first render "
-            f"included), median of {s.repeats}",
+            f"included), median of {repeats}, in turn with `smakom preview`",
             f"{first:.3f} s",
             f"≤ `smakom preview` ({preview:.3f} s)",
             verdict(first <= preview),
@@ -990,8 +992,8 @@ def watching(s: Settings, work: Path, smakom: list[str], preview: float) -> None
     s.rows.append(
         Row(
             "6 Watch",
-            "`smakom preview --watch`: a save to the new version served (polling every "
-            f"0.1 s included), median of {len(served)}",
+            "`smakom preview --watch`: a save to the new version served (the files polled "
+            f"every {POLL_SECONDS} s), median of {len(served)}",
             f"{median(served) * 1000:.0f} ms",
         )
     )
@@ -1124,8 +1126,8 @@ def main(argv: list[str] | None = None) -> None:
         (folder / "unsubscribed.csv").unlink()  # everyone on the generated list gets the issue
         peer = Mailmerge(mailmerge, mailmerge_folder(folder, work, n), n) if mailmerge else None
 
-        preview = startup(s, work, smakom)
-        watching(s, work, smakom, preview)
+        startup(s, work, smakom)
+        watching(s, work, smakom)
         outbox, ours_dry = dry_run(s, folder, smakom)
         stages(s, folder)
         ours_send, theirs_send = sends(s, folder, smakom, outbox, sinks, peer)

@@ -52,6 +52,25 @@ def prepare(
     # A damaged suppression list stops every command here, before an outbox or a journal
     # is touched: read as shorter, it would mail people who asked to leave.
     mailing.suppression.suppressed()
+    # So does a journal of this issue that holds fewer than its witness recorded: `check`,
+    # the preview and the dry run stop with the very line the send would give.
+    from smakom_cli.audience.witness import Witness
+    from smakom_cli.delivery.journal import any_journal, issue_header, issue_journals
+
+    issue_journals(config.journal_dir, issue_header(mailing.issue))
+    witness = Witness(config.folder)
+    if witness.lacks(
+        journals=any_journal(config.journal_dir),
+        unsubscribed=bool(mailing.suppression.suppressed()),
+    ):
+        output.warning(
+            _(
+                "smakom's witness of sent/ and unsubscribed.csv ({path}) is missing or not "
+                "complete (a folder from before it existed, or a fresh copy of the folder); "
+                "the next send makes it from the files as they are now, so it cannot tell "
+                "whether they lost anything before."
+            ).format(path=witness.path)
+        )
     if sending:
         return mailing
     # The key last, so a mistake in the issue is the first thing said.
@@ -65,12 +84,13 @@ def warn_if_not_synced(config: Config) -> None:
     """A preview or dry run uses no network: say when the unsubscribes on the web are old."""
     from datetime import UTC, datetime, timedelta
 
+    from smakom_cli.delivery.journal import any_journal
     from smakom_cli.returns.sync import last_sync, service_urls
 
     if service_urls(config) is None:
         return
     synced = last_sync(config)
-    if synced is None and not any(config.journal_dir.glob("*.jsonl")):
+    if synced is None and not any_journal(config.journal_dir):
         return  # no issue has gone out, so nobody can have used a link yet
     if synced is None or datetime.now(UTC) - synced > timedelta(days=1):
         when = "never" if synced is None else f"last on {synced:%Y-%m-%d}"

@@ -29,7 +29,9 @@ def serve(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help=_("The service's SQLite database (made when missing)."), metavar="PATH"
+            "--data",
+            help=_("The service's SQLite database (made when missing)."),
+            metavar=_("PATH"),
         ),
     ] = Path("smakom-service.sqlite3"),
     config_path: Annotated[
@@ -75,7 +77,7 @@ def serve(
                 "of standard error."
             ),
             dir_okay=False,
-            metavar="PATH",
+            metavar=_("PATH"),
         ),
     ] = None,
 ) -> None:
@@ -143,7 +145,7 @@ def sync(
             "--subscribers",
             help=_("Another subscriber list, besides the one in smakom.toml, that was sent to."),
             dir_okay=False,
-            metavar="PATH",
+            metavar=_("PATH"),
             show_default=False,
         ),
     ] = None,

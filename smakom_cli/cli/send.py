@@ -107,9 +107,13 @@ def send(
 
     mailing = prepare(ctx, issue, subscribers, sending=not dry_run)
     if dry_run:
-        report = write_outbox(mailing, outbox or mailing.config.outbox_dir / mailing.issue.slug)
-        output.show_outbox(report, mailing.audience())
+        folder = outbox or mailing.config.outbox_dir / mailing.issue.slug
+        # The whole list and the check first, as a real send reads them before it writes:
+        # a damaged list stops the dry run before the outbox is touched.
+        audience = mailing.audience()
         findings = mailing.check()
+        report = write_outbox(mailing, folder)
+        output.show_outbox(report, audience)
         output.show_findings(findings)
         warn_if_not_synced(mailing.config)
         exit_if_a_send_would_stop(findings)
@@ -126,10 +130,14 @@ def send(
 def _refuse_conflicts(**given: bool) -> None:
     """Options that cannot mean anything together are refused, never silently ignored."""
     pairs = [
-        ("to", "dry_run", "--to sends a proof; --dry-run sends nothing. Use one of them."),
-        ("outbox", None, "--outbox is the folder of a --dry-run; add --dry-run."),
-        ("as_email", "no_to", "--as personalises a proof: give --to ADDRESS as well."),
-        ("again", "resend_uncertain", "--again already sends to everyone, the uncertain too."),
+        ("to", "dry_run", _("--to sends a proof; --dry-run sends nothing. Use one of them.")),
+        ("outbox", None, _("--outbox is the folder of a --dry-run; add --dry-run.")),
+        ("as_email", "no_to", _("--as personalises a proof: give --to ADDRESS as well.")),
+        (
+            "again",
+            "resend_uncertain",
+            _("--again already sends to everyone, the uncertain too."),
+        ),
     ]
     given = given | {"no_to": not given["to"]}
     for first, second, sentence in pairs:
@@ -188,8 +196,8 @@ def _send_to_list(mailing: Mailing, options: SendOptions, *, yes: bool) -> None:
     plan = outcome.plan
     if outcome.delivery is not None:
         if lost and lost[0].problem:
-            note = f"the output went away during the send ({lost[0].problem})."
-            note_in_report(outcome.delivery, note)
+            note = _("the output went away during the send ({problem}).")
+            note_in_report(outcome.delivery, note.format(problem=lost[0].problem))
     elif plan.refusal:
         output.show_findings(plan.findings)
         raise SmakomError(plan.refusal)

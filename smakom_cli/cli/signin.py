@@ -210,7 +210,7 @@ def _warn_if_unencrypted_keyring() -> None:
     found = unencrypted_keyring()
     if found is None:
         return
-    where = f"in {found.file}" if found.file else "in a file"
+    where = _("in {file}").format(file=found.file) if found.file else _("in a file")
     output.warning(
         _(
             "the keyring backend ({backend}) keeps passwords unencrypted {where}: "

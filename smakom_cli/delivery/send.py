@@ -24,6 +24,7 @@ from smakom_cli.delivery.workflow import (
     SendPlan,
     holding_issue,
     plan_send,
+    remember,
     run_send,
 )
 from smakom_cli.errors import ExitCode, SmakomError
@@ -146,7 +147,10 @@ def _send_held(
         leave_out=pending_unsubscribes(batch) if batch is not None else frozenset(),
         boot=boot,
     )
-    if plan.refusal or plan.nothing_to_send:
+    if plan.refusal:
+        return SendOutcome(plan)
+    if plan.nothing_to_send:
+        remember(plan, looking)  # a witness made for the first time
         return SendOutcome(plan)
     if not confirm(plan):
         return SendOutcome(plan, declined=True)

@@ -155,7 +155,7 @@ def send_messages(
     finally:
         # Workers finish the message in hand, give back the others unsent, and hang up.
         shared.halt.set()
-        for _ in workers:
+        for _worker in workers:
             shared.work.put(None)
         for worker in workers:
             worker.join()
@@ -299,7 +299,7 @@ class _RateLimit:
                     if len(starts) >= limit:
                         delay = max(delay, starts[0] + seconds - now)
                 if delay <= 0:
-                    for _, _, starts in self._windows:
+                    for _limit, _span, starts in self._windows:
                         starts.append(now)
                     if self._day_limit > 0:
                         self._day.append(now)

@@ -16,16 +16,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from filelock import FileLock, Timeout
 
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.returns.bounces import Kind
 
 Action = Literal["move", "leave"]
-KINDS: frozenset[str] = frozenset(("hard", "soft", "unsubscribe", "auto-reply", "unknown"))
+KINDS: frozenset[str] = frozenset(get_args(Kind))
 ACTIONS: frozenset[str] = frozenset(("move", "leave"))
 LOCK_TIMEOUT = 30.0
 _FIELDS = {
@@ -76,7 +77,9 @@ class InboxLog:
         except FileNotFoundError:
             return cls(path, ())
         except OSError as exc:
-            raise SmakomError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+            raise SmakomError(
+                _("{path} cannot be read ({value}).").format(path=path, value=exc.strerror or exc)
+            ) from None
         return cls(path, tuple(parse(data, path.name)))
 
     def seen(self, folder: str, uidvalidity: int) -> dict[int, Entry]:
@@ -109,19 +112,21 @@ class InboxLog:
                 replace_file(self.path, old + line.encode("utf-8"), new_mode=PRIVATE)
         except Timeout:
             raise SmakomError(
-                f"{self.path.name} stayed locked by another smakom inbox for "
-                f"{LOCK_TIMEOUT:.0f} seconds. Wait for it to finish and try again."
+                _(
+                    "{name} stayed locked by another smakom inbox for {lock_timeout:.0f} "
+                    "seconds. Wait for it to finish and try again."
+                ).format(name=self.path.name, lock_timeout=LOCK_TIMEOUT)
             ) from None
         return InboxLog(self.path, (*current, entry))
 
 
 def parse(data: bytes, name: str) -> list[Entry]:
     """Every line as an entry; any damage is an error naming the line."""
-    fix = "Fix or remove that line, or restore the file from a backup."
+    fix = _("Fix or remove that line, or restore the file from a backup.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise SmakomError(f"{name} is not UTF-8 text. {fix}") from None
+        raise SmakomError(_("{name} is not UTF-8 text. {fix}").format(name=name, fix=fix)) from None
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -129,7 +134,11 @@ def parse(data: bytes, name: str) -> list[Entry]:
         try:
             entries.append(_entry(json.loads(line)))
         except ValueError as exc:
-            raise SmakomError(f"{name} line {number}: {exc}. {fix}") from None
+            raise SmakomError(
+                _("{name} line {number}: {exc}. {fix}").format(
+                    name=name, number=number, exc=exc, fix=fix
+                )
+            ) from None
     return entries
 
 
@@ -144,18 +153,18 @@ def _entry(record: object) -> Entry:
             raise ValueError(f"the key '{key}' is missing")
         value = record[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ValueError(f"'{key}' has the wrong type")
+            raise ValueError(_("'{key}' has the wrong type").format(key=key))
     if record["kind"] not in KINDS:
-        raise ValueError(f"the kind must be one of {', '.join(sorted(KINDS))}")
+        raise ValueError(_("the kind must be one of {join}").format(join=", ".join(sorted(KINDS))))
     if record["action"] not in ACTIONS:
-        raise ValueError("the action must be 'move' or 'leave'")
+        raise ValueError(_("the action must be 'move' or 'leave'"))
     if record["uid"] < 1 or record["uidvalidity"] < 0:
-        raise ValueError("the uid must be a positive number")
+        raise ValueError(_("the uid must be a positive number"))
     if record["action"] == "move" and not record["to"]:
-        raise ValueError("a moved message needs the folder it went to")
+        raise ValueError(_("a moved message needs the folder it went to"))
     addresses = record["addresses"]
     if not all(isinstance(a, str) and "@" in a for a in addresses):
-        raise ValueError("'addresses' must be a list of e-mail addresses")
+        raise ValueError(_("'addresses' must be a list of e-mail addresses"))
     values: dict[str, Any] = {**record, "addresses": tuple(addresses)}
     return Entry(**values)
 
