@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import string
 import subprocess
 import sys
@@ -158,6 +159,45 @@ def test_no_module_that_translates_assigns_to_the_underscore() -> None:
             ):
                 assigned.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not assigned, assigned
+
+
+# Where a sentence for the office starts its way: an error, a line of output, a prompt, help.
+_SAID_TO_THE_OFFICE = {"SmakomError", "error", "warning", "info", "success", "prompt", "confirm"}
+
+
+def test_what_the_office_is_told_is_marked_for_translation() -> None:
+    """An error, an output line, a prompt or a help text written as a plain or f-string (not
+    through _() or ngettext()) would stay English in Swedish."""
+    unmarked = []
+    for path in PACKAGE.rglob("*.py"):
+        if "i18n" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", "") or getattr(node.func, "attr", "")
+            owner = getattr(getattr(node.func, "value", None), "id", "")
+            told = name == "SmakomError" or (
+                name in _SAID_TO_THE_OFFICE and owner in {"output", "typer"}
+            )
+            texts = [node.args[0]] if told and node.args else []
+            texts += [k.value for k in node.keywords if k.arg == "help"]
+            for text in texts:
+                if _has_words(text):
+                    unmarked.append(f"{path.relative_to(PACKAGE)}:{text.lineno}")
+    assert not unmarked, unmarked
+
+
+def _has_words(node: ast.AST) -> bool:
+    """A string or f-string whose own text has words (a composition like f"{a} {b}" has none;
+    "smakom" is a name)."""
+    if isinstance(node, ast.JoinedStr):
+        parts = [p.value for p in node.values if isinstance(p, ast.Constant)]
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        parts = [node.value]
+    else:
+        return False
+    return bool(re.search(r"[A-Za-z]{2,}", " ".join(map(str, parts)).replace("smakom", "")))
 
 
 def _marks_a_literal(node: ast.AST) -> bool:

@@ -113,6 +113,10 @@ PATHS: list[tuple[list[str], str, dict[str, str]]] = [
     (["sendd"], "", {}),
     (["send"], "", {}),
     (["doctor", "--offline"], "", {}),
+    (["resubscribe", "ringde@kommun.se"], "", {}),
+    (["archive"], "", {}),
+    (["init", "nytt"], "", {}),
+    (["logout"], "", {}),
 ]
 
 
@@ -182,6 +186,8 @@ def test_every_path_is_swedish(
     assert len(set(live.recipients())) > 30
     unsubscribed = (newsletter / "unsubscribed.csv").read_text(encoding="utf-8")
     assert "ringde@kommun.se" in unsubscribed
+    settings = (newsletter / "nytt" / "smakom.toml").read_text(encoding="utf-8")
+    assert settings.startswith("# smakom.toml: allt som är likadant i varje nummer")
 
 
 @pytest.mark.slow
@@ -198,6 +204,8 @@ def test_every_path_stays_english(
     assert not swedish, swedish
     assert str(results[0]["output"]).startswith("Usage: ")
     assert "Sent: " in _report_files(newsletter)
+    settings = (newsletter / "nytt" / "smakom.toml").read_text(encoding="utf-8")
+    assert settings.startswith("# smakom.toml: everything that is the same in every issue")
 
 
 def test_init_writes_the_same_settings_in_either_language() -> None:

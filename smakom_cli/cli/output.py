@@ -616,7 +616,10 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
 _INBOX_KINDS = {
     "hard": N_("hard"),
     "soft": N_("soft"),
+    "blocked": N_("blocked"),
+    "complaint": N_("complaint"),
     "unsubscribe": N_("unsubscribe"),
+    "unreadable": N_("unreadable"),
     "auto-reply": N_("auto-reply"),
     "unknown": N_("unknown"),
 }
