@@ -18,8 +18,29 @@ from types import MappingProxyType
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 
 DELIMITERS = (",", ";", "\t")
+# email-validator's commonest reasons, in English only there: told in the interface language.
+_VALIDATOR_SENTENCES = frozenset(
+    {
+        N_("An email address must have an @-sign."),
+        N_("There must be something after the @-sign."),
+        N_("There must be something before the @-sign."),
+        N_("An email address cannot have two periods in a row."),
+        N_("The part after the @-sign is not valid. It should have a period."),
+        N_("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+        N_("The email address contains invalid characters before the @-sign."),
+        N_("The email address contains an invalid character."),
+        N_("An email address cannot have a period and a hyphen next to each other."),
+        N_("There can't be anything after the email address."),
+        N_("The email address is not valid ASCII."),
+        N_(
+            "The part after the @-sign is a special-use or reserved name that cannot be used "
+            "with email."
+        ),
+    }
+)
 # Swedish headers people actually use, mapped to the names templates see.
 ALIASES = {
     "e-post": "email",
@@ -90,7 +111,11 @@ def parse_address(text: str) -> Address:
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise SmakomError(f"'{_short(text)}' is not an e-mail address ({exc})") from None
+        raise SmakomError(
+            _("'{short}' is not an e-mail address ({exc})").format(
+                short=_short(text), exc=_(str(exc)) if str(exc) in _VALIDATOR_SENTENCES else exc
+            )
+        ) from None
     return Address(
         send_to=checked.ascii_email or checked.normalized, key=checked.normalized.lower()
     )
@@ -105,7 +130,7 @@ def _plain_address(text: str) -> Address | None:
     """
     if len(text) > 254 or not _PLAIN_ADDRESS.match(text):
         return None
-    local, _, domain = text.rpartition("@")
+    local, _at, domain = text.rpartition("@")
     domain = domain.lower()
     # Longer local parts, "xn--" (Punycode) and other "--" labels, reserved names: its rules.
     if len(local) > 64 or "--" in domain or f".{domain}".endswith(_SPECIAL_USE):
@@ -126,8 +151,11 @@ def detect_encoding(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             if b"\0" in chunk:
                 raise SmakomError(
-                    f"{path.name} is not a text CSV file: it contains NUL bytes (is it an Excel "
-                    "workbook or a 'Unicode text' export?). In Excel, save it as 'CSV UTF-8'."
+                    _(
+                        "{name} is not a text CSV file: it contains NUL bytes (is it an Excel "
+                        "workbook or a 'Unicode text' export?). In Excel, save it as 'CSV "
+                        "UTF-8'."
+                    ).format(name=path.name)
                 )
             if is_utf8:
                 try:
@@ -145,18 +173,73 @@ def detect_encoding(path: Path) -> str:
 def numbered_rows(
     lines: Iterable[str], delimiter: str, name: str
 ) -> Iterator[tuple[int, list[str]]]:
-    """Each non-blank CSV row with the line it starts on (a quoted value may span lines)."""
-    reader = csv.reader(lines, delimiter=delimiter)
+    """Each non-blank CSV row with the line it starts on (a quoted value may span lines).
+
+    Excel writes a cell with a line break in quotes across lines, which is fine; but a quote
+    that is never closed swallows every row after it into one value. So a quoted value
+    whose lines include one that looks like a row of its own (separated values, and an
+    address where the e-mail column is) is an error naming the line it opened on.
+    """
+    consumed: list[str] = []
+
+    def tee() -> Iterator[str]:
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(tee(), delimiter=delimiter)
     start = 1
+    shape: tuple[int, int] | None = None  # the header's width and its e-mail column
     try:
         for row in reader:
+            if len(consumed) > 1 and shape is not None:
+                _refuse_runaway_quote(consumed[1:], shape, delimiter, name, start)
+            consumed.clear()
             if any(cell.strip() for cell in row):
+                if shape is None:
+                    shape = _shape(row)
                 yield start, row
             start = reader.line_num + 1
     except csv.Error as exc:
         raise SmakomError(
-            f"{name} line {start}: {exc} (is a quote mark missing its partner?)"
+            _("{name} line {start}: {exc} (is a quote mark missing its partner?)").format(
+                name=name, start=start, exc=exc
+            )
         ) from None
+
+
+def _shape(header: list[str]) -> tuple[int, int]:
+    """The header's number of columns and the position of its e-mail column (-1: none)."""
+    names = [ALIASES.get(cell.strip().lower(), cell.strip().lower()) for cell in header]
+    return len(names), names.index("email") if "email" in names else -1
+
+
+def _refuse_runaway_quote(
+    inside: list[str], shape: tuple[int, int], delimiter: str, name: str, start: int
+) -> None:
+    width, email = shape
+    if email < 0:
+        return
+    for offset, line in enumerate(inside, start=1):
+        # Not parsed as CSV: the quote that runs on may close inside this very line.
+        cells = line.rstrip("\r\n").split(delimiter)
+        if len(cells) < min(width, 2) or len(cells) <= email or "@" not in cells[email]:
+            continue
+        try:
+            parse_address(cells[email].strip().strip('"'))
+        except SmakomError:
+            continue
+        raise SmakomError(
+            _(
+                "{file} line {line}: a quote mark opens a value that is not closed on that "
+                "line, so line {row} ({address}) and every line after it up to the next quote "
+                "mark would be read as part of it. Close the quote on line {line}, or remove "
+                'it (a quote mark inside a value is written twice: ""). Nobody is mailed '
+                "until it is fixed."
+            ).format(
+                file=name, line=start, row=start + offset, address=_short(cells[email].strip())
+            )
+        )
 
 
 def read_columns(path: Path) -> tuple[str, ...]:
@@ -230,12 +313,16 @@ def _rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
         file = path.open(encoding=encoding, newline="")
     except FileNotFoundError:
         raise SmakomError(
-            f"The subscriber list {path} does not exist. Put it there, or point "
-            "'subscribers' under [newsletter] in smakom.toml at it."
+            _(
+                "The subscriber list {path} does not exist. Put it there, or point "
+                "'subscribers' under [newsletter] in smakom.toml at it."
+            ).format(path=path)
         ) from None
     except OSError as exc:
         raise SmakomError(
-            f"The subscriber list {path} cannot be read ({exc.strerror or exc})."
+            _("The subscriber list {path} cannot be read ({value}).").format(
+                path=path, value=exc.strerror or exc
+            )
         ) from None
     with file:
         try:
@@ -243,8 +330,10 @@ def _rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
         except UnicodeDecodeError:
             # Only bytes Windows-1252 leaves undefined get here: the file is neither encoding.
             raise SmakomError(
-                f"{path.name} is neither UTF-8 nor Windows-1252 text. "
-                "In Excel, save it as 'CSV UTF-8'."
+                _(
+                    "{name} is neither UTF-8 nor Windows-1252 text. In Excel, save it as "
+                    "'CSV UTF-8'."
+                ).format(name=path.name)
             ) from None
 
 
@@ -260,8 +349,10 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[str, ...
     first = next(rows, None)
     if first is None:
         raise SmakomError(
-            f"{path.name} is empty. It needs a header row with an 'email' (or 'E-post') column "
-            "and then one row per subscriber."
+            _(
+                "{name} is empty. It needs a header row with an 'email' (or 'E-post') "
+                "column and then one row per subscriber."
+            ).format(name=path.name)
         )
     line, header = first
     names = [cell.strip().lower() for cell in header]
@@ -272,14 +363,18 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[str, ...
         column = alias if alias not in names and alias not in columns else name
         if column and column in columns:
             raise SmakomError(
-                f"{path.name} line {line}: two columns are called '{column}'. Rename one of them."
+                _(
+                    "{name} line {line}: two columns are called '{column}'. Rename one of them."
+                ).format(name=path.name, line=line, column=column)
             )
         columns.append(column)
     if "email" not in columns:
         found = ", ".join(f"'{cell.strip()}'" for cell in header if cell.strip())
         raise SmakomError(
-            f"{path.name} has no e-mail column: the header on line {line} has {found}. "
-            "Call the column with the addresses 'email' or 'E-post'."
+            _(
+                "{name} has no e-mail column: the header on line {line} has {found}. "
+                "Call the column with the addresses 'email' or 'E-post'."
+            ).format(name=path.name, line=line, found=found)
         )
     return tuple(columns)
 
@@ -298,11 +393,13 @@ def _subscriber(columns: tuple[str, ...], row: list[str], line: int) -> Subscrib
         return InvalidRow(
             line,
             email,
-            f"the row has {len(cells)} values but the header has {len(columns)} columns; "
-            "put quotes around any value that contains the separator",
+            _(
+                "the row has {values} values but the header has {columns} columns; put quotes "
+                "around any value that contains the separator"
+            ).format(values=len(cells), columns=len(columns)),
         )
     if not email:
-        return InvalidRow(line, email, "the e-mail address is empty")
+        return InvalidRow(line, email, _("the e-mail address is empty"))
     try:
         address = parse_address(email)
     except SmakomError as exc:

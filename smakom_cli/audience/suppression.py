@@ -32,8 +32,9 @@ from filelock import FileLock, Timeout
 
 from smakom_cli.atomic import remove_temporary_files, replace_file
 from smakom_cli.audience.subscribers import detect_encoding, parse_address
+from smakom_cli.audience.witness import Witness
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.i18n import _, ngettext
 
 HEADER = ("email", "action", "when", "source", "reason")
 UNSUBSCRIBED = "unsubscribed"
@@ -41,7 +42,6 @@ RESUBSCRIBED = "resubscribed"
 LOCK_TIMEOUT = 30.0
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
-_NOT_READ = (-1, -1, -1)
 _BOM = b"\xef\xbb\xbf"
 # The line breaks csv and every editor agree on; in UTF-8 these bytes never occur inside a
 # multi-byte character, so the file can be cut into lines before it is decoded.
@@ -49,7 +49,7 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 # Characters that would start a new line in some program (or hide in a cell): a written cell
 # gets a space instead, so the file stays one record a line.
 _FLATTEN = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-_CHECK_HINT = "`smakom unsubscribed --check` lists every damaged line and how to repair it."
+_CHECK_HINT = _("`smakom unsubscribed --check` lists every damaged line and how to repair it.")
 
 
 @dataclass(frozen=True)
@@ -113,18 +113,54 @@ class SuppressionList:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
+        self._witness = Witness(path.parent)
         self._cache_lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = _NOT_READ
+        self._signature: tuple[object, object] | None = None
         self._suppressed: frozenset[str] = frozenset()
 
     def suppressed(self) -> frozenset[str]:
-        """The keys whose latest event is `unsubscribed`, re-read only when the file changed."""
+        """The keys whose latest event is `unsubscribed`, re-read only when the file changed.
+
+        A file that no longer suppresses someone its witness knows left is an error.
+        """
         with self._cache_lock:
-            signature = _signature(self.path)
+            signature = (_signature(self.path), _signature(self._witness.path))
             if signature != self._signature:
-                self._suppressed = frozenset(self._latest(self._read_bytes()).suppressed())
+                suppressed = frozenset(self._latest(self._read_bytes()).suppressed())
+                gap = self._gap(suppressed)
+                if gap is not None:
+                    raise _error(self.path.name, gap)
+                self._suppressed = suppressed
                 self._signature = signature
             return self._suppressed
+
+    def witness(self) -> None:
+        """Make the witness of the list from the file as it is, if there is none yet."""
+        with self._witness.updating() as draft:
+            if draft.unsubscribed is None:
+                suppressed = self._latest(self._read_bytes()).suppressed()
+                draft.unsubscribed = set(self._witness.hashes(suppressed))
+
+    def _gap(self, suppressed: frozenset[str]) -> Damage | None:
+        """Who the witness knows left but the file no longer suppresses, as damage; or None."""
+        known = self._witness.read().unsubscribed
+        if not known:
+            return None
+        missing = len(known - self._witness.hashes(suppressed))
+        if not missing:
+            return None
+        problem = ngettext(
+            "the file no longer suppresses {count} person who had unsubscribed (smakom's "
+            "witness, {witness}, remembers that they left, not who they are)",
+            "the file no longer suppresses {count} people who had unsubscribed (smakom's "
+            "witness, {witness}, remembers that they left, not who they are)",
+            missing,
+        ).format(count=missing, witness=self._witness.path)
+        repair = _(
+            "Restore {file} from a backup that has them; for someone who really came back, "
+            "`smakom resubscribe ADDRESS` records it."
+        ).format(file=self.path.name)
+        return Damage(0, problem, repair)
 
     def is_suppressed(self, key: str) -> bool:
         """True when this address (lowercase key) must not be mailed; cheap to call per message."""
@@ -138,6 +174,9 @@ class SuppressionList:
         data = self._read_bytes()
         events = _Events(self.path.name)
         damage = events.read(data) if data is not None else []
+        if not damage:
+            gap = self._gap(frozenset(events.suppressed()))
+            damage += [gap] if gap else []
         return Reading(self.path, events.entries(), tuple(damage), tuple(events.notes))
 
     def unsubscribe(
@@ -187,8 +226,10 @@ class SuppressionList:
                 return self._record_locked(keys, action, source, reason, when, follows_ties)
         except Timeout:
             raise SmakomError(
-                f"{self.path.name} stayed locked by another smakom command for "
-                f"{LOCK_TIMEOUT:.0f} seconds. Wait for it to finish and try again."
+                _(
+                    "{name} stayed locked by another smakom command for {lock_timeout:.0f} "
+                    "seconds. Wait for it to finish and try again."
+                ).format(name=self.path.name, lock_timeout=LOCK_TIMEOUT)
             ) from None
 
     def _record_locked(
@@ -226,9 +267,23 @@ class SuppressionList:
                 stamp = _stamp(moment)
                 new_rows.append((key, action, stamp, source, reason))
             changes.append(Change(email=key, action=action, already=already))
+        if action == RESUBSCRIBED:
+            # The witness lets go first, so that it lags the file, never leads it. Every
+            # address given is let go, written or not: that is how a hand-edited or lost
+            # line of someone who really came back is accepted.
+            with self._witness.updating() as draft:
+                if draft.unsubscribed is None:
+                    draft.unsubscribed = set(self._witness.hashes(before.suppressed()))
+                draft.unsubscribed -= self._witness.hashes(keys)
         if new_rows:
             replace_file(self.path, _append(data, new_rows))
             self._verify(keys, action)
+        if action == UNSUBSCRIBED:
+            with self._witness.updating() as draft:
+                after = self._latest(self._read_bytes()).suppressed()
+                if draft.unsubscribed is None:
+                    draft.unsubscribed = set()
+                draft.unsubscribed |= self._witness.hashes(after)
         return changes
 
     def _verify(self, keys: list[str], action: str) -> None:
@@ -237,13 +292,26 @@ class SuppressionList:
             after = self._latest(self._read_bytes())
         except SmakomError as exc:
             raise SmakomError(
-                f"{self.path.name} was written but does not read back: {exc}"
+                _("{name} was written but does not read back: {exc}").format(
+                    name=self.path.name, exc=exc
+                )
             ) from None
         missing = sorted({key for key in keys if after.action(key) != action})
         if missing:
+            if action == UNSUBSCRIBED:
+                sentence = _(
+                    "{name} was written, but reading it back does not show {addresses} as "
+                    "unsubscribed; run the command again. {check_hint}"
+                )
+            else:
+                sentence = _(
+                    "{name} was written, but reading it back does not show {addresses} as "
+                    "resubscribed; run the command again. {check_hint}"
+                )
             raise SmakomError(
-                f"{self.path.name} was written, but reading it back does not show "
-                f"{', '.join(missing)} as {action}; run the command again. {_CHECK_HINT}"
+                sentence.format(
+                    name=self.path.name, addresses=", ".join(missing), check_hint=_CHECK_HINT
+                )
             )
 
     def latest_times(self) -> dict[str, datetime]:
@@ -266,7 +334,11 @@ class SuppressionList:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise SmakomError(f"{self.path} cannot be read ({exc.strerror or exc}).") from None
+            raise SmakomError(
+                _("{path} cannot be read ({value}).").format(
+                    path=self.path, value=exc.strerror or exc
+                )
+            ) from None
 
 
 def read_addresses(path: Path) -> list[str]:
@@ -284,27 +356,42 @@ def read_addresses(path: Path) -> list[str]:
                 try:
                     parse_address(text)
                 except SmakomError as exc:
-                    raise SmakomError(f"{path.name} line {number}: {exc}.") from None
+                    raise SmakomError(
+                        _("{name} line {number}: {exc}.").format(
+                            name=path.name, number=number, exc=exc
+                        )
+                    ) from None
                 addresses.append(text)
     except FileNotFoundError:
-        raise SmakomError(f"{path} does not exist.") from None
+        raise SmakomError(_("{path} does not exist.").format(path=path)) from None
     except OSError as exc:
-        raise SmakomError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+        raise SmakomError(
+            _("{path} cannot be read ({value}).").format(path=path, value=exc.strerror or exc)
+        ) from None
     return addresses
 
 
 def _error(name: str, damage: Damage) -> SmakomError:
     where = f"{name} line {damage.line}" if damage.line else name
     return SmakomError(
-        f"{where}: {damage.problem}. {damage.repair} Nothing is sent to the list or changed "
-        f"in {name} until it is fixed; {_CHECK_HINT}"
+        _(
+            "{where}: {problem}. {repair} Nothing is sent to the list or changed "
+            "in {name} until it is fixed; {check_hint}"
+        ).format(
+            where=where,
+            problem=damage.problem,
+            repair=damage.repair,
+            name=name,
+            check_hint=_CHECK_HINT,
+        )
     )
 
 
-_FIX = "Fix or remove that line, or restore the file from a backup."
-_QUOTE_FIX = (
-    "Remove the stray quote mark or close the value with another one on the same line "
-    '(a quote mark inside a value is written twice: ""), or restore the file from a backup.'
+_FIX = _("Fix or remove that line, or restore the file from a backup.")
+_QUOTE_FIX = _(
+    "Remove the stray quote mark or close the value with another one on "
+    'the same line (a quote mark inside a value is written twice: ""), or '
+    "restore the file from a backup."
 )
 
 
@@ -359,7 +446,7 @@ class _Events:
         """Fold every line of `data` in; the damaged lines, in file order."""
         lines = _LINE_BREAK.split(data.removeprefix(_BOM))
         if not any(line.strip() for line in lines):
-            return [Damage(0, "the file is empty but should start with the header row", _FIX)]
+            return [Damage(0, _("the file is empty but should start with the header row"), _FIX)]
         damage: list[Damage] = []
         header_seen = False
         for number, raw in enumerate(lines, start=1):
@@ -369,8 +456,11 @@ class _Events:
                 damage.append(
                     Damage(
                         number,
-                        "the line is not UTF-8 text (was the file saved from a spreadsheet?)",
-                        "Save it as 'CSV UTF-8', fix that line, or restore the file from a backup.",
+                        _("the line is not UTF-8 text (was the file saved from a spreadsheet?)"),
+                        _(
+                            "Save it as 'CSV UTF-8', fix that line, or restore the file from a "
+                            "backup."
+                        ),
                     )
                 )
                 header_seen = True
@@ -388,21 +478,27 @@ class _Events:
             rows = list(csv.reader([text], strict=True))
         except csv.Error as exc:
             if "unexpected end of data" in str(exc):
-                problem = (
-                    "a quote mark opens a value that is not closed on the same line, so the "
-                    "lines after it would be read as part of this one"
+                problem = _(
+                    "a quote mark opens a value that is not closed on the same line, so "
+                    "the lines after it would be read as part of this one"
                 )
             else:
-                problem = f"the line cannot be read as comma-separated values ({exc})"
+                problem = _("the line cannot be read as comma-separated values ({exc})").format(
+                    exc=exc
+                )
             return Damage(number, problem, _QUOTE_FIX)
         row = rows[0] if rows else []
         if header:
             if tuple(cell.strip().lower() for cell in row) != HEADER:
                 return Damage(
                     number,
-                    f"the header should be '{','.join(HEADER)}', not '{_short(','.join(row))}'",
-                    "Put that header back as the first line (in a spreadsheet: save as "
-                    "'CSV UTF-8', comma-separated), or restore the file from a backup.",
+                    _("the header should be '{join}', not '{short}'").format(
+                        join=",".join(HEADER), short=_short(",".join(row))
+                    ),
+                    _(
+                        "Put that header back as the first line (in a spreadsheet: save as "
+                        "'CSV UTF-8', comma-separated), or restore the file from a backup."
+                    ),
                 )
             return None
         if not any(cell.strip() for cell in row):
@@ -410,21 +506,31 @@ class _Events:
         if len(row) != len(HEADER):
             return Damage(
                 number,
-                f"{len(row)} fields instead of {len(HEADER)} ({','.join(HEADER)})",
-                "Each line needs exactly five values separated by commas; put quotes around a "
-                f"value that contains a comma. {_FIX}",
+                _("{count} fields instead of {count2} ({join})").format(
+                    count=len(row), count2=len(HEADER), join=",".join(HEADER)
+                ),
+                _(
+                    "Each line needs exactly five values separated by commas; put quotes "
+                    "around a value that contains a comma. {fix}"
+                ).format(fix=_FIX),
             )
         email, action, when, source, reason = (unprotect(cell).strip() for cell in row)
         if action not in (UNSUBSCRIBED, RESUBSCRIBED):
             return Damage(
                 number,
-                f"the action must be '{UNSUBSCRIBED}' or '{RESUBSCRIBED}', not '{_short(action)}'",
+                _("the action must be '{unsubscribed}' or '{resubscribed}', not '{short}'").format(
+                    unsubscribed=UNSUBSCRIBED, resubscribed=RESUBSCRIBED, short=_short(action)
+                ),
                 _FIX,
             )
         try:
             moment = _utc(datetime.fromisoformat(when))
         except ValueError:
-            return Damage(number, f"'{_short(when)}' is not a time like 2025-03-01T09:30:00Z", _FIX)
+            return Damage(
+                number,
+                _("'{short}' is not a time like 2025-03-01T09:30:00Z").format(short=_short(when)),
+                _FIX,
+            )
         try:
             key = _key(email)
         except SmakomError as exc:

@@ -10,7 +10,7 @@ import typer
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
 from smakom_cli.cli.common import exit_if_a_send_would_stop, prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
-from smakom_cli.i18n import _
+from smakom_cli.i18n import LANGUAGE, _
 
 
 @app.command(
@@ -151,12 +151,22 @@ def init(
     folder: Annotated[
         Path, typer.Argument(help=_("The folder to create or fill."), file_okay=False)
     ],
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help=_(
+                "Fill it with the bundled example instead: the January 2021 issue with its "
+                "images, settings and a small list, to try every command on."
+            ),
+        ),
+    ] = False,
 ) -> None:
     import datetime as dt
 
     from smakom_cli.compose.scaffold import create_newsletter
 
-    for path in create_newsletter(folder, dt.date.today()):
+    for path in create_newsletter(folder, dt.date.today(), example=example, language=LANGUAGE):
         output.success(_("created {path}").format(path=path))
     output.info(
         _("Next: edit {value}, then `smakom preview` the issue in {value2}.").format(
@@ -178,7 +188,7 @@ def archive(
                 "index and the feed list exactly these."
             ),
             dir_okay=False,
-            metavar="ISSUE",
+            metavar=_("ISSUE"),
             show_default=False,
         ),
     ] = None,

@@ -11,6 +11,7 @@ from smakom_cli.config import Config
 from smakom_cli.doctor.findings import DoctorReport, Finding
 from smakom_cli.doctor.folder import check_issues, check_settings
 from smakom_cli.doctor.keyring_backend import check_keyring
+from smakom_cli.i18n import _
 
 # Beside smakom.toml: that doctor has checked this folder with the network at least once.
 MARKER_NAME = ".smakom-doctor"
@@ -51,9 +52,9 @@ def check_sender_domain(config: Config, options: Options) -> list[Finding]:
         return [
             Finding(
                 "problem",
-                "sender domain",
-                "[sender] email is not set, so there is no domain to check",
-                "Set [sender] email in smakom.toml.",
+                _("sender domain"),
+                _("[sender] email is not set, so there is no domain to check"),
+                _("Set [sender] email in smakom.toml."),
             )
         ]
     wanted = expected(config.smtp.provider, config.sender.dkim_selector, _tenant(config))
