@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from smakom_cli.cli.app import app, output, state
+from smakom_cli.i18n import _
 
 
 @app.command()
@@ -18,14 +19,14 @@ def doctor(
         bool,
         typer.Option(
             "--offline",
-            help="Only the checks that need no network: settings, issues and the keyring.",
+            help=_("Only the checks that need no network: settings, issues and the keyring."),
         ),
     ] = False,
     dns: Annotated[
         str | None,
         typer.Option(
             "--dns",
-            help="Ask this DNS server (HOST[:PORT], an IP address) instead of the system's.",
+            help=_("Ask this DNS server (HOST[:PORT], an IP address) instead of the system's."),
             metavar="HOST[:PORT]",
             show_default=False,
         ),
@@ -33,7 +34,10 @@ def doctor(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", help="Seconds to wait for each server that is asked.", min=0.1, max=120
+            "--timeout",
+            help=_("Seconds to wait for each server that is asked."),
+            min=0.1,
+            max=120,
         ),
     ] = 10.0,
 ) -> None:

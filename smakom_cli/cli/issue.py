@@ -69,9 +69,11 @@ def check(
     warn_if_not_synced(mailing.config)
     if not doctor_ran(mailing.config):
         output.info(
-            "`smakom doctor` has not checked this folder yet: run it once before the first "
-            "send (the sign-in, the keyring, the service, the inbox and the sender domain's "
-            "SPF, DKIM and DMARC)."
+            _(
+                "`smakom doctor` has not checked this folder yet: run it once before the first "
+                "send (the sign-in, the keyring, the service, the inbox and the sender domain's "
+                "SPF, DKIM and DMARC)."
+            )
         )
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(ExitCode.ERROR)

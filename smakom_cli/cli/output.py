@@ -370,18 +370,20 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
         info(f"Report: {path}")
 
 
-_DOCTOR_LABELS = {
-    "ok": ("ok", "green"),
-    "warning": ("warning", "yellow"),
-    "problem": ("problem", "bold red"),
-}
+def _doctor_labels() -> dict[str, tuple[str, str]]:
+    return {
+        "ok": (_("ok"), "green"),
+        "warning": (_("warning"), "yellow"),
+        "problem": (_("problem"), "bold red"),
+    }
 
 
 def show_doctor(report: DoctorReport) -> None:
     """One line per check: its status, what was checked, what was found and what to do."""
-    width = max(len(label) for label, _style in _DOCTOR_LABELS.values())
+    labels = _doctor_labels()
+    width = max(len(label) for label, _style in labels.values())
     for finding in report.findings:
-        label, style = _DOCTOR_LABELS[finding.status]
+        label, style = labels[finding.status]
         todo = f" → {finding.todo}" if finding.todo and finding.status != "ok" else ""
         console.print(
             Text.assemble(
@@ -389,17 +391,30 @@ def show_doctor(report: DoctorReport) -> None:
             ),
             soft_wrap=True,
         )
+    problems = ngettext("{count} problem", "{count} problems", report.problems).format(
+        count=report.problems
+    )
+    warnings = ngettext("{count} warning", "{count} warnings", report.warnings).format(
+        count=report.warnings
+    )
     if report.problems:
         info(
-            f"{report.problems} problem(s), {report.warnings} warning(s): fix the problems "
-            "before the first send, then run `smakom doctor` again."
+            _(
+                "{problems}, {warnings}: fix the problems before the first send, then run "
+                "`smakom doctor` again."
+            ).format(problems=problems, warnings=warnings)
         )
     elif report.warnings:
-        info(f"No problems; {report.warnings} warning(s) worth a look.")
+        info(_("No problems; {warnings} worth a look.").format(warnings=warnings))
     else:
-        success("Everything checked is ready.")
+        success(_("Everything checked is ready."))
     if report.offline:
-        info("Offline: the sign-in, the sender domain, the service and the inbox were not checked.")
+        info(
+            _(
+                "Offline: the sign-in, the sender domain, the service and the inbox were not "
+                "checked."
+            )
+        )
 
 
 def confirm(question: str) -> bool:

@@ -11,6 +11,7 @@ from smakom_cli.config import Config
 from smakom_cli.doctor.findings import DoctorReport, Finding
 from smakom_cli.doctor.folder import check_issues, check_settings
 from smakom_cli.doctor.keyring_backend import check_keyring
+from smakom_cli.i18n import _
 
 # Beside smakom.toml: that doctor has checked this folder with the network at least once.
 MARKER_NAME = ".smakom-doctor"
@@ -34,11 +35,31 @@ def check_setup(config_path: Path, environ: Mapping[str, str], options: Options)
         findings.append(check_issues(config))
     findings.append(check_keyring(environ))
     if config is not None and not options.offline:
-        findings += check_sender_domain(config, options)
+        findings += check_servers(config, environ, options)
     report = DoctorReport(tuple(findings), offline=options.offline)
     if config is not None and not options.offline:
         _record_run(config, report)
     return report
+
+
+def check_servers(config: Config, environ: Mapping[str, str], options: Options) -> list[Finding]:
+    """The checks that ask a server: SMTP, DNS, the one-click service, the inbox."""
+    from smakom_cli.doctor.inbox import check_inbox
+    from smakom_cli.doctor.service import check_service
+    from smakom_cli.doctor.smtp import check_smtp
+    from smakom_cli.signin.resolver import Login, Resolver
+
+    logins = Resolver(config, environ)
+
+    def smtp_login() -> Login | None:
+        # Looked up inside the check, so "not signed in" is its line, not the end of the run.
+        return logins.smtp_logins()()
+
+    findings = check_smtp(config.smtp, smtp_login, options.timeout)
+    findings += check_sender_domain(config, options)
+    findings += check_service(config, logins.link_key, logins.sync_key, options.timeout)
+    findings.append(check_inbox(config, logins.inbox_login, options.timeout))
+    return findings
 
 
 def check_sender_domain(config: Config, options: Options) -> list[Finding]:
@@ -51,9 +72,9 @@ def check_sender_domain(config: Config, options: Options) -> list[Finding]:
         return [
             Finding(
                 "problem",
-                "sender domain",
-                "[sender] email is not set, so there is no domain to check",
-                "Set [sender] email in smakom.toml.",
+                _("sender domain"),
+                _("[sender] email is not set, so there is no domain to check"),
+                _("Set [sender] email in smakom.toml."),
             )
         ]
     wanted = expected(config.smtp.provider, config.sender.dkim_selector, _tenant(config))

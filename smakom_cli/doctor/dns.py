@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -57,7 +58,10 @@ def parse_server(text: str) -> tuple[str, int]:
         ipaddress.ip_address(host)
     except ValueError:
         raise SmakomError(
-            f"--dns {text!r}: give the DNS server as an IP address, e.g. 9.9.9.9 or 127.0.0.1:5353."
+            _(
+                "--dns {text!r}: give the DNS server as an IP address, e.g. 9.9.9.9 or "
+                "127.0.0.1:5353."
+            ).format(text=text)
         ) from None
     return host, port
 
@@ -65,7 +69,9 @@ def parse_server(text: str) -> tuple[str, int]:
 def _port(digits: str, text: str) -> int:
     if digits.isdigit() and 1 <= int(digits) <= 65535:
         return int(digits)
-    raise SmakomError(f"--dns {text!r}: the port must be a whole number from 1 to 65535.")
+    raise SmakomError(
+        _("--dns {text!r}: the port must be a whole number from 1 to 65535.").format(text=text)
+    )
 
 
 class Lookup:
@@ -80,7 +86,7 @@ class Lookup:
         try:
             resolver = dns.resolver.Resolver(configure=server is None)
         except dns.resolver.NoResolverConfiguration:
-            self._problem = "this computer has no DNS server configured"
+            self._problem = _("this computer has no DNS server configured")
             return
         if server is not None:
             resolver.nameservers = [server[0]]
@@ -104,17 +110,19 @@ class Lookup:
             return Answer(name, kind, failure=_refused(exc))
         except dns.exception.Timeout:
             self._timeouts += 1
-            self._problem = "the DNS server did not answer in time"
+            self._problem = _("the DNS server did not answer in time")
             return Answer(name, kind, failure=self._problem)
         except (dns.exception.DNSException, OSError, ValueError) as exc:
-            return Answer(name, kind, failure=f"DNS could not be asked ({type(exc).__name__})")
+            failure = _("DNS could not be asked ({error})").format(error=type(exc).__name__)
+            return Answer(name, kind, failure=failure)
         rrset = answer.rrset
         if rrset is None:
             return Answer(name, kind)
         if len(rrset) > MAX_RECORDS:
-            return Answer(
-                name, kind, failure=f"the DNS server sent {len(rrset)} records, far too many"
+            failure = _("the DNS server sent {count} records, far too many").format(
+                count=len(rrset)
             )
+            return Answer(name, kind, failure=failure)
         return Answer(name, kind, tuple(_text(kind, item) for item in rrset))
 
 
@@ -123,8 +131,8 @@ def _refused(exc: Exception) -> str:
     text = str(exc)
     for code in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"):
         if code in text:
-            return f"the DNS server answered {code}"
-    return "no DNS server could answer"
+            return _("the DNS server answered {code}").format(code=code)
+    return _("no DNS server could answer")
 
 
 def _text(kind: Kind, item: object) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from smakom_cli.doctor.dns import Answer, Lookup
 from smakom_cli.doctor.findings import Finding, shown
+from smakom_cli.i18n import _
 
 # RFC 7208 §4.6.4: a receiver gives up (permerror) after ten DNS lookups for one SPF check.
 SPF_LOOKUP_LIMIT = 10
@@ -224,14 +225,22 @@ def spf_verdict(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fi
     record = spf_records(tree[domain])[0]
     ending = _ending(tree, domain)
     if ending not in _ENDINGS:
-        said = f"ends in {ending}" if ending else "has no -all or ~all at its end"
+        said = (
+            _("ends in {ending}").format(ending=ending)
+            if ending
+            else _("has no -all or ~all at its end")
+        )
         return Finding(
             "problem",
-            f"SPF ({domain})",
-            f"the record {said}, so it does not say that other servers may not send as {domain}",
-            f"Change the TXT record at {domain} to: {shown(_with_ending(record), 200)}",
+            _("SPF ({domain})").format(domain=domain),
+            _(
+                "the record {said}, so it does not say that other servers may not send as {domain}"
+            ).format(said=said, domain=domain),
+            _("Change the TXT record at {domain} to: {value}").format(
+                domain=domain, value=shown(_with_ending(record), 200)
+            ),
         )
-    return Finding("ok", f"SPF ({domain})", shown(record, 100))
+    return Finding("ok", _("SPF ({domain})").format(domain=domain), shown(record, 100))
 
 
 def spf_passes(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> bool:
@@ -241,31 +250,40 @@ def spf_passes(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> boo
 
 def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Finding | None:
     """What makes SPF fail for the provider's mail, or None."""
-    what = f"SPF ({domain})"
+    what = _("SPF ({domain})").format(domain=domain)
     answer = tree.get(domain, Answer(domain, "TXT"))
     if answer.failure:
         return Finding(
             "problem",
             what,
-            f"the TXT records of {domain} could not be read: {answer.failure}",
-            "Run doctor again; if it stays so, ask whoever runs the domain's DNS.",
+            _("the TXT records of {domain} could not be read: {failure}").format(
+                domain=domain, failure=answer.failure
+            ),
+            _("Run doctor again; if it stays so, ask whoever runs the domain's DNS."),
         )
     records = spf_records(answer)
     if not records:
         return Finding(
             "problem",
             what,
-            f"{domain} has no SPF record, so receivers cannot tell your mail from forgeries",
-            f"Add a TXT record at {domain}: {_new_spf(wanted)}",
+            _(
+                "{domain} has no SPF record, so receivers cannot tell your mail from forgeries"
+            ).format(domain=domain),
+            _("Add a TXT record at {domain}: {value}").format(
+                domain=domain, value=_new_spf(wanted)
+            ),
         )
     if len(records) > 1:
         return Finding(
             "problem",
             what,
-            f"{domain} has {len(records)} SPF records; receivers then ignore SPF altogether "
-            "(RFC 7208 permerror)",
-            "Merge them into one TXT record beginning v=spf1 and remove the others: "
-            + " | ".join(shown(r, 60) for r in records),
+            _(
+                "{domain} has {count} SPF records; receivers then ignore SPF altogether (RFC 7208 "
+                "permerror)"
+            ).format(domain=domain, count=len(records)),
+            _(
+                "Merge them into one TXT record beginning v=spf1 and remove the others: {records}"
+            ).format(records=" | ".join(shown(r, 60) for r in records)),
         )
     record = records[0]
     reachable = _reachable(tree, domain)
@@ -275,23 +293,31 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
             return Finding(
                 "warning",
                 what,
-                f"the record includes {name}, which could not be read: {included.failure}",
-                "Run doctor again; if it stays so, remove or correct that include.",
+                _("the record includes {name}, which could not be read: {failure}").format(
+                    name=name, failure=included.failure
+                ),
+                _("Run doctor again; if it stays so, remove or correct that include."),
             )
         if len(spf_records(included)) != 1:
             return Finding(
                 "problem",
                 what,
-                f"the record includes {name}, which has no single SPF record (permerror)",
-                f"Remove include:{name} from the TXT record at {domain}, or correct it.",
+                _("the record includes {name}, which has no single SPF record (permerror)").format(
+                    name=name
+                ),
+                _("Remove include:{name} from the TXT record at {domain}, or correct it.").format(
+                    name=name, domain=domain
+                ),
             )
     if wanted.spf_include and wanted.spf_include not in reachable:
         return Finding(
             "problem",
             what,
-            f"the record does not include {wanted.title}'s servers ({wanted.spf_include}), "
-            "so mail you send through it fails SPF",
-            f"Change the TXT record at {domain} to: "
+            _(
+                "the record does not include {title}'s servers ({spf_include}), so mail you send "
+                "through it fails SPF"
+            ).format(title=wanted.title, spf_include=wanted.spf_include),
+            _("Change the TXT record at {domain} to: ").format(domain=domain)
             + shown(_with_include(record, wanted.spf_include), 200),
         )
     lookups = _lookups(tree, domain)
@@ -299,9 +325,13 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
         return Finding(
             "problem",
             what,
-            f"checking the record takes more than {SPF_LOOKUP_LIMIT} DNS lookups, so receivers "
-            "give up on it (RFC 7208 permerror)",
-            f"Remove the includes you no longer send through from the TXT record at {domain}.",
+            _(
+                "checking the record takes more than {limit} DNS lookups, so receivers "
+                "give up on it (RFC 7208 permerror)"
+            ).format(limit=SPF_LOOKUP_LIMIT),
+            _(
+                "Remove the includes you no longer send through from the TXT record at {domain}."
+            ).format(domain=domain),
         )
     return None
 
@@ -335,14 +365,16 @@ def dkim_verdict(
     domain: str, selectors: Sequence[tuple[str, Answer, Answer]], wanted: Expected
 ) -> Finding:
     """DKIM: a key for each of the provider's selectors, as CNAMEs where Microsoft needs them."""
-    what = f"DKIM ({domain})"
+    what = _("DKIM ({domain})").format(domain=domain)
     if not selectors:
         return Finding(
             "warning",
             what,
-            "smakom does not know which DKIM selector your mail provider signs with",
-            "Set [sender] dkim_selector in smakom.toml to the selector your provider names "
-            "(the part before ._domainkey).",
+            _("smakom does not know which DKIM selector your mail provider signs with"),
+            _(
+                "Set [sender] dkim_selector in smakom.toml to the selector your provider names "
+                "(the part before ._domainkey)."
+            ),
         )
     for selector, cname, txt in selectors:
         failure = cname.failure or txt.failure
@@ -350,8 +382,10 @@ def dkim_verdict(
             return Finding(
                 "problem",
                 what,
-                f"{selector}._domainkey.{domain} could not be read: {failure}",
-                "Run doctor again; if it stays so, ask whoever runs the domain's DNS.",
+                _("{selector}._domainkey.{domain} could not be read: {failure}").format(
+                    selector=selector, domain=domain, failure=failure
+                ),
+                _("Run doctor again; if it stays so, ask whoever runs the domain's DNS."),
             )
     if wanted.cnames:
         return _microsoft_dkim(domain, selectors, wanted)
@@ -361,28 +395,33 @@ def dkim_verdict(
         name = f"{selector}._domainkey.{domain}"
         revoked = key == "revoked"
         where = (
-            "Google Admin console → Apps → Google Workspace → Gmail → Authenticate email"
+            _("Google Admin console → Apps → Google Workspace → Gmail → Authenticate email")
             if wanted.provider == "google"
-            else "your mail provider"
+            else _("your mail provider")
         )
-        said = "an empty key (p=), a revoked one" if revoked else "no DKIM key"
+        said = _("an empty key (p=), a revoked one") if revoked else _("no DKIM key")
         return Finding(
             "problem",
             what,
-            f"{name} has {said}, so your mail is not signed for {domain}",
-            f"Add the TXT record {name} with the key {where} gives, then switch signing on there.",
+            _("{name} has {said}, so your mail is not signed for {domain}").format(
+                name=name, said=said, domain=domain
+            ),
+            _(
+                "Add the TXT record {name} with the key {where} gives, then switch signing on "
+                "there."
+            ).format(name=name, where=where),
         )
     names = ", ".join(f"{selector}._domainkey" for selector, _c, _t in selectors)
-    return Finding("ok", what, f"a key at {names}")
+    return Finding("ok", what, _("a key at {names}").format(names=names))
 
 
 def _microsoft_dkim(
     domain: str, selectors: Sequence[tuple[str, Answer, Answer]], wanted: Expected
 ) -> Finding:
-    what = f"DKIM ({domain})"
-    defender = (
-        "Microsoft Defender → Email & collaboration → Policies → Email authentication settings "
-        "→ DKIM"
+    what = _("DKIM ({domain})").format(domain=domain)
+    defender = _(
+        "Microsoft Defender → Email & collaboration → Policies → Email authentication settings → "
+        "DKIM"
     )
     absent = [s for s, cname, txt in selectors if not cname.records and not txt.records]
     if len(absent) == len(selectors):
@@ -393,38 +432,52 @@ def _microsoft_dkim(
         return Finding(
             "problem",
             what,
-            f"no DKIM for {domain}: Microsoft 365 signs your mail for onmicrosoft.com only, so "
-            "DMARC rests on SPF alone, which fails when a reader's mail is forwarded",
-            f"Add {records} (the exact values are in {defender}), then switch DKIM on there.",
+            _(
+                "no DKIM for {domain}: Microsoft 365 signs your mail for onmicrosoft.com only, so "
+                "DMARC rests on SPF alone, which fails when a reader's mail is forwarded"
+            ).format(domain=domain),
+            _(
+                "Add {records} (the exact values are in {defender}), then switch DKIM on there."
+            ).format(records=records, defender=defender),
         )
     for selector, cname, txt in selectors:
         name = f"{selector}._domainkey.{domain}"
         target = _microsoft_target(selector, domain, wanted.tenant)
         if not cname.records:
-            said = "is a TXT record, not" if txt.records else "is missing, and"
+            said = _("is a TXT record, not") if txt.records else _("is missing, and")
             return Finding(
                 "problem",
                 what,
-                f"{name} {said} the CNAME Microsoft 365 signs with",
-                f"Make {name} a CNAME → {target} (the exact value is in {defender}).",
+                _("{name} {said} the CNAME Microsoft 365 signs with").format(name=name, said=said),
+                _("Make {name} a CNAME → {target} (the exact value is in {defender}).").format(
+                    name=name, target=target, defender=defender
+                ),
             )
         pointed = cname.records[0]
         if not (pointed.endswith(".onmicrosoft.com") or pointed.endswith(".dkim.mail.microsoft")):
             return Finding(
                 "problem",
                 what,
-                f"{name} points to {shown(pointed)}, not to Microsoft 365",
-                f"Make {name} a CNAME → {target} (the exact value is in {defender}).",
+                _("{name} points to {pointed}, not to Microsoft 365").format(
+                    name=name, pointed=shown(pointed)
+                ),
+                _("Make {name} a CNAME → {target} (the exact value is in {defender}).").format(
+                    name=name, target=target, defender=defender
+                ),
             )
         if _key(txt) != "key":
             return Finding(
                 "problem",
                 what,
-                f"{name} points to {shown(pointed)}, which holds no key: DKIM has not been "
-                f"switched on for {domain}",
-                f"Switch DKIM on for {domain} in {defender} (or correct the CNAME).",
+                _(
+                    "{name} points to {pointed}, which holds no key: DKIM has not been switched "
+                    "on for {domain}"
+                ).format(name=name, pointed=shown(pointed), domain=domain),
+                _("Switch DKIM on for {domain} in {defender} (or correct the CNAME).").format(
+                    domain=domain, defender=defender
+                ),
             )
-    return Finding("ok", what, "selector1 and selector2 point to Microsoft 365's keys")
+    return Finding("ok", what, _("selector1 and selector2 point to Microsoft 365's keys"))
 
 
 # DMARC -----------------------------------------------------------------------------------
@@ -441,15 +494,17 @@ def _new_dmarc(domain: str) -> str:
 
 def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
     """DMARC: one record at _dmarc (or the organisational domain's) with a policy that acts."""
-    what = f"DMARC (_dmarc.{domain})"
+    what = _("DMARC (_dmarc.{domain})").format(domain=domain)
     name = f"_dmarc.{domain}"
     for answer in answers:
         if answer.failure:
             return Finding(
                 "problem",
                 what,
-                f"{answer.name} could not be read: {answer.failure}",
-                "Run doctor again; if it stays so, ask whoever runs the domain's DNS.",
+                _("{name} could not be read: {failure}").format(
+                    name=answer.name, failure=answer.failure
+                ),
+                _("Run doctor again; if it stays so, ask whoever runs the domain's DNS."),
             )
         records = dmarc_records(answer)
         if not records:
@@ -458,8 +513,10 @@ def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
             return Finding(
                 "problem",
                 what,
-                f"{answer.name} has {len(records)} DMARC records; receivers then ignore DMARC",
-                f"Keep one TXT record at {answer.name} and remove the others.",
+                _("{name} has {count} DMARC records; receivers then ignore DMARC").format(
+                    name=answer.name, count=len(records)
+                ),
+                _("Keep one TXT record at {name} and remove the others.").format(name=answer.name),
             )
         tags = dkim_tags(records[0])
         policy = tags.get("p", "").lower()
@@ -467,32 +524,47 @@ def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
             return Finding(
                 "problem",
                 what,
-                f"the record at {answer.name} has no valid policy (p=)",
-                f"Change the TXT record at {answer.name} to: {_new_dmarc(domain)}",
+                _("the record at {name} has no valid policy (p=)").format(name=answer.name),
+                _("Change the TXT record at {name} to: {value}").format(
+                    name=answer.name, value=_new_dmarc(domain)
+                ),
             )
         if policy == "none":
             return Finding(
                 "problem",
                 what,
-                "p=none: receivers are asked to deliver mail that fails DMARC as if it passed, "
-                f"so anyone can send in the name of {domain} and your own mail earns less trust",
-                f"Change p=none to p=quarantine in the TXT record at {answer.name}, once its "
-                "reports (rua=) show your newsletter passes.",
+                _(
+                    "p=none: receivers are asked to deliver mail that fails DMARC as if it "
+                    "passed, so anyone can send in the name of {domain} and your own mail earns "
+                    "less trust"
+                ).format(domain=domain),
+                _(
+                    "Change p=none to p=quarantine in the TXT record at {name}, once its reports "
+                    "(rua=) show your newsletter passes."
+                ).format(name=answer.name),
             )
         percent = tags.get("pct", "100")
         if percent.isdigit() and int(percent) < 100:
             return Finding(
                 "warning",
                 what,
-                f"p={policy} for only {percent} % of the mail that fails (pct={percent})",
-                f"Remove pct= from the TXT record at {answer.name} when you are ready.",
+                _("p={policy} for only {percent} % of the mail that fails (pct={percent})").format(
+                    policy=policy, percent=percent
+                ),
+                _("Remove pct= from the TXT record at {name} when you are ready.").format(
+                    name=answer.name
+                ),
             )
-        return Finding("ok", what, f"p={policy} at {answer.name}")
+        return Finding(
+            "ok", what, _("p={policy} at {name}").format(policy=policy, name=answer.name)
+        )
     return Finding(
         "problem",
         what,
-        f"{domain} has no DMARC record: Gmail, Yahoo and Outlook.com require one of bulk senders",
-        f"Add a TXT record at {name}: {_new_dmarc(domain)}",
+        _(
+            "{domain} has no DMARC record: Gmail, Yahoo and Outlook.com require one of bulk senders"
+        ).format(domain=domain),
+        _("Add a TXT record at {name}: {value}").format(name=name, value=_new_dmarc(domain)),
     )
 
 
@@ -501,38 +573,42 @@ def alignment_verdict(
 ) -> Finding:
     """Whether DMARC can pass: the From domain is the domain SPF checks (smakom's envelope
     sender is the From address) and the domain DKIM signs for once its key is published."""
-    what = f"DMARC alignment (From: {domain})"
+    what = _("DMARC alignment (From: {domain})").format(domain=domain)
     if unread and not (spf_passes and dkim_passes):
         return Finding(
             "warning",
             what,
-            "not judged: the SPF or DKIM records could not be read",
-            "Run doctor again once DNS answers.",
+            _("not judged: the SPF or DKIM records could not be read"),
+            _("Run doctor again once DNS answers."),
         )
     if spf_passes and dkim_passes:
-        return Finding("ok", what, "the From domain aligns with both DKIM and SPF")
-    signer = wanted.tenant if wanted.cnames else "another domain, or not at all"
+        return Finding("ok", what, _("the From domain aligns with both DKIM and SPF"))
+    signer = wanted.tenant if wanted.cnames else _("another domain, or not at all")
     if spf_passes:
         return Finding(
             "warning",
             what,
-            "DMARC rests on SPF alone; it fails for every reader whose mail is forwarded "
-            f"(DKIM signs as {signer})",
-            "Publish the DKIM records the DKIM line names.",
+            _(
+                "DMARC rests on SPF alone; it fails for every reader whose mail is forwarded "
+                "(DKIM signs as {signer})"
+            ).format(signer=signer),
+            _("Publish the DKIM records the DKIM line names."),
         )
     if dkim_passes:
         return Finding(
             "warning",
             what,
-            "DMARC rests on DKIM alone; SPF does not pass for your provider",
-            "Correct the SPF record the SPF line names.",
+            _("DMARC rests on DKIM alone; SPF does not pass for your provider"),
+            _("Correct the SPF record the SPF line names."),
         )
     return Finding(
         "problem",
         what,
-        f"the From domain {domain} aligns with neither DKIM (which signs as {signer}) nor SPF, "
-        "so DMARC fails for every message and receivers may refuse or bin them",
-        "Fix the SPF and DKIM records the lines above name.",
+        _(
+            "the From domain {domain} aligns with neither DKIM (which signs as {signer}) nor SPF, "
+            "so DMARC fails for every message and receivers may refuse or bin them"
+        ).format(domain=domain, signer=signer),
+        _("Fix the SPF and DKIM records the lines above name."),
     )
 
 
@@ -541,22 +617,26 @@ def alignment_verdict(
 
 def mx_verdict(domain: str, answer: Answer) -> Finding:
     """MX: the sender's domain receives mail (replies, bounces, the unsubscribe address)."""
-    what = f"MX ({domain})"
+    what = _("MX ({domain})").format(domain=domain)
     if answer.failure:
         return Finding(
             "problem",
             what,
-            f"the MX records of {domain} could not be read: {answer.failure}",
-            "Run doctor again; if it stays so, ask whoever runs the domain's DNS.",
+            _("the MX records of {domain} could not be read: {failure}").format(
+                domain=domain, failure=answer.failure
+            ),
+            _("Run doctor again; if it stays so, ask whoever runs the domain's DNS."),
         )
     hosts = [record.partition(" ")[2] for record in answer.records]
     if not hosts or hosts == ["."]:
-        said = "says it receives no mail (a null MX)" if hosts else "has no MX record"
+        said = _("says it receives no mail (a null MX)") if hosts else _("has no MX record")
         return Finding(
             "problem",
             what,
-            f"{domain} {said}: replies, bounces and unsubscribe mails cannot reach you, and "
-            "some receivers refuse mail from such a domain",
-            f"Add the MX record your mail provider gives for {domain}.",
+            _(
+                "{domain} {said}: replies, bounces and unsubscribe mails cannot reach you, and "
+                "some receivers refuse mail from such a domain"
+            ).format(domain=domain, said=said),
+            _("Add the MX record your mail provider gives for {domain}.").format(domain=domain),
         )
     return Finding("ok", what, ", ".join(shown(host, 60) for host in hosts[:3]))

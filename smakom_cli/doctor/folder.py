@@ -7,6 +7,7 @@ from pathlib import Path
 from smakom_cli.config import Config, load_config
 from smakom_cli.doctor.findings import Finding
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _, ngettext
 
 # Any key signs links of the same length; the doctor never needs the list's real one.
 _SAMPLE_KEY = bytes(32)
@@ -17,8 +18,10 @@ def check_settings(path: Path) -> tuple[Config | None, Finding]:
     try:
         config = load_config(path)
     except SmakomError as exc:
-        return None, Finding("problem", path.name, str(exc), f"Correct {path.name}.")
-    return config, Finding("ok", path.name, f"read and checked ({config.path})")
+        return None, Finding(
+            "problem", path.name, str(exc), _("Correct {name}.").format(name=path.name)
+        )
+    return config, Finding("ok", path.name, _("read and checked ({path})").format(path=config.path))
 
 
 def check_issues(config: Config) -> Finding:
@@ -26,22 +29,27 @@ def check_issues(config: Config) -> Finding:
     from smakom_cli.delivery.mailing import prepare
 
     folder = config.issues_dir
-    what = f"{config.newsletter.issues}/"
+    what = _("{issues}/").format(issues=config.newsletter.issues)
     if not folder.is_dir():
         return Finding(
             "problem",
             what,
-            f"the issues folder {folder} does not exist",
-            "Create it, or correct [newsletter] issues in smakom.toml.",
+            _("the issues folder {folder} does not exist").format(folder=folder),
+            _("Create it, or correct [newsletter] issues in smakom.toml."),
         )
     issues = sorted(folder.glob("*.md"))
     if not issues:
         return Finding(
-            "warning", what, f"no issue in {folder} yet", "Write one, e.g. issues/2026-01.md."
+            "warning",
+            what,
+            _("no issue in {folder} yet").format(folder=folder),
+            _("Write one, e.g. issues/2026-01.md."),
         )
     newest = issues[-1]
-    what = f"{config.newsletter.issues}/{newest.name}"
-    command = f"Run `smakom check {config.newsletter.issues}/{newest.name}` and fix what it says."
+    what = _("{issues}/{name}").format(issues=config.newsletter.issues, name=newest.name)
+    command = _("Run `smakom check {issues}/{name}` and fix what it says.").format(
+        issues=config.newsletter.issues, name=newest.name
+    )
     try:
         mailing = prepare(config, newest, secret=_SAMPLE_KEY)
         mailing.suppression.suppressed()
@@ -54,9 +62,20 @@ def check_issues(config: Config) -> Finding:
         return Finding(
             "problem",
             what,
-            f"{len(errors)} error(s) stop a send, the first: {first.where}: {first.message}",
+            ngettext(
+                "{count} error stops a send: {where}: {message}",
+                "{count} errors stop a send, the first: {where}: {message}",
+                len(errors),
+            ).format(count=len(errors), where=first.where, message=first.message),
             command,
         )
     if findings:
-        return Finding("warning", what, f"{len(findings)} warning(s) worth a look", command)
-    return Finding("ok", what, "the newest issue passes `smakom check`")
+        return Finding(
+            "warning",
+            what,
+            ngettext(
+                "{count} warning worth a look", "{count} warnings worth a look", len(findings)
+            ).format(count=len(findings)),
+            command,
+        )
+    return Finding("ok", what, _("the newest issue passes `smakom check`"))

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from smakom_cli.doctor.findings import Finding
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.signin.credentials import (
     PASSWORD_VARIABLE,
     SECRET_VARIABLE,
@@ -23,23 +24,31 @@ def check_keyring(environ: Mapping[str, str]) -> Finding:
     import keyring.backends.fail
     import keyring.errors
 
-    unattended = f"set {PASSWORD_VARIABLE} and {SECRET_VARIABLE} in the environment"
+    unattended = _("set {PASSWORD_VARIABLE} and {SECRET_VARIABLE} in the environment").format(
+        PASSWORD_VARIABLE=PASSWORD_VARIABLE, SECRET_VARIABLE=SECRET_VARIABLE
+    )
     backend = keyring.get_keyring()
     if isinstance(backend, keyring.backends.fail.Keyring):
         if environ.get(PASSWORD_VARIABLE) and environ.get(SECRET_VARIABLE):
             return Finding(
                 "warning",
                 WHAT,
-                f"no system keyring; the password and link key come from {PASSWORD_VARIABLE} "
-                f"and {SECRET_VARIABLE} (OAuth2 sign-in needs a keyring)",
+                _(
+                    "no system keyring; the password and link key come from {PASSWORD_VARIABLE} "
+                    "and {SECRET_VARIABLE} (OAuth2 sign-in needs a keyring)"
+                ).format(PASSWORD_VARIABLE=PASSWORD_VARIABLE, SECRET_VARIABLE=SECRET_VARIABLE),
             )
         return Finding(
             "problem",
             WHAT,
-            "there is no system keyring on this computer, so smakom cannot keep the password, "
-            "the sign-in tokens or the unsubscribe-link key",
-            f"On a desktop, install a keyring backend (https://pypi.org/project/keyring/); on a "
-            f"server, {unattended}.",
+            _(
+                "there is no system keyring on this computer, so smakom cannot keep the password, "
+                "the sign-in tokens or the unsubscribe-link key"
+            ),
+            _(
+                "On a desktop, install a keyring backend (https://pypi.org/project/keyring/); on "
+                "a server, {unattended}."
+            ).format(unattended=unattended),
         )
     try:
         keyring.get_password(SERVICE, "doctor")  # a read changes nothing
@@ -49,17 +58,21 @@ def check_keyring(environ: Mapping[str, str]) -> Finding:
         return Finding(
             "problem",
             WHAT,
-            f"the system keyring cannot be used: {exc}",
-            f"Unlock or repair the keyring, or {unattended}.",
+            _("the system keyring cannot be used: {exc}").format(exc=exc),
+            _("Unlock or repair the keyring, or {unattended}.").format(unattended=unattended),
         )
     if plain is not None:
-        where = f" ({plain.file})" if plain.file else ""
+        where = _(" ({file})").format(file=plain.file) if plain.file else ""
         return Finding(
             "warning",
             WHAT,
-            f"{plain.backend} keeps the secrets unencrypted in a plain file{where}: anyone who "
-            "can read it can send as you",
-            f"Use the system's keyring (Windows Credential Manager, macOS Keychain, GNOME "
-            f"Keyring or KWallet) instead, or on a server {unattended}.",
+            _(
+                "{backend} keeps the secrets unencrypted in a plain file{where}: anyone who can "
+                "read it can send as you"
+            ).format(backend=plain.backend, where=where),
+            _(
+                "Use the system's keyring (Windows Credential Manager, macOS Keychain, GNOME "
+                "Keyring or KWallet) instead, or on a server {unattended}."
+            ).format(unattended=unattended),
         )
-    return Finding("ok", WHAT, f"secrets are kept in {name}")
+    return Finding("ok", WHAT, _("secrets are kept in {name}").format(name=name))

@@ -421,12 +421,7 @@ class _Run:
         """The folder's name on this server: its prefix ("INBOX." on some) and delimiter."""
         if self._namespace is None:
             self._namespace = _personal_namespace(self.client)
-        prefix, delimiter = self._namespace
-        parts = [part for part in name.split("/") if part]
-        server_name = delimiter.join(parts) if delimiter else "/".join(parts)
-        if prefix and not server_name.startswith(prefix) and server_name.upper() != "INBOX":
-            server_name = prefix + server_name
-        return server_name
+        return _on_server(name, *self._namespace)
 
     def _server_folder(self, name: str) -> str:
         """The folder to move mail to, by its name on this server, created when missing."""
@@ -675,6 +670,30 @@ def _is_address(text: str) -> bool:
     except SmakomError:
         return False
     return True
+
+
+def _on_server(name: str, prefix: str, delimiter: str) -> str:
+    """A folder's name on a server with this prefix ("INBOX." on some) and delimiter."""
+    parts = [part for part in name.split("/") if part]
+    server_name = delimiter.join(parts) if delimiter else "/".join(parts)
+    if prefix and not server_name.startswith(prefix) and server_name.upper() != "INBOX":
+        server_name = prefix + server_name
+    return server_name
+
+
+def missing_folders(inbox: InboxConfig, login: Login) -> list[str]:
+    """Sign in and name the configured folders the mailbox lacks; reads only, changes nothing."""
+    client = connect(inbox)
+    try:
+        _login(client, inbox, login)
+        namespace = _personal_namespace(client)
+        existing = {_str(folder[2]).upper() for folder in client.list_folders()}
+    except (IMAPClientError, *_CONNECTION_ERRORS) as exc:
+        raise SmakomError(f"the mail server {inbox.host}: {_describe(exc)}.") from None
+    finally:
+        _close(client)
+    names = (inbox.folder, inbox.bounce_folder, inbox.unsubscribe_folder, inbox.auto_reply_folder)
+    return [name for name in names if _on_server(name, *namespace).upper() not in existing]
 
 
 def _personal_namespace(client: IMAPClient) -> tuple[str, str]:
