@@ -11,6 +11,9 @@ newsletter: the January 2021 example issue and N generated subscribers, in a tem
 3. Memory: peak RSS of a dry run at two list sizes.
 4. Peer: mailmerge 2.3.0 doing the same job (same list, same content, same sink).
 5. Start-up: `smakom --help` and `smakom preview` on the example.
+6. Watch: `smakom preview --watch` on the example: a re-render after a save in the running
+   process, the first render (start to the page's address printed) against `smakom preview`,
+   and a save to the new version served.
 
 `--quick` (the smoke test) uses the current interpreter, a tiny list, one run of each figure,
 and skips mailmerge and the large memory run.
@@ -807,8 +810,10 @@ def peer_rows(
 # --- 5. start-up --------------------------------------------------------------------------
 
 
-def startup(s: Settings, work: Path, smakom: list[str]) -> None:
+def startup(s: Settings, work: Path, smakom: list[str]) -> float:
+    """`smakom --help` and `smakom preview`; returns the preview's median seconds."""
     example = copy_example(work / "example")
+    preview = 0.0
     repeats = max(s.repeats, 5) if not s.quick else s.repeats
     for measure, cmd, limit in (
         ("`smakom --help`", [*smakom, "--help"], 0.15),
@@ -826,6 +831,114 @@ def startup(s: Settings, work: Path, smakom: list[str]) -> None:
                 verdict(seconds < limit),
             )
         )
+        preview = seconds
+    return preview
+
+
+# --- 6. watch ----------------------------------------------------------------------------
+
+WATCH_RENDERS = 11
+
+
+def save(issue: Path, number: int) -> None:
+    """What an editor's save does: the issue file written anew, one word changed."""
+    text = issue.read_text(encoding="utf-8")
+    text = re.sub(r"^# (Sparad \d+ )?", f"# Sparad {number} ", text, count=1, flags=re.M)
+    issue.write_text(text, encoding="utf-8")
+
+
+def watching(s: Settings, work: Path, smakom: list[str], preview: float) -> None:
+    """A re-render in the running process, the first render, and a save to the page."""
+    from smakom_cli.delivery.watch import IssueWatcher
+
+    example = copy_example(work / "watched")
+    issue = example / ISSUE
+    watcher = IssueWatcher(example / "smakom.toml", issue, None, None, SECRET.encode())
+    watcher.render()  # the first render compiles the templates: the next rows time it
+    times = []
+    for number in range(WATCH_RENDERS):
+        save(issue, number)
+        assert watcher.changed()
+        rendering = watcher.render()
+        assert not rendering.error, rendering.error
+        times.append(rendering.seconds)
+    seconds = median(times)
+    s.rows.append(
+        Row(
+            "6 Watch",
+            "`preview --watch`: re-render after a save, in the running process "
+            f"(IssueWatcher.render), median of {WATCH_RENDERS} (range)",
+            f"{seconds * 1000:.0f} ms ({min(times) * 1000:.0f}–{max(times) * 1000:.0f})",
+            "≤ 100 ms",
+            verdict(seconds <= 0.1),
+        )
+    )
+    starts, served = [], []
+    for _ in range(s.repeats):
+        start, saves = watched_run(smakom, example, issue)
+        starts.append(start)
+        served += saves
+    first = median(starts)
+    s.rows.append(
+        Row(
+            "6 Watch",
+            "`smakom preview --watch`: start to the page's address printed (the first render "
+            f"included), median of {s.repeats}",
+            f"{first:.3f} s",
+            f"≤ `smakom preview` ({preview:.3f} s)",
+            verdict(first <= preview),
+        )
+    )
+    s.rows.append(
+        Row(
+            "6 Watch",
+            "`smakom preview --watch`: a save to the new version served (polling every "
+            f"0.1 s included), median of {len(served)}",
+            f"{median(served) * 1000:.0f} ms",
+        )
+    )
+
+
+def watched_run(smakom: list[str], folder: Path, issue: Path) -> tuple[float, list[float]]:
+    """One `smakom preview --watch`: seconds to its address, and from saves to the page."""
+    import urllib.request
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*smakom, "preview", ISSUE, "--watch"],
+        cwd=folder,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            if found:
+                url = found.group(0)
+                break
+        else:
+            raise SystemExit("smakom preview --watch printed no address")
+        start = time.perf_counter() - started
+
+        def version() -> str:
+            with urllib.request.urlopen(url + "version", timeout=10) as answer:
+                return str(answer.read().decode())
+
+        saves = []
+        for number in range(3):
+            before = version()
+            saved = time.perf_counter()
+            save(issue, 100 + number)
+            while version() == before:
+                time.sleep(0.002)
+            saves.append(time.perf_counter() - saved)
+        return start, saves
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -913,7 +1026,8 @@ def main(argv: list[str] | None = None) -> None:
         (folder / "unsubscribed.csv").unlink()  # everyone on the generated list gets the issue
         peer = Mailmerge(mailmerge, mailmerge_folder(folder, work, n), n) if mailmerge else None
 
-        startup(s, work, smakom)
+        preview = startup(s, work, smakom)
+        watching(s, work, smakom, preview)
         outbox, ours_dry = dry_run(s, folder, smakom)
         stages(s, folder)
         ours_send, theirs_send = sends(s, folder, smakom, outbox, sinks, peer)

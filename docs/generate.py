@@ -25,6 +25,7 @@ from smakom_cli.config import (
     AUTH_METHODS,
     FORMATS,
     INBOX_SECURITY_MODES,
+    MULTILINE_KEYS,
     RANGES,
     SECURITY_MODES,
     Config,
@@ -48,6 +49,7 @@ SHAPES = {
     "unsubscribe_url": "`https://` (plain `http://` only to `127.0.0.1` or `localhost`)",
     "color": "a colour like `#005a7a` or `#fff`",
     "dns_label": "a DKIM selector such as `s2026` or `mail.eu`",
+    "list_id": "a name like `nyhetsbrev.smakom.se`: letters, digits and hyphens between dots",
 }
 KINDS = {str: "text", int: "whole number", float: "number"}
 
@@ -79,10 +81,13 @@ def allowed(key: str, kind: type) -> str:
     if key in CHOICES:
         return " or ".join(f"`{word}`" for word in CHOICES[key])
     if key in FORMATS:
-        return f"{SHAPES[FORMATS[key]]}, or empty"
+        shape = FORMATS[key]
+        if shape not in SHAPES:
+            raise SystemExit(f"say in docs/generate.py's SHAPES what the shape {shape!r} allows")
+        return f"{SHAPES[shape]}, or empty"
     if kind in (int, float):
         return "a finite number"
-    return "any text"
+    return "text, over several lines if need be" if key in MULTILINE_KEYS else "one line of text"
 
 
 def settings_reference() -> str:

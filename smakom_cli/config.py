@@ -386,8 +386,8 @@ def _check_sign_in(config: Config) -> None:
     if not config.oauth.client_id:
         raise SmakomError(
             f'{path}: [smtp] auth = "oauth2" needs [oauth] client_id, the Application (client) '
-            "ID of your organisation's app registration in Microsoft Entra (see the README, "
-            "Microsoft 365)."
+            "ID of your organisation's app registration in Microsoft Entra (see "
+            "docs/mail-providers.md, Microsoft 365)."
         )
     if not smtp.username:
         raise SmakomError(

@@ -2,6 +2,8 @@
 
 from enum import IntEnum
 
+from smakom_cli.i18n import N_, _
+
 
 class SmakomError(Exception):
     """A problem in the user's input or setup, told as one sentence they can act on.
@@ -25,15 +27,18 @@ class ExitCode(IntEnum):
 
     @property
     def meaning(self) -> str:
-        return _MEANINGS[self]
+        return _(_MEANINGS[self])
 
 
 _MEANINGS = {
-    ExitCode.DONE: "everything done (or nothing left to do)",
-    ExitCode.ERROR: "an error before anything was sent",
-    ExitCode.USAGE: "options that do not go together",
-    ExitCode.FAILED: "sent, but some recipients failed for good or are uncertain (the report "
-    "names them), or only uncertain ones are left",
-    ExitCode.RESUMABLE: "interrupted or stopped by a fault part-way: run the same command again "
-    "to send the rest",
+    ExitCode.DONE: N_("everything done (or nothing left to do)"),
+    ExitCode.ERROR: N_("an error before anything was sent"),
+    ExitCode.USAGE: N_("options that do not go together"),
+    ExitCode.FAILED: N_(
+        "sent, but some recipients failed for good or are uncertain (the report names them), "
+        "or only uncertain ones are left"
+    ),
+    ExitCode.RESUMABLE: N_(
+        "interrupted or stopped by a fault part-way: run the same command again to send the rest"
+    ),
 }

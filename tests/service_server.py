@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from tests.processes import stop, wait_until_listening
 
 HOST = "127.0.0.1"
-SECRET = "hemlig-nyckel-for-lankarna-" + "x" * 20
-SERVICE_KEY = "synknyckel-for-smakom-sync-" + "y" * 20
+# Random, as `smakom serve` refuses keys too regular to be random.
+SECRET = "hemlig-nyckel-SguZpY4Y7XqXa49sQA6eOZzOfBn97QkZo2dhlabnXD0"
+SERVICE_KEY = "synknyckel-MH4S7jmXoD08yUko4puEUWLRvkURxvI7cjyMc12bhzQ"
 GMAIL_BODY = b"List-Unsubscribe=One-Click"
 FORM = "application/x-www-form-urlencoded"
 START_TIMEOUT = 20.0
@@ -68,6 +69,28 @@ def gmail_post(url: str) -> Reply:
     return request(
         "POST", url, GMAIL_BODY, {"Content-Type": FORM, "User-Agent": "Mozilla/5.0 (Gmail)"}
     )
+
+
+def press_unsubscribe(link: str) -> tuple[Reply, str]:
+    """The page's button: its POST, then the page it redirects to (as a browser does), and the
+    address of that page, which carries the one-time undo token."""
+    posted = request("POST", link, b"action=unsubscribe", {"Content-Type": FORM})
+    assert posted.status == 303, posted
+    after = urljoin(link, posted.headers["location"])
+    return request("GET", after), after
+
+
+def press_undo(page_url: str, page: Reply) -> Reply:
+    """ "Ångra" on the page after the unsubscribe: the form's fields posted to its address."""
+    undo = undo_token(page_url)
+    assert f'name="undo" value="{undo}"' in page.text
+    return request(
+        "POST", page_url, f"action=resubscribe&undo={undo}".encode(), {"Content-Type": FORM}
+    )
+
+
+def undo_token(page_url: str) -> str:
+    return parse_qs(urlsplit(page_url).query)["undo"][0]
 
 
 def free_port() -> int:
@@ -120,7 +143,9 @@ def running_service(
 ) -> Iterator[RunningService]:
     """`smakom serve` on `port` (or a free one), once it accepts connections; then stopped."""
     port = port or free_port()
-    log = database.with_name(f"serve-{port}.log")
+    # Beside the database, or beside the folder the service is to create for it.
+    folder = next(parent for parent in database.parents if parent.is_dir())
+    log = folder / f"serve-{port}.log"
     command = [
         sys.executable, "-m", "smakom_cli", "serve",
         "--host", HOST, "--port", str(port), "--data", str(database), *args,
@@ -129,7 +154,7 @@ def running_service(
         process = subprocess.Popen(
             command,
             env=dict(env) if env is not None else service_environment(),
-            cwd=cwd or database.parent,
+            cwd=cwd or folder,
             stdout=output,
             stderr=subprocess.STDOUT,
         )

@@ -29,12 +29,16 @@ EXPECTED_ROWS = (
     "peak RSS, dry run N=200 ",
     "`smakom --help`",
     "`smakom preview issues/2021-01.md`",
+    "`preview --watch`: re-render after a save, in the running process",
+    "`smakom preview --watch`: start to the page's address printed",
+    "`smakom preview --watch`: a save to the new version served",
 )
 
 
 @pytest.mark.slow
 def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
-    """--quick measures a dry run, sends to a local sink, memory and start-up, in one table."""
+    """--quick measures a dry run, sends to a local sink, memory, start-up and the watched
+    preview, in one table."""
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick"],
         cwd=tmp_path,

@@ -162,12 +162,18 @@ DAMAGE = st.lists(
 
 
 def write_events(events: list[tuple[str, str, str]]) -> bytes:
-    """A valid unsubscribed.csv as the tool writes it."""
+    """A valid unsubscribed.csv as the tool writes it: each event a second after the last."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
-    for email, action, reason in events:
-        row = (email, action, "2021-01-05T10:00:00Z", "command", reason)
+    for second, (email, action, reason) in enumerate(events):
+        row = (
+            email,
+            action,
+            f"2021-01-05T10:{second // 60:02d}:{second % 60:02d}Z",
+            "command",
+            reason,
+        )
         writer.writerow([protect(flatten(cell)) for cell in row])
     return buffer.getvalue().encode("utf-8")
 

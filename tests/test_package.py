@@ -121,6 +121,14 @@ def test_the_version_comes_from_the_package_metadata(installed: Installed, tmp_p
 
 
 @pytest.mark.slow
+def test_the_installed_program_speaks_swedish(installed: Installed, tmp_path: Path) -> None:
+    """The wheel's compiled catalog works: `smakom --help` is Swedish with SMAKOM_LANG=sv."""
+    out = run([str(installed.smakom), "--help"], tmp_path, {**installed.env, "SMAKOM_LANG": "sv"})
+    assert out.startswith("Användning: smakom [FLAGGOR] KOMMANDO [ARGUMENT]..."), out
+    assert "Visa den här hjälpen och avsluta." in out
+
+
+@pytest.mark.slow
 def test_the_wheel_and_sdist_carry_what_runs_and_what_is_read(installed: Installed) -> None:
     """The wheel has every file of the package (the compiled translation catalogs too) and every
     template; the sdist the docs, the example and the tests besides."""

@@ -2,7 +2,9 @@
 
 The file belongs to the tool and is separate from the subscriber list, so replacing
 subscribers.csv with a fresh export cannot mail anyone who opted out. It is a log of events
-(one row each); an address is suppressed when its latest event is `unsubscribed`.
+(one row each); an address is suppressed when its latest event is `unsubscribed`. "Latest" is
+by the `when` column, not by the row's place: a file sorted by address or date in a
+spreadsheet means the same as before, and an unsubscribe wins a tie.
 
 Writers hold a lock file, replace the file atomically and read it back before letting go of
 the lock, so concurrent commands lose nothing, a crash leaves the old or the new file, and
@@ -23,7 +25,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -31,6 +33,7 @@ from filelock import FileLock, Timeout
 from smakom_cli.atomic import remove_temporary_files, replace_file
 from smakom_cli.audience.subscribers import detect_encoding, parse_address
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 HEADER = ("email", "action", "when", "source", "reason")
 UNSUBSCRIBED = "unsubscribed"
@@ -80,11 +83,13 @@ class Damage:
 
 @dataclass(frozen=True)
 class Reading:
-    """The whole file read: who is suppressed (in file order) and every damaged line."""
+    """The whole file read: who is suppressed (in file order), every damaged line, and notes
+    on lines that are sound but worth knowing about (out of time order)."""
 
     path: Path
     entries: tuple[Entry, ...]
     damage: tuple[Damage, ...]
+    notes: tuple[Damage, ...] = ()
 
 
 def protect(cell: str) -> str:
@@ -133,7 +138,7 @@ class SuppressionList:
         data = self._read_bytes()
         events = _Events(self.path.name)
         damage = events.read(data) if data is not None else []
-        return Reading(self.path, events.entries(), tuple(damage))
+        return Reading(self.path, events.entries(), tuple(damage), tuple(events.notes))
 
     def unsubscribe(
         self,
@@ -157,9 +162,15 @@ class SuppressionList:
         source: str,
         reason: str = "",
         when: datetime | None = None,
+        follows_ties: bool = False,
     ) -> list[Change]:
-        """Record that these addresses opted back in."""
-        return self._record(addresses, RESUBSCRIBED, source, reason, when)
+        """Record that these addresses opted back in.
+
+        `follows_ties`: the event is known to come after any event of the address recorded
+        at the same moment (the one-click service numbers its events, but its times are
+        whole seconds), so it is recorded a millisecond after such an event, not lost to it.
+        """
+        return self._record(addresses, RESUBSCRIBED, source, reason, when, follows_ties)
 
     def _record(
         self,
@@ -168,12 +179,12 @@ class SuppressionList:
         source: str,
         reason: str,
         when: datetime | None,
+        follows_ties: bool = False,
     ) -> list[Change]:
         keys = [parse_address(address).key for address in addresses]
-        stamp = (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             with FileLock(self._lock_path, timeout=LOCK_TIMEOUT):
-                return self._record_locked(keys, action, source, reason, stamp)
+                return self._record_locked(keys, action, source, reason, when, follows_ties)
         except Timeout:
             raise SmakomError(
                 f"{self.path.name} stayed locked by another smakom command for "
@@ -181,21 +192,39 @@ class SuppressionList:
             ) from None
 
     def _record_locked(
-        self, keys: list[str], action: str, source: str, reason: str, when: str
+        self,
+        keys: list[str],
+        action: str,
+        source: str,
+        reason: str,
+        when: datetime | None,
+        follows_ties: bool,
     ) -> list[Change]:
-        """Read, change, replace and read back the file; only called while holding the lock."""
+        """Read, change, replace and read back the file; only called while holding the lock.
+
+        An event with its own time (a click on the web, a bounce) that is older than the
+        address's latest changes nothing: time decides. One asked for now (a command) takes
+        effect, stamped after the latest event should the file hold one from the future.
+        """
         remove_temporary_files(self.path)
         data = self._read_bytes()
         before = self._latest(data)
         changes: list[Change] = []
         new_rows: list[tuple[str, ...]] = []
-        planned = dict(before.actions)
+        planned = before.copy()
         for key in keys:
-            is_suppressed = planned.get(key) == UNSUBSCRIBED
-            already = is_suppressed if action == UNSUBSCRIBED else not is_suppressed
+            moment = when.astimezone(UTC) if when else datetime.now(UTC).replace(microsecond=0)
+            latest = planned.moment(key)
+            if when is None and latest is not None and latest >= moment:
+                moment = latest + timedelta(seconds=1)
+            elif follows_ties and latest == moment:
+                moment = latest + timedelta(milliseconds=1)
+            was_suppressed = planned.action(key) == UNSUBSCRIBED
+            planned.add(key, action, moment)
+            already = (planned.action(key) == UNSUBSCRIBED) == was_suppressed
             if not already:
-                new_rows.append((key, action, when, source, reason))
-                planned[key] = action
+                stamp = _stamp(moment)
+                new_rows.append((key, action, stamp, source, reason))
             changes.append(Change(email=key, action=action, already=already))
         if new_rows:
             replace_file(self.path, _append(data, new_rows))
@@ -210,7 +239,7 @@ class SuppressionList:
             raise SmakomError(
                 f"{self.path.name} was written but does not read back: {exc}"
             ) from None
-        missing = sorted({key for key in keys if after.actions.get(key) != action})
+        missing = sorted({key for key in keys if after.action(key) != action})
         if missing:
             raise SmakomError(
                 f"{self.path.name} was written, but reading it back does not show "
@@ -280,31 +309,51 @@ _QUOTE_FIX = (
 
 
 class _Events:
-    """The file's rows folded into the latest event per address, collecting damage."""
+    """The file's rows folded into the latest event per address, collecting damage.
+
+    The latest is the event with the latest `when`; an unsubscribe wins a tie, so a doubt
+    about the order of two events never mails someone who may have left.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.actions: dict[str, str] = {}
-        self._latest: dict[str, Entry] = {}
+        self._latest: dict[str, tuple[datetime, str, Entry | None]] = {}
+        self.notes: list[Damage] = []
+        self._previous: tuple[datetime, int] | None = None
+
+    def copy(self) -> _Events:
+        events = _Events(self.name)
+        events._latest = dict(self._latest)
+        return events
+
+    def action(self, key: str) -> str | None:
+        latest = self._latest.get(key)
+        return latest[1] if latest else None
+
+    def moment(self, key: str) -> datetime | None:
+        latest = self._latest.get(key)
+        return latest[0] if latest else None
+
+    def add(self, key: str, action: str, moment: datetime, entry: Entry | None = None) -> None:
+        """Fold one event in: it wins if it is later, or as late and an unsubscribe."""
+        latest = self._latest.get(key)
+        if latest is None or moment > latest[0] or (moment == latest[0] and action == UNSUBSCRIBED):
+            self._latest[key] = (moment, action, entry)
 
     def suppressed(self) -> Iterator[str]:
-        return (key for key, action in self.actions.items() if action == UNSUBSCRIBED)
+        return (key for key, (_, action, _) in self._latest.items() if action == UNSUBSCRIBED)
 
     def times(self) -> dict[str, datetime]:
         """When each address's latest event happened, in UTC."""
-        times: dict[str, datetime] = {}
-        for key, entry in self._latest.items():
-            moment = datetime.fromisoformat(entry.since)
-            times[key] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return times
+        return {key: moment for key, (moment, _, _) in self._latest.items()}
 
     def entries(self) -> tuple[Entry, ...]:
-        return tuple(
-            sorted(
-                (e for k, e in self._latest.items() if self.actions[k] == UNSUBSCRIBED),
-                key=lambda e: e.line,
-            )
+        found = (
+            entry
+            for _, action, entry in self._latest.values()
+            if action == UNSUBSCRIBED and entry is not None
         )
+        return tuple(sorted(found, key=lambda e: e.line))
 
     def read(self, data: bytes) -> list[Damage]:
         """Fold every line of `data` in; the damaged lines, in file order."""
@@ -373,16 +422,42 @@ class _Events:
                 _FIX,
             )
         try:
-            datetime.fromisoformat(when)
+            moment = _utc(datetime.fromisoformat(when))
         except ValueError:
             return Damage(number, f"'{_short(when)}' is not a time like 2025-03-01T09:30:00Z", _FIX)
         try:
             key = _key(email)
         except SmakomError as exc:
             return Damage(number, str(exc), _FIX)
-        self.actions[key] = action
-        self._latest[key] = Entry(key, when, source, reason, number)
+        if self._previous is not None and moment < self._previous[0]:
+            self.notes.append(
+                Damage(
+                    number,
+                    _("dated {when}, earlier than line {line} above it").format(
+                        when=when, line=self._previous[1]
+                    ),
+                    _(
+                        "Nothing to repair: the time decides which event of an address is "
+                        "the latest, not the order of the lines."
+                    ),
+                )
+            )
+        if self._previous is None or moment >= self._previous[0]:
+            self._previous = (moment, number)
+        self.add(key, action, moment, Entry(key, when, source, reason, number))
         return None
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC time as written in the file: to the second, or to the millisecond when an event
+    from afar has them (an unsubscribe and its undo a moment later keep their order)."""
+    spec = "milliseconds" if moment.microsecond >= 1000 else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without a zone is taken as UTC, as smakom writes them."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -83,7 +83,7 @@ app = _Typer(
     # every `--help`, most of its start-up time.
     rich_markup_mode=None,
     context_settings={"max_content_width": 100},
-    help="Write, check, preview and send the SmåKom newsletter.",
+    help=_("Write, check, preview and send the SmåKom newsletter."),
 )
 
 
@@ -111,26 +111,25 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(help=_("Write, check, preview and send the SmåKom newsletter."))
 def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option(
             "--config",
-            help="The newsletter's smakom.toml (default: found in this folder or a parent).",
+            help=_("The newsletter's smakom.toml (default: found in this folder or a parent)."),
             dir_okay=False,
         ),
     ] = None,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show the full traceback when something fails.")
+        bool, typer.Option("--debug", help=_("Show the full traceback when something fails."))
     ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option("--version", callback=_version, is_eager=True, help=_("Show the version.")),
     ] = False,
 ) -> None:
-    """Write, check, preview and send the SmåKom newsletter."""
     ctx.obj = _State(config_path=config)
     ctx.meta["smakom.debug"] = debug
 
@@ -139,14 +138,14 @@ SubscribersOption = Annotated[
     Path | None,
     typer.Option(
         "--subscribers",
-        help="The subscriber list (CSV) to use instead of the one named in smakom.toml.",
+        help=_("The subscriber list (CSV) to use instead of the one named in smakom.toml."),
         dir_okay=False,
         metavar="PATH",
         show_default=False,
     ),
 ]
 IssueArgument = Annotated[
-    Path, typer.Argument(help="The issue file, e.g. issues/2021-01.md.", dir_okay=False)
+    Path, typer.Argument(help=_("The issue file, e.g. issues/2021-01.md."), dir_okay=False)
 ]
 
 

@@ -10,6 +10,7 @@ import typer
 
 from smakom_cli.cli.app import SubscribersOption, app, output, state
 from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from smakom_cli.audience.suppression import Change
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 ReasonOption = Annotated[
-    str, typer.Option("--reason", help="Why, kept in unsubscribed.csv (e.g. 'asked by phone').")
+    str, typer.Option("--reason", help=_("Why, kept in unsubscribed.csv (e.g. 'asked by phone')."))
 ]
 
 
@@ -36,13 +37,16 @@ def _address_from_argument(config: Config, arg: str) -> str:
     from smakom_cli.signin.credentials import unsubscribe_secret
 
     if not config.unsubscribe.url:
-        raise SmakomError(f"'{text}' is not an e-mail address.")
+        raise SmakomError(_("'{text}' is not an e-mail address.").format(text=text))
     secret = unsubscribe_secret(config.list_id, os.environ)
     if secret is None:
         raise SmakomError(
-            f"'{text}' is not an e-mail address, and no unsubscribe link of "
-            f"{config.list_id} can be checked on this computer: its key is not in the keyring "
-            "(set SMAKOM_UNSUBSCRIBE_SECRET as on the computer that sent the issue)."
+            _(
+                "'{text}' is not an e-mail address, and no unsubscribe link of "
+                "{list_id} can be checked on this computer: its key is not in the "
+                "keyring (set SMAKOM_UNSUBSCRIBE_SECRET as on the computer that sent "
+                "the issue)."
+            ).format(text=text, list_id=config.list_id)
         )
     return address_from_token(secret, text, known_addresses(config))
 
@@ -54,7 +58,9 @@ def _listed(path: Path, keys: list[str]) -> set[str] | None:
     try:
         return set(find_subscribers(path, keys))
     except SmakomError as exc:
-        output.warning(f"Could not check which addresses are on the subscriber list: {exc}")
+        output.warning(
+            _("Could not check which addresses are on the subscriber list: {exc}").format(exc=exc)
+        )
         return None
 
 
@@ -72,20 +78,20 @@ def _report(
             output.success(f"{change.email} {done}{note}.")
 
 
-@app.command()
+@app.command(help=_("Stop sending the newsletter to these addresses; repeating it is harmless."))
 def unsubscribe(
     ctx: typer.Context,
     emails: Annotated[
         list[str] | None,
         typer.Argument(
-            help="The addresses to unsubscribe.", metavar="EMAIL...", show_default=False
+            help=_("The addresses to unsubscribe."), metavar="EMAIL...", show_default=False
         ),
     ] = None,
     file: Annotated[
         Path | None,
         typer.Option(
             "--file",
-            help="A text file with one address per line (blank lines and # comments skipped).",
+            help=_("A text file with one address per line (blank lines and # comments skipped)."),
             dir_okay=False,
             show_default=False,
         ),
@@ -93,14 +99,15 @@ def unsubscribe(
     reason: ReasonOption = "",
     subscriber_list: SubscribersOption = None,
 ) -> None:
-    """Stop sending the newsletter to these addresses; repeating it is harmless."""
     from smakom_cli.audience.suppression import SuppressionList, read_addresses
 
     config = state(ctx).config()
     from_file = read_addresses(file) if file else []
     from_arguments = [_address_from_argument(config, arg) for arg in emails or []]
     if not from_file and not from_arguments:
-        raise SmakomError("Give the addresses to unsubscribe, or --file with one address a line.")
+        raise SmakomError(
+            _("Give the addresses to unsubscribe, or --file with one address a line.")
+        )
     suppression = SuppressionList(config.suppression_path)
     changes = suppression.unsubscribe(from_arguments, source="command", reason=reason)
     changes += suppression.unsubscribe(from_file, source="file", reason=reason)
@@ -113,19 +120,18 @@ def unsubscribe(
     )
 
 
-@app.command()
+@app.command(help=_("Send the newsletter again to people who unsubscribed and then opted back in."))
 def resubscribe(
     ctx: typer.Context,
     emails: Annotated[
         list[str],
         typer.Argument(
-            help="The addresses that asked to get the newsletter again.", metavar="EMAIL..."
+            help=_("The addresses that asked to get the newsletter again."), metavar="EMAIL..."
         ),
     ],
     reason: ReasonOption = "",
     subscriber_list: SubscribersOption = None,
 ) -> None:
-    """Send the newsletter again to people who unsubscribed and then opted back in."""
     from smakom_cli.audience.suppression import SuppressionList
 
     config = state(ctx).config()
@@ -141,17 +147,16 @@ def resubscribe(
     )
 
 
-@app.command()
+@app.command(help=_("List everyone who unsubscribed: the address, since when, how, and why."))
 def unsubscribed(
     ctx: typer.Context,
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Check every line of unsubscribed.csv and say how to repair damage."
+            "--check", help=_("Check every line of unsubscribed.csv and say how to repair damage.")
         ),
     ] = False,
 ) -> None:
-    """List everyone who unsubscribed: the address, since when, how, and why."""
     from smakom_cli.audience.suppression import SuppressionList
 
     suppression = SuppressionList(state(ctx).config().suppression_path)
@@ -165,15 +170,17 @@ def unsubscribed(
     output.show_unsubscribed(suppression.read())
 
 
-@app.command("subscribers")
+@app.command(
+    "subscribers",
+    help=_("Check the subscriber list: who will receive the newsletter and which rows are wrong."),
+)
 def subscribers_command(
     ctx: typer.Context,
     subscriber_list: SubscribersOption = None,
     show_list: Annotated[
-        bool, typer.Option("--list", help="Also list everyone who will receive the newsletter.")
+        bool, typer.Option("--list", help=_("Also list everyone who will receive the newsletter."))
     ] = False,
 ) -> None:
-    """Check the subscriber list: who will receive the newsletter and which rows are wrong."""
     from smakom_cli.audience.subscribers import iter_recipients, summarise
     from smakom_cli.audience.suppression import SuppressionList
 
@@ -191,9 +198,11 @@ def subscribers_command(
     ]
     output.table(("", "Count"), [(label, str(n)) for label, n in counts], title=str(path))
     if summary.invalid:
-        output.info(f"These rows are left out of every send; fix them in {path.name}:")
+        output.info(
+            _("These rows are left out of every send; fix them in {name}:").format(name=path.name)
+        )
     for row in summary.invalid:
-        output.info(f"  line {row.line}: {row.reason}")
+        output.info(_("  line {line}: {reason}").format(line=row.line, reason=row.reason))
     if show_list:
         output.table(
             ("E-mail", "Name", "Organisation"),
@@ -201,5 +210,5 @@ def subscribers_command(
                 (s.email, s.name, s.fields.get("organisation", ""))
                 for s in iter_recipients(path, suppressed)
             ),
-            title="Will receive the newsletter",
+            title=_("Will receive the newsletter"),
         )

@@ -12,6 +12,7 @@ import typer
 
 from smakom_cli.cli.app import output, state
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from smakom_cli.compose.render import ImageMode
@@ -45,8 +46,10 @@ def link_secret(config: Config, *, required: bool) -> bytes | None:
         return secrets.token_bytes(32)
     if secret is None:
         output.warning(
-            f"No key to sign the unsubscribe links of {config.list_id} has been made yet "
-            f"(`smakom login` makes it). {throwaway}"
+            _(
+                "No key to sign the unsubscribe links of {list_id} has been made yet "
+                "(`smakom login` makes it). {throwaway}"
+            ).format(list_id=config.list_id, throwaway=throwaway)
         )
         return secrets.token_bytes(32)
     return secret
@@ -84,8 +87,11 @@ def warn_if_not_synced(config: Config) -> None:
     if synced is None or datetime.now(UTC) - synced > timedelta(days=1):
         when = "never" if synced is None else f"last on {synced:%Y-%m-%d}"
         output.warning(
-            f"Who unsubscribed with the one-click link was synced {when}; this uses "
-            "unsubscribed.csv as it is (`smakom sync` fetches them; a real send syncs first)."
+            _(
+                "Who unsubscribed with the one-click link was synced {when}; this uses "
+                "unsubscribed.csv as it is (`smakom sync` fetches them; a real send "
+                "syncs first)."
+            ).format(when=when)
         )
 
 
@@ -102,6 +108,9 @@ def make_unsubscribe_secret(config: Config) -> None:
         return
     create_unsubscribe_secret(config.list_id)
     output.success(
-        f"Made the key that signs the unsubscribe links of {config.list_id} and stored it in "
-        "the system keyring; the links in every issue depend on it, so it is kept from now on."
+        _(
+            "Made the key that signs the unsubscribe links of {list_id} and stored "
+            "it in the system keyring; the links in every issue depend on it, so "
+            "it is kept from now on."
+        ).format(list_id=config.list_id)
     )

@@ -12,7 +12,14 @@ from smakom_cli.cli.app import app, output, state
 from smakom_cli.i18n import _
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Check everything a send, a sync and an inbox run need, without "
+        "sending: settings, keyring, sign-in, the sender domain's SPF, DKIM, "
+        "DMARC and MX, the one-click service and the inbox. One line per "
+        "check; exits 1 when any is a problem."
+    )
+)
 def doctor(
     ctx: typer.Context,
     offline: Annotated[
@@ -34,16 +41,10 @@ def doctor(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout",
-            help=_("Seconds to wait for each server that is asked."),
-            min=0.1,
-            max=120,
+            "--timeout", help=_("Seconds to wait for each server that is asked."), min=0.1, max=120
         ),
     ] = 10.0,
 ) -> None:
-    """Check everything a send, a sync and an inbox run need, without sending: settings,
-    keyring, sign-in, the sender domain's SPF, DKIM, DMARC and MX, the one-click service and
-    the inbox. One line per check; exits 1 when any is a problem."""
     from smakom_cli.config import find_config
     from smakom_cli.doctor import Options, check_setup
     from smakom_cli.doctor.dns import parse_server

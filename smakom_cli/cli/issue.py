@@ -7,30 +7,50 @@ from typing import Annotated
 
 import typer
 
-from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state
+from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
 from smakom_cli.cli.common import prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
+from smakom_cli.i18n import _
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Show the issue as a subscriber gets it: envelope, text, audience, "
+        "sizes and every finding of `smakom check`."
+    )
+)
 def preview(
     ctx: typer.Context,
     issue: IssueArgument,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Write the personalised HTML to this file.")
+        Path | None, typer.Option("--html", help=_("Write the personalised HTML to this file."))
     ] = None,
     open_browser: Annotated[
-        bool, typer.Option("--open", help="Open the HTML in the web browser.")
+        bool, typer.Option("--open", help=_("Open the HTML in the web browser."))
     ] = False,
     as_email: Annotated[
-        str | None, typer.Option("--as", help="Preview as this subscriber (an e-mail address).")
+        str | None, typer.Option("--as", help=_("Preview as this subscriber (an e-mail address)."))
     ] = None,
     subscribers: SubscribersOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help=_(
+                "Show the issue in the web browser while you write it: served on this "
+                "computer and shown again at every save of the issue, an image or "
+                "smakom.toml (Ctrl-C stops)."
+            ),
+        ),
+    ] = False,
 ) -> None:
-    """Show the issue as a subscriber gets it: envelope, text, audience, sizes and every
-    finding of `smakom check`."""
     from smakom_cli.delivery.preview import browser_html, build_preview
 
+    if watch:
+        if html:
+            usage_error(_("--html writes the preview once; --watch serves it: give one of them."))
+        _watch(ctx, issue, subscribers, as_email, open_browser=open_browser)
+        return
     mailing = prepare(ctx, issue, subscribers, sending=False)
     config = mailing.config
     result = build_preview(mailing, as_email)
@@ -40,24 +60,63 @@ def preview(
         target = html or config.outbox_dir / f"{mailing.issue.slug}.preview.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(browser_html(mailing.rendered, result.html), encoding="utf-8")
-        output.success(f"HTML written to {target}")
+        output.success(_("HTML written to {target}").format(target=target))
         if open_browser:
             import webbrowser
 
             webbrowser.open(target.resolve().as_uri())
 
 
-@app.command()
+def _watch(
+    ctx: typer.Context,
+    issue: Path,
+    subscribers: Path | None,
+    as_email: str | None,
+    *,
+    open_browser: bool,
+) -> None:
+    """Serve the preview on 127.0.0.1 and render it again at every save, until Ctrl-C."""
+    import secrets
+    import threading
+
+    from smakom_cli.config import find_config
+    from smakom_cli.delivery.watch import IssueWatcher, PreviewServer, watch
+
+    config_path = state(ctx).config_path or find_config(Path.cwd())
+    # A throwaway key: the preview is clicked about in, and its unsubscribe link must not
+    # unsubscribe the subscriber it is personalised as.
+    watcher = IssueWatcher(config_path, issue, subscribers, as_email, secrets.token_bytes(32))
+    output.show_rendering(watcher.render())
+    server = PreviewServer(watcher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    output.success(
+        _("The preview is at {url} and follows every save (Ctrl-C stops).").format(url=server.url)
+    )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        watch(watcher, output.show_rendering, threading.Event())
+    except KeyboardInterrupt:
+        output.info(_("Stopped."))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@app.command(
+    help=_("Check an issue before sending: links, images, size, unsubscribe link, addresses.")
+)
 def check(
     ctx: typer.Context,
     issue: IssueArgument,
     subscribers: SubscribersOption = None,
     offline: Annotated[
         bool,
-        typer.Option("--offline", help="Do not ask the one-click service whether it answers."),
+        typer.Option("--offline", help=_("Do not ask the one-click service whether it answers.")),
     ] = False,
 ) -> None:
-    """Check an issue before sending: links, images, size, unsubscribe link, addresses."""
     from smakom_cli.delivery.check import probe_service
     from smakom_cli.doctor import doctor_ran
 
@@ -70,41 +129,47 @@ def check(
     if not doctor_ran(mailing.config):
         output.info(
             _(
-                "`smakom doctor` has not checked this folder yet: run it once before the first "
-                "send (the sign-in, the keyring, the service, the inbox and the sender domain's "
-                "SPF, DKIM and DMARC)."
+                "`smakom doctor` has not checked this folder yet: run it once before "
+                "the first send (the sign-in, the keyring, the service, the inbox and "
+                "the sender domain's SPF, DKIM and DMARC)."
             )
         )
     if any(finding.severity == "error" for finding in findings):
         raise typer.Exit(ExitCode.ERROR)
-    output.success(f"{issue} is ready to send.")
+    output.success(_("{issue} is ready to send.").format(issue=issue))
 
 
-@app.command()
+@app.command(help=_("Create a newsletter folder: smakom.toml, subscribers.csv and a first issue."))
 def init(
-    folder: Annotated[Path, typer.Argument(help="The folder to create or fill.", file_okay=False)],
+    folder: Annotated[
+        Path, typer.Argument(help=_("The folder to create or fill."), file_okay=False)
+    ],
 ) -> None:
-    """Create a newsletter folder: smakom.toml, subscribers.csv and a first issue."""
     import datetime as dt
 
     from smakom_cli.compose.scaffold import create_newsletter
 
     for path in create_newsletter(folder, dt.date.today()):
-        output.success(f"created {path}")
+        output.success(_("created {path}").format(path=path))
     output.info(
-        f"Next: edit {folder / 'smakom.toml'}, then `smakom preview` the issue in "
-        f"{folder / 'issues'}."
+        _("Next: edit {value}, then `smakom preview` the issue in {value2}.").format(
+            value=folder / "smakom.toml", value2=folder / "issues"
+        )
     )
 
 
-@app.command()
+@app.command(
+    help=_("Write the web version: a page per issue, an index and an Atom feed, ready to upload.")
+)
 def archive(
     ctx: typer.Context,
     issues: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="The issues to publish (default: every .md in the issues folder); "
-            "the index and the feed list exactly these.",
+            help=_(
+                "The issues to publish (default: every .md in the issues folder); the "
+                "index and the feed list exactly these."
+            ),
             dir_okay=False,
             metavar="ISSUE",
             show_default=False,
@@ -114,13 +179,12 @@ def archive(
         Path | None,
         typer.Option(
             "--out",
-            help="The folder to write the site to (default: site/ in the newsletter folder).",
+            help=_("The folder to write the site to (default: site/ in the newsletter folder)."),
             file_okay=False,
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Write the web version: a page per issue, an index and an Atom feed, ready to upload."""
     from smakom_cli.compose.archive import write_archive
 
     config = state(ctx).config()

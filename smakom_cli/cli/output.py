@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -13,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from smakom_cli.i18n import _
+from smakom_cli.i18n import N_, _, ngettext
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from smakom_cli.delivery.mailing import OutboxReport
     from smakom_cli.delivery.preview import Preview
     from smakom_cli.delivery.sender import ProgressEvent, SendReport
+    from smakom_cli.delivery.watch import Rendering
     from smakom_cli.delivery.workflow import DeliveryReport, SendPlan
     from smakom_cli.doctor import DoctorReport
     from smakom_cli.returns.inbox import InboxReport
@@ -35,13 +39,75 @@ _RATE_EVERY_SECONDS = 0.5
 err_console = Console(stderr=True, highlight=False)
 
 
+@dataclass
+class OutputLoss:
+    """Why the terminal or pipe stopped taking output ("" while it takes it)."""
+
+    problem: str = ""
+
+
+class _Unfailing:
+    """A standard stream that keeps going when what it writes to went away: a closed
+    terminal (EIO), a full disk (`> /dev/full`), a pipe whose reader left (`| head -c 1`)."""
+
+    def __init__(self, stream: IO[str], loss: OutputLoss) -> None:
+        self._stream = stream
+        self._loss = loss
+
+    def write(self, text: str) -> int:
+        if not self._loss.problem:
+            try:
+                self._stream.write(text)
+            except OSError as exc:
+                self._loss.problem = exc.strerror or str(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._loss.problem:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._loss.problem = exc.strerror or str(exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def unfailing_output() -> Iterator[OutputLoss]:
+    """Output that fails from here on is dropped and noted, never an error: once a send has
+    started, what was sent decides how it ends, not whether anyone is still watching."""
+    loss = OutputLoss()
+    streams = sys.stdout, sys.stderr
+    sys.stdout = _Unfailing(sys.stdout, loss)
+    sys.stderr = _Unfailing(sys.stderr, loss)
+    try:
+        yield loss
+    finally:
+        sys.stdout, sys.stderr = streams
+        if loss.problem:
+            _discard_standard_streams()
+
+
+def _discard_standard_streams() -> None:
+    """Point the standard streams at the null device, so that what Python still writes as it
+    exits (its buffers, a last line) cannot fail and change the exit code."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(null, stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test runner's capture)
+            continue
+    os.close(null)
+
+
 def error(message: str) -> None:
     """One red line on standard error: what went wrong and what to do."""
-    err_console.print(Text.assemble(("Error: ", "bold red"), message), soft_wrap=True)
+    err_console.print(Text.assemble((_("Error: "), "bold red"), message), soft_wrap=True)
 
 
 def warning(message: str) -> None:
-    err_console.print(Text.assemble(("Warning: ", "yellow"), message), soft_wrap=True)
+    err_console.print(Text.assemble((_("Warning: "), "yellow"), message), soft_wrap=True)
 
 
 def success(message: str) -> None:
@@ -64,22 +130,59 @@ def show_findings(findings: Sequence[Finding]) -> None:
     """The check's findings, errors first, each with where to fix it."""
     for finding in sorted(findings, key=lambda f: f.severity != "error"):
         style = "bold red" if finding.severity == "error" else "yellow"
-        label = "Error" if finding.severity == "error" else "Warning"
+        label = _("Error: ") if finding.severity == "error" else _("Warning: ")
         console.print(
-            Text.assemble((f"{label}: ", style), (f"{finding.where}: ", "bold"), finding.message),
+            Text.assemble((label, style), (f"{finding.where}: ", "bold"), finding.message),
             soft_wrap=True,
         )
 
 
+def show_rendering(rendering: Rendering) -> None:
+    """One line for each rendering of `preview --watch`: its time and what the check found,
+    or the mistake the page now shows."""
+    from smakom_cli.i18n import _, ngettext
+
+    stamp = time.strftime("%H:%M:%S")
+    if rendering.error:
+        err_console.print(
+            Text.assemble((f"{stamp} ", "dim"), (_("Error: "), "bold red"), rendering.error),
+            soft_wrap=True,
+        )
+        return
+    errors = sum(finding.severity == "error" for finding in rendering.findings)
+    warnings = len(rendering.findings) - errors
+    found = ", ".join(
+        [
+            ngettext("{count} error", "{count} errors", errors).format(count=errors),
+            ngettext("{count} warning", "{count} warnings", warnings).format(count=warnings),
+        ]
+    )
+    line = _("Rendered in {milliseconds} ms: {found}").format(
+        milliseconds=round(rendering.seconds * 1000), found=found
+    )
+    console.print(Text.assemble((f"{stamp} ", "dim"), line), soft_wrap=True)
+
+
 def audience_line(audience: AudienceSummary) -> str:
-    parts = [f"{audience.active} will receive it"]
+    parts = [_("{count} will receive it").format(count=audience.active)]
     if audience.unsubscribed:
-        parts.append(f"{audience.unsubscribed} unsubscribed")
+        parts.append(_("{count} unsubscribed").format(count=audience.unsubscribed))
     if audience.duplicates:
-        parts.append(f"{audience.duplicates} duplicate(s) skipped")
+        count = audience.duplicates
+        parts.append(
+            ngettext("{count} duplicate skipped", "{count} duplicates skipped", count).format(
+                count=count
+            )
+        )
     if audience.invalid:
-        parts.append(f"{len(audience.invalid)} invalid row(s) left out")
-    return f"{audience.rows} rows: " + ", ".join(parts)
+        count = len(audience.invalid)
+        parts.append(
+            ngettext("{count} invalid row left out", "{count} invalid rows left out", count).format(
+                count=count
+            )
+        )
+    rows = ngettext("{count} row", "{count} rows", audience.rows).format(count=audience.rows)
+    return _("{rows}: {parts}").format(rows=rows, parts=", ".join(parts))
 
 
 def show_preview(preview: Preview) -> None:
@@ -87,23 +190,27 @@ def show_preview(preview: Preview) -> None:
     envelope = Table.grid(padding=(0, 2))
     envelope.add_column(style="bold")
     envelope.add_column()
-    envelope.add_row("From", Text(preview.sender))
-    envelope.add_row("Reply-To", Text(preview.reply_to or "—"))
-    envelope.add_row("To", Text(f"{preview.recipient.name} <{preview.recipient.address}>"))
-    envelope.add_row("Subject", Text(preview.subject))
-    envelope.add_row("Preheader", Text(preview.preheader or "—"))
-    console.print(Panel(envelope, title="Envelope", title_align="left"))
-    console.print(Panel(Text(preview.text), title="Plain text", title_align="left"))
+    envelope.add_row(_("From"), Text(preview.sender))
+    envelope.add_row(_("Reply-To"), Text(preview.reply_to or "—"))
+    envelope.add_row(_("To"), Text(f"{preview.recipient.name} <{preview.recipient.address}>"))
+    envelope.add_row(_("Subject"), Text(preview.subject))
+    envelope.add_row(_("Preheader"), Text(preview.preheader or "—"))
+    console.print(Panel(envelope, title=_("Envelope"), title_align="left"))
+    console.print(Panel(Text(preview.text), title=_("Plain text"), title_align="left"))
     size = preview.html_bytes / 1024
-    carried = "images embedded" if preview.image_mode == "embed" else "images linked"
-    message = f"{_size(preview.message_bytes)} ({carried}), what each subscriber receives"
-    console.print(Text.assemble(("Audience: ", "bold"), audience_line(preview.audience)))
-    console.print(Text.assemble(("Message size: ", "bold"), message))
-    console.print(Text.assemble(("HTML size: ", "bold"), f"{size:.1f} KB (Gmail clips at 102 KB)"))
+    if preview.image_mode == "embed":
+        message = _("{size} (images embedded), what each subscriber receives")
+    else:
+        message = _("{size} (images linked), what each subscriber receives")
+    message = message.format(size=_size(preview.message_bytes))
+    html_size = _("{size:.1f} KB (Gmail clips at 102 KB)").format(size=size)
+    console.print(Text.assemble((_("Audience: "), "bold"), audience_line(preview.audience)))
+    console.print(Text.assemble((_("Message size: "), "bold"), message))
+    console.print(Text.assemble((_("HTML size: "), "bold"), html_size))
     if preview.findings:
         show_findings(preview.findings)
     else:
-        success("No problems found.")
+        success(_("No problems found."))
 
 
 def _size(size: int) -> str:
@@ -114,47 +221,72 @@ def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("Messages written", str(report.messages))
-    summary.add_row("Skipped as unsubscribed", str(audience.unsubscribed))
-    summary.add_row("Duplicates skipped", str(audience.duplicates))
-    summary.add_row("Invalid rows left out", str(len(audience.invalid)))
-    summary.add_row("Total size", f"{report.total_bytes / 1024 / 1024:.1f} MB")
-    summary.add_row("Folder", Text(str(report.folder)))
-    console.print(Panel(summary, title="Dry run: nothing was sent", title_align="left"))
+    summary.add_row(_("Messages written"), str(report.messages))
+    summary.add_row(_("Skipped as unsubscribed"), str(audience.unsubscribed))
+    summary.add_row(_("Duplicates skipped"), str(audience.duplicates))
+    summary.add_row(_("Invalid rows left out"), str(len(audience.invalid)))
+    summary.add_row(_("Total size"), f"{report.total_bytes / 1024 / 1024:.1f} MB")
+    summary.add_row(_("Folder"), Text(str(report.folder)))
+    console.print(Panel(summary, title=_("Dry run: nothing was sent"), title_align="left"))
     for row in audience.invalid:
-        warning(f"line {row.line}: {row.reason}")
+        warning(_("line {line}: {reason}").format(line=row.line, reason=row.reason))
 
 
 def show_plan(plan: SendPlan) -> None:
     """What a send to the list is about to do, before it is confirmed."""
     if plan.left_since:
         info(
-            f"{plan.left_since} on {plan.list_name} unsubscribed with the link since the last "
-            "sync; they are left out (and recorded in unsubscribed.csv when the send starts)."
+            _(
+                "{count} on {list} unsubscribed with the link since the last sync; they are "
+                "left out (and recorded in unsubscribed.csv when the send starts)."
+            ).format(count=plan.left_since, list=plan.list_name)
         )
     for earlier in plan.earlier:
         info(
-            f"{earlier.count} of these already got this issue from {earlier.list_name} on "
-            f"{earlier.day}; they do not get it again."
+            _(
+                "{count} of these already got this issue from {list} on {day}; they do not get "
+                "it again."
+            ).format(count=earlier.count, list=earlier.list_name, day=earlier.day)
         )
     if plan.already:
-        info(f"{plan.already} on {plan.list_name} already got it; they are left out.")
+        info(
+            _("{count} on {list} already got it; they are left out.").format(
+                count=plan.already, list=plan.list_name
+            )
+        )
     if plan.handed:
         info(
-            f"{len(plan.handed)} message(s) reached the server whole just before an earlier "
-            "send was cut off; its answer was never read, so they count as sent: "
-            + ", ".join(plan.handed)
+            ngettext(
+                "{count} message reached the server whole just before an earlier send was cut "
+                "off; its answer was never read, so it counts as sent: {keys}",
+                "{count} messages reached the server whole just before an earlier send was cut "
+                "off; its answer was never read, so they count as sent: {keys}",
+                len(plan.handed),
+            ).format(count=len(plan.handed), keys=", ".join(plan.handed))
         )
     for failure in plan.failed_before:
-        info(f"Refused for good by an earlier send, not sent again: {failure.key}: {failure.reply}")
+        info(
+            _("Refused for good by an earlier send, not sent again: {key}: {reply}").format(
+                key=failure.key, reply=failure.reply
+            )
+        )
     if plan.uncertain and not plan.resend_uncertain:
         warning(
-            f"{len(plan.uncertain)} message(s) were in flight when an earlier send was cut off "
-            "and may have arrived; they are not sent again. Use --resend-uncertain to send "
-            "them anyway: " + ", ".join(plan.uncertain)
+            ngettext(
+                "{count} message was in flight when an earlier send was cut off and may have "
+                "arrived; it is not sent again. Use --resend-uncertain to send it anyway: {keys}",
+                "{count} messages were in flight when an earlier send was cut off and may have "
+                "arrived; they are not sent again. Use --resend-uncertain to send them anyway: "
+                "{keys}",
+                len(plan.uncertain),
+            ).format(count=len(plan.uncertain), keys=", ".join(plan.uncertain))
         )
     elif plan.uncertain:
-        info(f"Sending again to the {len(plan.uncertain)} uncertain: " + ", ".join(plan.uncertain))
+        info(
+            _("Sending again to the {count} uncertain: {keys}").format(
+                count=len(plan.uncertain), keys=", ".join(plan.uncertain)
+            )
+        )
 
 
 def show_send_report(report: SendReport, report_file: Path | None) -> None:
@@ -173,8 +305,13 @@ def show_delivery(delivery: DeliveryReport) -> None:
         info(delivery.next_step)
     if delivery.uncertain:
         info(
-            f"`smakom send` with --resend-uncertain would send the {len(delivery.uncertain)} "
-            "uncertain message(s) again (someone may then get the issue twice)."
+            ngettext(
+                "`smakom send` with --resend-uncertain would send the {count} uncertain message "
+                "again (someone may then get the issue twice).",
+                "`smakom send` with --resend-uncertain would send the {count} uncertain messages "
+                "again (someone may then get the issue twice).",
+                len(delivery.uncertain),
+            ).format(count=len(delivery.uncertain))
         )
 
 
@@ -184,33 +321,41 @@ def _show_tally(
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("Sent", str(report.sent))
-    summary.add_row("Failed for good", str(len(report.failed)))
+    summary.add_row(_("Sent"), str(report.sent))
+    summary.add_row(_("Failed for good"), str(len(report.failed)))
     if report.deferred:
-        summary.add_row("Deferred (sent by the next run)", str(len(report.deferred)))
-    summary.add_row("Retried", str(report.retried))
-    summary.add_row("Skipped (unsubscribed during the send)", str(report.skipped))
+        summary.add_row(_("Deferred (sent by the next run)"), str(len(report.deferred)))
+    summary.add_row(_("Retried"), str(report.retried))
+    summary.add_row(_("Skipped (unsubscribed during the send)"), str(report.skipped))
     if uncertain:
-        summary.add_row("Uncertain (may have arrived)", str(len(uncertain)))
+        summary.add_row(_("Uncertain (may have arrived)"), str(len(uncertain)))
     if report_file:
-        summary.add_row("Report", Text(str(report_file)))
+        summary.add_row(_("Report"), Text(str(report_file)))
     if report.resume_after is not None:
-        title = "Send paused at the day's sending limit"
+        title = _("Send paused at the day's sending limit")
     elif report.stopped_by:
-        title = "Send stopped by a fault"
+        title = _("Send stopped by a fault")
     elif report.interrupted:
-        title = "Send interrupted"
+        title = _("Send interrupted")
+    elif report.deferred:
+        title = _("Send not finished: the server asked to wait")
     else:
-        title = "Send finished"
+        title = _("Send finished")
     console.print(Panel(summary, title=title, title_align="left"))
     for failure in report.failed:
-        console.print(Text.assemble(("Failed: ", "bold red"), f"{failure.key}: {failure.reply}"))
+        console.print(Text.assemble((_("Failed: "), "bold red"), f"{failure.key}: {failure.reply}"))
     for failure in report.deferred:
-        warning(f"{failure.key}: deferred by the server ({failure.reply}); the next run sends it.")
+        warning(
+            _("{key}: deferred by the server ({reply}); the next run sends it.").format(
+                key=failure.key, reply=failure.reply
+            )
+        )
     for key in uncertain:
-        warning(f"{key}: the message was in flight; it may or may not have arrived.")
+        warning(
+            _("{key}: the message was in flight; it may or may not have arrived.").format(key=key)
+        )
     if report_error:
-        warning(f"The report file could not be written ({report_error}).")
+        warning(_("The report file could not be written ({reason}).").format(reason=report_error))
 
 
 @contextmanager
@@ -236,7 +381,7 @@ def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
         TimeRemainingColumn(),
     )
     progress = Progress(*columns, console=console, transient=False)
-    task = progress.add_task("Sending", total=total, rate="")
+    task = progress.add_task(_("Sending"), total=total, rate="")
 
     rate_shown = [0.0]  # when the rate was last worked out
 
@@ -250,7 +395,8 @@ def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
         if now - rate_shown[0] >= _RATE_EVERY_SECONDS:
             rate_shown[0] = now
             speed = progress.tasks[0].speed
-            progress.update(task, rate=f"{speed * 60:.0f}/min" if speed else "")
+            rate = _("{count:.0f}/min").format(count=speed * 60) if speed else ""
+            progress.update(task, rate=rate)
 
     try:
         yield advance
@@ -261,30 +407,40 @@ def send_progress(total: int) -> Iterator[Callable[[ProgressEvent], None]]:
 
 def show_archive(report: ArchiveReport, web_base_url: str) -> None:
     """What `smakom archive` wrote, and where it has to go for the mails' web links to work."""
+    pages = ngettext("{count} issue page", "{count} issue pages", len(report.pages))
+    images = ngettext("{count} image", "{count} images", len(report.images))
     success(
-        f"Web version written to {report.folder}: {len(report.pages)} issue page(s), "
-        f"{report.index.name}, {report.feed.name} and {len(report.images)} image(s)."
+        _("Web version written to {folder}: {pages}, {index}, {feed} and {images}.").format(
+            folder=report.folder,
+            pages=pages.format(count=len(report.pages)),
+            index=report.index.name,
+            feed=report.feed.name,
+            images=images.format(count=len(report.images)),
+        )
     )
     if web_base_url:
-        info(f"Upload everything in that folder to {web_base_url}/ as it is.")
+        info(_("Upload everything in that folder to {url}/ as it is.").format(url=web_base_url))
     else:
         warning(
-            "[newsletter] web_base_url is not set in smakom.toml, so the mails do not link "
-            "to these pages."
+            _(
+                "[newsletter] web_base_url is not set in smakom.toml, so the mails do not link "
+                "to these pages."
+            )
         )
 
 
 def show_unsubscribed(reading: Reading) -> None:
     """The suppression list as a table: who, since when, how and why."""
     if not reading.entries:
-        info(f"Nobody has unsubscribed ({reading.path.name} lists nobody).")
+        info(_("Nobody has unsubscribed ({file} lists nobody).").format(file=reading.path.name))
         return
-    grid = Table(title=f"{reading.path}: {len(reading.entries)} unsubscribed", title_justify="left")
+    title = _("{file}: {count} unsubscribed").format(file=reading.path, count=len(reading.entries))
+    grid = Table(title=title, title_justify="left")
     # An address is never cut short: it is what the office looks for in this table.
-    grid.add_column("E-mail", overflow="fold")
-    grid.add_column("Since", no_wrap=True)
-    grid.add_column("Source", no_wrap=True)
-    grid.add_column("Reason")
+    grid.add_column(_("E-mail"), overflow="fold")
+    grid.add_column(_("Since"), no_wrap=True)
+    grid.add_column(_("Source"), no_wrap=True)
+    grid.add_column(_("Reason"))
     for entry in reading.entries:
         grid.add_row(
             *(Text(cell) for cell in (entry.email, entry.since, entry.source, entry.reason))
@@ -296,43 +452,93 @@ def show_suppression_check(reading: Reading) -> None:
     """Each damaged line of the suppression list with what to do, or that it is sound."""
     name = reading.path.name
     for damage in reading.damage:
-        where = f"{name} line {damage.line}" if damage.line else name
+        where = _("{file} line {line}").format(file=name, line=damage.line) if damage.line else name
         console.print(
-            Text.assemble(("Error: ", "bold red"), (f"{where}: ", "bold"), damage.problem),
+            Text.assemble((_("Error: "), "bold red"), (f"{where}: ", "bold"), damage.problem),
             soft_wrap=True,
         )
-        console.print(Text(f"  To repair: {damage.repair}"), soft_wrap=True)
+        console.print(Text(_("  To repair: {how}").format(how=damage.repair)), soft_wrap=True)
+    for note in reading.notes:
+        console.print(
+            Text.assemble(
+                (_("Note: "), "bold yellow"),
+                (_("{file} line {line}").format(file=name, line=note.line) + ": ", "bold"),
+                note.problem,
+            ),
+            soft_wrap=True,
+        )
+        console.print(Text("  " + note.repair), soft_wrap=True)
     if reading.damage:
         info(
-            f"{len(reading.damage)} damaged line(s) in {reading.path}. Nothing is sent to the "
-            "list and nobody can be unsubscribed until they are fixed; run "
-            "`smakom unsubscribed --check` again afterwards."
+            ngettext(
+                "{count} damaged line in {file}. Nothing is sent to the list and nobody can be "
+                "unsubscribed until it is fixed; run `smakom unsubscribed --check` again "
+                "afterwards.",
+                "{count} damaged lines in {file}. Nothing is sent to the list and nobody can be "
+                "unsubscribed until they are fixed; run `smakom unsubscribed --check` again "
+                "afterwards.",
+                len(reading.damage),
+            ).format(count=len(reading.damage), file=reading.path)
         )
     else:
-        success(f"{name} is sound: {len(reading.entries)} address(es) unsubscribed.")
+        success(
+            ngettext(
+                "{file} is sound: {count} address unsubscribed.",
+                "{file} is sound: {count} addresses unsubscribed.",
+                len(reading.entries),
+            ).format(file=name, count=len(reading.entries))
+        )
 
 
 def show_sync(result: SyncResult, url: str) -> None:
     """What `smakom sync` brought home: each change, then one summary line."""
     for email in result.unsubscribed:
-        success(f"{email} is now unsubscribed (through the unsubscribe link).")
+        success(
+            _("{email} is now unsubscribed (through the unsubscribe link).").format(email=email)
+        )
     for email in result.resubscribed:
-        success(f"{email} is subscribed again (pressed Ångra on the unsubscribe page).")
+        success(
+            _("{email} is subscribed again (pressed Ångra on the unsubscribe page).").format(
+                email=email
+            )
+        )
     for email in result.overruled:
         warning(
-            f"{email} pressed Ångra on the unsubscribe page, but unsubscribed.csv has a newer "
-            f"entry for it; left as it is (use `smakom resubscribe {email}` if they asked)."
+            _(
+                "{email} pressed Ångra on the unsubscribe page, but unsubscribed.csv has a newer "
+                "entry for it; left as it is (use `smakom resubscribe {email}` if they asked)."
+            ).format(email=email)
         )
     changed = len(result.unsubscribed) + len(result.resubscribed)
+    changes = ngettext("{count} change", "{count} changes", changed).format(count=changed)
     info(
-        f"Synced with {url}: {changed} change(s), {result.unchanged} already recorded "
-        f"in unsubscribed.csv."
+        _("Synced with {url}: {changes}, {count} already recorded in unsubscribed.csv.").format(
+            url=url, changes=changes, count=result.unchanged
+        )
     )
     if result.unresolved:
         warning(
-            f"{result.unresolved} request(s) came from a genuine link whose subscriber is not "
-            "on the subscriber list, in unsubscribed.csv or in sent/; they are kept and tried "
-            "again at every sync (for instance after the list is imported again)."
+            ngettext(
+                "{count} request came from a genuine link whose subscriber is not on the "
+                "subscriber list, in unsubscribed.csv or in sent/; it is kept and tried again at "
+                "every sync (for instance after the list is imported again).",
+                "{count} requests came from a genuine link whose subscriber is not on the "
+                "subscriber list, in unsubscribed.csv or in sent/; they are kept and tried again "
+                "at every sync (for instance after the list is imported again).",
+                result.unresolved,
+            ).format(count=result.unresolved)
+        )
+    if result.refused_undos:
+        warning(
+            ngettext(
+                "{count} resubscribe was not made with the page's one-time undo token (a service "
+                "from before undo tokens); left out: a reader who wants the newsletter again can "
+                "ask, and `smakom resubscribe ADDRESS` records it.",
+                "{count} resubscribes were not made with the page's one-time undo token (a "
+                "service from before undo tokens); left out: a reader who wants the newsletter "
+                "again can ask, and `smakom resubscribe ADDRESS` records it.",
+                result.refused_undos,
+            ).format(count=result.refused_undos)
         )
 
 
@@ -342,45 +548,72 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
 
     title = f"{report.host}: {report.folder}"
     if report.dry_run:
-        title = f"Dry run, nothing was changed ({title})"
+        title = _("Dry run, nothing was changed ({where})").format(where=title)
     grid = Table(title=title, title_justify="left")
-    grid.add_column("Kind", no_wrap=True)
-    grid.add_column("Address", overflow="fold")
-    grid.add_column("Done")
-    grid.add_column("Why")
-    grid.add_column("Folder", overflow="fold")
+    grid.add_column(_("Kind"), no_wrap=True)
+    grid.add_column(_("Address"), overflow="fold")
+    grid.add_column(_("Done"))
+    grid.add_column(_("Why"))
+    grid.add_column(_("Folder"), overflow="fold")
     for kind, _label in SECTIONS:
         for item in (i for i in report.items if i.verdict.kind == kind):
-            grid.add_row(kind, *(Text(cell) for cell in row(item)))
+            grid.add_row(_(_INBOX_KINDS.get(kind, kind)), *(Text(cell) for cell in row(item)))
     if report.items:
         console.print(grid)
     counts = ", ".join(
-        f"{label.lower()} {sum(i.verdict.kind == kind for i in report.items)}"
+        f"{_(label).lower()} {sum(i.verdict.kind == kind for i in report.items)}"
         for kind, label in SECTIONS
     )
     if report.items:
-        info(f"{len(report.items)} new message(s): {counts}.")
+        info(
+            ngettext(
+                "{count} new message: {counts}.",
+                "{count} new messages: {counts}.",
+                len(report.items),
+            ).format(count=len(report.items), counts=counts)
+        )
     else:
-        info(f"No new mail in {report.folder}.")
+        info(_("No new mail in {folder}.").format(folder=report.folder))
     if report.already_seen:
-        info(f"{report.already_seen} message(s) were sorted before and left alone.")
+        info(
+            ngettext(
+                "{count} message was sorted before and left alone.",
+                "{count} messages were sorted before and left alone.",
+                report.already_seen,
+            ).format(count=report.already_seen)
+        )
     if report.finished_moves:
-        info(f"{report.finished_moves} move(s) an earlier run had recorded were finished.")
+        info(
+            ngettext(
+                "{count} move an earlier run had recorded was finished.",
+                "{count} moves an earlier run had recorded were finished.",
+                report.finished_moves,
+            ).format(count=report.finished_moves)
+        )
     for path in files:
-        info(f"Report: {path}")
+        info(_("Report: {file}").format(file=path))
 
 
-def _doctor_labels() -> dict[str, tuple[str, str]]:
-    return {
-        "ok": (_("ok"), "green"),
-        "warning": (_("warning"), "yellow"),
-        "problem": (_("problem"), "bold red"),
-    }
+# The kinds of mail as the inbox table names them (the kind itself is a machine field).
+_INBOX_KINDS = {
+    "hard": N_("hard"),
+    "soft": N_("soft"),
+    "unsubscribe": N_("unsubscribe"),
+    "auto-reply": N_("auto-reply"),
+    "unknown": N_("unknown"),
+}
+
+
+_DOCTOR_LABELS = {
+    "ok": (N_("ok"), "green"),
+    "warning": (N_("warning"), "yellow"),
+    "problem": (N_("problem"), "bold red"),
+}
 
 
 def show_doctor(report: DoctorReport) -> None:
     """One line per check: its status, what was checked, what was found and what to do."""
-    labels = _doctor_labels()
+    labels = {status: (_(label), style) for status, (label, style) in _DOCTOR_LABELS.items()}
     width = max(len(label) for label, _style in labels.values())
     for finding in report.findings:
         label, style = labels[finding.status]
@@ -391,21 +624,26 @@ def show_doctor(report: DoctorReport) -> None:
             ),
             soft_wrap=True,
         )
-    problems = ngettext("{count} problem", "{count} problems", report.problems).format(
-        count=report.problems
-    )
-    warnings = ngettext("{count} warning", "{count} warnings", report.warnings).format(
-        count=report.warnings
-    )
     if report.problems:
+        problems = ngettext("{count} problem", "{count} problems", report.problems)
+        warnings = ngettext("{count} warning", "{count} warnings", report.warnings)
         info(
             _(
                 "{problems}, {warnings}: fix the problems before the first send, then run "
                 "`smakom doctor` again."
-            ).format(problems=problems, warnings=warnings)
+            ).format(
+                problems=problems.format(count=report.problems),
+                warnings=warnings.format(count=report.warnings),
+            )
         )
     elif report.warnings:
-        info(_("No problems; {warnings} worth a look.").format(warnings=warnings))
+        info(
+            ngettext(
+                "No problems; {count} warning worth a look.",
+                "No problems; {count} warnings worth a look.",
+                report.warnings,
+            ).format(count=report.warnings)
+        )
     else:
         success(_("Everything checked is ready."))
     if report.offline:

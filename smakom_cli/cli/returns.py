@@ -16,60 +16,111 @@ from smakom_cli.cli.signin import (
     inbox_login,
 )
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from smakom_cli.config import Config
 
 
-@app.command()
+@app.command(
+    help=_("Run the one-click unsubscribe service that answers the mails' unsubscribe links.")
+)
 def serve(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help="The address to listen on (behind a proxy: 127.0.0.1).")
+        str, typer.Option("--host", help=_("The address to listen on (behind a proxy: 127.0.0.1)."))
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="The port to listen on.", min=1)] = 8080,
+    port: Annotated[int, typer.Option("--port", help=_("The port to listen on."), min=1)] = 8080,
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help="The service's SQLite database (made when missing).", metavar="PATH"
+            "--data", help=_("The service's SQLite database (made when missing)."), metavar="PATH"
         ),
     ] = Path("smakom-service.sqlite3"),
     config_path: Annotated[
         Path | None,
         typer.Option(
             "--config",
-            help="A smakom.toml for the pages' name and colours (default: none needed).",
+            help=_(
+                "A smakom.toml for the pages' name, colours and contact (default: none needed)."
+            ),
             dir_okay=False,
         ),
     ] = None,
     threads: Annotated[
-        int, typer.Option("--threads", help="Requests answered at once.", min=1)
+        int, typer.Option("--threads", help=_("Requests answered at once."), min=1, max=64)
     ] = 8,
+    connections: Annotated[
+        int,
+        typer.Option(
+            "--connections",
+            help=_(
+                "Connections held open at once (idle or still sending), at most what "
+                "the open-file limit allows."
+            ),
+            min=10,
+            max=100_000,
+        ),
+    ] = 1000,
+    idle_timeout: Annotated[
+        int,
+        typer.Option(
+            "--idle-timeout",
+            help=_("Seconds a connection may send nothing before it is closed."),
+            min=1,
+            max=3600,
+        ),
+    ] = 15,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            help=_(
+                "Write the log (a line per request and per error) to this file instead "
+                "of standard error."
+            ),
+            dir_okay=False,
+            metavar="PATH",
+        ),
+    ] = None,
 ) -> None:
-    """Run the one-click unsubscribe service that answers the mails' unsubscribe links."""
-    import waitress
-
-    from smakom_cli.returns.service import MAX_BODY_BYTES, make_app, settings_for
+    from smakom_cli.returns.server import bind, service_log
+    from smakom_cli.returns.service import make_app, settings_for
 
     config = _serve_config(ctx, config_path)
     secret, key = _service_secrets(config)
-    app_ = make_app(settings_for(data, secret, key, config))
-    output.info(
-        f"One-click unsubscribe service on http://{host}:{port}/ (database {data}); "
-        "Ctrl-C stops it."
+    logger = service_log(log)
+    app_ = make_app(settings_for(data, secret, key, config), logger)
+    server, limits = bind(
+        app_, host, port, connections=connections, idle_timeout=idle_timeout, threads=threads
     )
-    try:
-        waitress.serve(
-            app_,
+    if limits.limited_by:
+        output.warning(
+            _(
+                "only {count} connections at once, because of {limit}; raise it (`ulimit -n`, "
+                "or LimitNOFILE= in the systemd unit) for more."
+            ).format(count=limits.connections, limit=limits.limited_by)
+        )
+    output.info(
+        _(
+            "One-click unsubscribe service on http://{host}:{port}/ (database {data}; up to "
+            "{count} connections, silent ones closed after {seconds} s; log to {log}); Ctrl-C "
+            "stops it."
+        ).format(
             host=host,
             port=port,
-            threads=threads,
-            ident="smakom",
-            max_request_body_size=MAX_BODY_BYTES * 16,
-            _quiet=True,
+            data=data,
+            count=limits.connections,
+            seconds=limits.idle_timeout,
+            log=log or _("standard error"),
         )
+    )
+    try:
+        server.run()
     except KeyboardInterrupt:
-        output.info("Stopped.")
+        output.info(_("Stopped."))
+    finally:
+        server.close()
 
 
 def _serve_config(ctx: typer.Context, option: Path | None) -> Config | None:
@@ -100,41 +151,49 @@ def _service_secrets(config: Config | None) -> tuple[bytes, str]:
     secret = unsubscribe_secret(list_id, os.environ) if has_secret else None
     if secret is None:
         raise SmakomError(
-            f"the service needs the key the unsubscribe links are signed with: set "
-            f"{SECRET_VARIABLE} to the one in the office's keyring (see the README)."
+            _(
+                "the service needs the key the unsubscribe links are signed with: set "
+                "{secret_variable} to the one in the office's keyring (see "
+                "docs/service.md)."
+            ).format(secret_variable=SECRET_VARIABLE)
         )
     key = service_key(list_id, os.environ)
     if key is None:
         raise SmakomError(
-            f"the service needs a sync key for `smakom sync`: set {SERVICE_KEY_VARIABLE} "
-            "(at least 32 random characters), and store the same with `smakom login --service-key`."
+            _(
+                "the service needs a sync key for `smakom sync`: set "
+                "{service_key_variable} (at least 32 random characters), and store the "
+                "same with `smakom login --service-key`."
+            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
         )
     return secret, key
 
 
-@app.command()
+@app.command(
+    help=_("Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv.")
+)
 def sync(
     ctx: typer.Context,
     subscriber_list: Annotated[
         Path | None,
         typer.Option(
             "--subscribers",
-            help="Another subscriber list, besides the one in smakom.toml, that was sent to.",
+            help=_("Another subscriber list, besides the one in smakom.toml, that was sent to."),
             dir_okay=False,
             metavar="PATH",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv."""
     from smakom_cli.returns.sync import apply_events, fetch_events, service_urls
 
     config = state(ctx).config()
     urls = service_urls(config)
     if urls is None:
         raise SmakomError(
-            f"{config.path.name}: [unsubscribe] has no url, so there is no one-click service "
-            "to sync with."
+            _(
+                "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
+            ).format(name=config.path.name)
         )
     key = _sync_key(config)
     secret = link_secret(config, required=True)
@@ -150,21 +209,24 @@ def _sync_key(config: Config) -> str:
     key = service_key(config.list_id, os.environ)
     if key is None:
         raise SmakomError(
-            "no sync key for the one-click service is stored: run `smakom login --service-key` "
-            f"(or set {SERVICE_KEY_VARIABLE})."
+            _(
+                "no sync key for the one-click service is stored: run `smakom login "
+                "--service-key` (or set {service_key_variable})."
+            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
         )
     return key
 
 
-@app.command()
+@app.command(
+    help=_("Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail.")
+)
 def inbox(
     ctx: typer.Context,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Show what would be done; change nothing anywhere."),
+        typer.Option("--dry-run", help=_("Show what would be done; change nothing anywhere.")),
     ] = False,
 ) -> None:
-    """Sort the mailbox: bounces, unsubscribe replies and auto-replies; never deletes mail."""
     from datetime import datetime
 
     from smakom_cli.returns.inbox import read_inbox, require_mailbox, write_reports
@@ -177,7 +239,7 @@ def inbox(
     try:
         secret = unsubscribe_secret(config.list_id, os.environ)
     except SmakomError as exc:
-        output.warning(f"{exc} Bounces are matched by address only.")
+        output.warning(_("{exc} Bounces are matched by address only.").format(exc=exc))
         secret = None
     report = read_inbox(config, login, secret, dry_run=dry_run)
     files = [] if dry_run else write_reports(config, report, datetime.now())

@@ -28,6 +28,7 @@ from smakom_cli.cli.signin import (
     login_source,
 )
 from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,9 +39,13 @@ if TYPE_CHECKING:
     from smakom_cli.returns.sync import SyncBatch
 
 
-_SEND_HELP = (
-    "Send the issue: a dry run to files, a proof to yourself, or to every subscriber.\n\n"
-    "Exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in ExitCode) + ".\n"
+_SEND_HELP = "\n\n".join(
+    (
+        _("Send the issue: a dry run to files, a proof to yourself, or to every subscriber."),
+        _("Exit codes: {codes}.").format(
+            codes="; ".join(f"{code.value} {code.meaning}" for code in ExitCode)
+        ),
+    )
 )
 
 
@@ -50,45 +55,49 @@ def send(
     issue: IssueArgument,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Write every message to the outbox folder; send nothing."),
+        typer.Option(
+            "--dry-run", help=_("Write every message to the outbox folder; send nothing.")
+        ),
     ] = False,
     outbox: Annotated[
         Path | None,
         typer.Option(
-            "--outbox", help="Folder for --dry-run (default: outbox/<issue> in the folder)."
+            "--outbox", help=_("Folder for --dry-run (default: outbox/<issue> in the folder).")
         ),
     ] = None,
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="Send a proof to this address only (repeatable)."),
+        typer.Option("--to", help=_("Send a proof to this address only (repeatable).")),
     ] = None,
     as_email: Annotated[
         str | None,
-        typer.Option("--as", help="Personalise a proof (--to) as this subscriber."),
+        typer.Option("--as", help=_("Personalise a proof (--to) as this subscriber.")),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=_("Do not ask for confirmation."))] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send even when `smakom check` finds errors.")
+        bool, typer.Option("--force", help=_("Send even when `smakom check` finds errors."))
     ] = False,
     resend_uncertain: Annotated[
         bool,
         typer.Option(
             "--resend-uncertain",
-            help="Also send to those whose message was in flight when a send was cut off.",
+            help=_("Also send to those whose message was in flight when a send was cut off."),
         ),
     ] = False,
     again: Annotated[
         bool,
         typer.Option(
-            "--again", help="Send the issue again to everyone, even those who already got it."
+            "--again", help=_("Send the issue again to everyone, even those who already got it.")
         ),
     ] = False,
     no_sync: Annotated[
         bool,
         typer.Option(
             "--no-sync",
-            help="Send without first fetching who unsubscribed with the one-click link "
-            "(when the service cannot be reached).",
+            help=_(
+                "Send without first fetching who unsubscribed with the one-click link "
+                "(when the service cannot be reached)."
+            ),
         ),
     ] = False,
     subscribers: SubscribersOption = None,
@@ -146,7 +155,11 @@ def _refuse_conflicts(**given: bool) -> None:
     for name in list_only:
         if given[name] and (given["dry_run"] or given["to"]):
             option = "--" + name.replace("_", "-")
-            usage_error(f"{option} is for a send to the list, not a dry run or a proof.")
+            usage_error(
+                _("{option} is for a send to the list, not a dry run or a proof.").format(
+                    option=option
+                )
+            )
 
 
 def _send_proofs(
@@ -157,15 +170,16 @@ def _send_proofs(
 
     addresses = [parse_address(address).send_to for address in to]
     sample = mailing.sample(as_email) if as_email else None
-    report = send_messages(
-        mailing.proofs(addresses, sample),
-        mailing.config.smtp,
-        envelope_from=mailing.config.sender.email,
-        login=login,
-        journal=None,
-        is_suppressed=lambda _key: False,
-    )
-    output.show_send_report(report, None)
+    with output.unfailing_output():
+        report = send_messages(
+            mailing.proofs(addresses, sample),
+            mailing.config.smtp,
+            envelope_from=mailing.config.sender.email,
+            login=login,
+            journal=None,
+            is_suppressed=lambda _key: False,
+        )
+        output.show_send_report(report, None)
     if report.stopped_by or report.interrupted or report.deferred:
         raise typer.Exit(ExitCode.RESUMABLE)
     if not report.complete:
@@ -207,7 +221,7 @@ def _send_held(
     again: bool,
     sync: bool,
 ) -> None:
-    from smakom_cli.delivery.workflow import plan_send, run_send
+    from smakom_cli.delivery.workflow import note_in_report, plan_send, run_send
 
     batch = _fetch_unsubscribes(mailing) if sync else None
     findings = mailing.check()
@@ -231,18 +245,22 @@ def _send_held(
         return
     if not yes and not output.confirm(plan.question):
         raise typer.Abort()
-    if batch is not None:
-        from smakom_cli.returns.sync import apply_events, service_urls
+    # From here the exit code tells what was sent, even once the terminal or pipe is gone.
+    with output.unfailing_output() as lost:
+        if batch is not None:
+            from smakom_cli.returns.sync import apply_events, service_urls
 
-        urls = service_urls(mailing.config)
-        output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
-    make_unsubscribe_secret(mailing.config)
-    mailing = with_secret(mailing)
-    with output.send_progress(plan.pending) as progress:
-        delivery = _interruptible(
-            lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
-        )
-    output.show_delivery(delivery)
+            urls = service_urls(mailing.config)
+            output.show_sync(apply_events(mailing.config, batch), urls.events if urls else "")
+        make_unsubscribe_secret(mailing.config)
+        mailing = with_secret(mailing)
+        with output.send_progress(plan.pending) as progress:
+            delivery = _interruptible(
+                lambda stop: run_send(plan, mailing, login=login, on_progress=progress, stop=stop)
+            )
+        output.show_delivery(delivery)
+    if lost.problem:
+        note_in_report(delivery, f"the output went away during the send ({lost.problem}).")
     if delivery.resumable:
         raise typer.Exit(ExitCode.RESUMABLE)
     if delivery.send.failed or delivery.uncertain:
@@ -265,19 +283,24 @@ def _fetch_unsubscribes(mailing: Mailing) -> SyncBatch | None:
         key = service_key(config.list_id, os.environ)
     except SmakomError as exc:  # no keyring on this machine
         raise SmakomError(
-            f"{exc} The one-click service's sync key can come from {SERVICE_KEY_VARIABLE}; "
-            "or send with --no-sync."
+            _(
+                "{exc} The one-click service's sync key can come from "
+                "{service_key_variable}; or send with --no-sync."
+            ).format(exc=exc, service_key_variable=SERVICE_KEY_VARIABLE)
         ) from None
     if key is None:
         raise SmakomError(
-            "no sync key for the one-click unsubscribe service: run `smakom login "
-            f"--service-key` (or set {SERVICE_KEY_VARIABLE}), or send with --no-sync."
+            _(
+                "no sync key for the one-click unsubscribe service: run `smakom login "
+                "--service-key` (or set {service_key_variable}), or send with "
+                "--no-sync."
+            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
         )
     try:
         return fetch_events(config, key, mailing.secret, lists=[mailing.subscribers_path])
     except SmakomError as exc:
         raise SmakomError(
-            f"{exc} Nobody was mailed; send with --no-sync to send without it."
+            _("{exc} Nobody was mailed; send with --no-sync to send without it.").format(exc=exc)
         ) from None
 
 

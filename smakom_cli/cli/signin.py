@@ -12,6 +12,7 @@ from smakom_cli.cli.common import (
     make_unsubscribe_secret,
 )
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -33,8 +34,10 @@ def smtp_login(config: Config) -> Login | None:
     password = find_password(username, os.environ)
     if password is None:
         raise SmakomError(
-            f"no password is stored for {username}. Run `smakom login` first "
-            f"(or set {PASSWORD_VARIABLE} for unattended runs)."
+            _(
+                "no password is stored for {username}. Run `smakom login` first (or "
+                "set {password_variable} for unattended runs)."
+            ).format(username=username, password_variable=PASSWORD_VARIABLE)
         )
     if password.source == "environment":
         remedy = (
@@ -65,7 +68,7 @@ def xoauth2_login(sign_in: SignIn) -> Login:
 
     token = sign_in.access_token("smtp")
     remedy = (
-        "Run `smakom login` to sign in again; if that does not help, see the README "
+        "Run `smakom login` to sign in again; if that does not help, see docs/mail-providers.md "
         "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
     )
     return Login(token.username, token.token, method="xoauth2", remedy=remedy)
@@ -74,15 +77,17 @@ def xoauth2_login(sign_in: SignIn) -> Login:
 def _smtp_username(config: Config) -> str:
     if not config.smtp.username:
         raise SmakomError(
-            f"{config.path}: [smtp] has no username. Add the account name the mail server "
-            "expects (often your e-mail address), then run the command again."
+            _(
+                "{path}: [smtp] has no username. Add the account name the mail server "
+                "expects (often your e-mail address), then run the command again."
+            ).format(path=config.path)
         )
     return config.smtp.username
 
 
 InboxOption = Annotated[
     bool,
-    typer.Option("--inbox", help="The password of the mailbox `smakom inbox` reads instead."),
+    typer.Option("--inbox", help=_("The password of the mailbox `smakom inbox` reads instead.")),
 ]
 
 
@@ -96,19 +101,30 @@ def _login_inbox(config: Config, *, check: bool) -> None:
         login = inbox_login(config)
         check_login(config.inbox, login)
         how = "OAuth2" if login.method == "xoauth2" else "a password"
-        output.success(f"Logged in to the mailbox {where} as {username} with {how}.")
+        output.success(
+            _("Logged in to the mailbox {where} as {username} with {how}.").format(
+                where=where, username=username, how=how
+            )
+        )
         return
     if _inbox_signs_in_with_oauth(config):
         raise SmakomError(
-            f"the mailbox {username} signs in with OAuth2 like the sending: run `smakom login` "
-            "(no mailbox password is needed)."
+            _(
+                "the mailbox {username} signs in with OAuth2 like the sending: run "
+                "`smakom login` (no mailbox password is needed)."
+            ).format(username=username)
         )
-    password = typer.prompt(f"Mailbox password for {username} at {where}", hide_input=True)
+    password = typer.prompt(
+        _("Mailbox password for {username} at {where}").format(username=username, where=where),
+        hide_input=True,
+    )
     keyring_name = store_imap_password(username, password)
     output.success(
-        f"Stored the mailbox password for {username} in the system keyring ({keyring_name})."
+        _(
+            "Stored the mailbox password for {username} in the system keyring ({keyring_name})."
+        ).format(username=username, keyring_name=keyring_name)
     )
-    output.info("Run `smakom login --inbox --check` to test it against the mail server.")
+    output.info(_("Run `smakom login --inbox --check` to test it against the mail server."))
 
 
 def _inbox_signs_in_with_oauth(config: Config) -> bool:
@@ -128,13 +144,18 @@ def inbox_login(config: Config) -> Login:
         from smakom_cli.signin.oauth import access_token
 
         token = access_token(config, "imap")
-        remedy = "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see the README)."
+        remedy = (
+            "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see "
+            "docs/mail-providers.md)."
+        )
         return Login(token.username, token.token, method="xoauth2", remedy=remedy)
     password = lookup_imap_password(username, os.environ)
     if password is None:
         raise SmakomError(
-            f"no mailbox password is stored for {username}. Run `smakom login --inbox` "
-            f"first (or set {IMAP_PASSWORD_VARIABLE} for unattended runs)."
+            _(
+                "no mailbox password is stored for {username}. Run `smakom login "
+                "--inbox` first (or set {imap_password_variable} for unattended runs)."
+            ).format(username=username, imap_password_variable=IMAP_PASSWORD_VARIABLE)
         )
     remedy = (
         f"run `smakom login --inbox` to store the right password (or set {IMAP_PASSWORD_VARIABLE})."
@@ -142,30 +163,34 @@ def inbox_login(config: Config) -> Login:
     return Login(username, password, remedy=remedy)
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Sign in to the mail server: a password into the keyring, or OAuth2 "
+        "with a code.\n\nWith --inbox the same for the mailbox `smakom inbox` "
+        "reads; with --service-key, store the one-click service's sync key."
+    )
+)
 def login(
     ctx: typer.Context,
     check: Annotated[
         bool,
         typer.Option(
             "--check",
-            help="Connect and log in to the mail server, without sending anything; with "
-            "OAuth2 also say until when the token is valid.",
+            help=_(
+                "Connect and log in to the mail server, without sending anything; with "
+                "OAuth2 also say until when the token is valid."
+            ),
         ),
     ] = False,
     service_key: Annotated[
         bool,
         typer.Option(
             "--service-key",
-            help="Store the one-click service's sync key instead (SMAKOM_SERVICE_KEY there).",
+            help=_("Store the one-click service's sync key instead (SMAKOM_SERVICE_KEY there)."),
         ),
     ] = False,
     inbox: InboxOption = False,
 ) -> None:
-    """Sign in to the mail server: a password into the keyring, or OAuth2 with a code.
-
-    With --inbox the same for the mailbox `smakom inbox` reads; with --service-key, store
-    the one-click service's sync key."""
     from smakom_cli.signin.credentials import store_password
 
     config = state(ctx).config()
@@ -187,13 +212,24 @@ def login(
         from smakom_cli.delivery.smtp import check_login
 
         check_login(config.smtp, smtp_login(config))
-        output.success(f"Logged in to {where} as {username} with a password.")
+        output.success(
+            _("Logged in to {where} as {username} with a password.").format(
+                where=where, username=username
+            )
+        )
         return
-    password = typer.prompt(f"Password for {username} at {where}", hide_input=True)
+    password = typer.prompt(
+        _("Password for {username} at {where}").format(username=username, where=where),
+        hide_input=True,
+    )
     keyring_name = store_password(username, password)
-    output.success(f"Stored the password for {username} in the system keyring ({keyring_name}).")
+    output.success(
+        _("Stored the password for {username} in the system keyring ({keyring_name}).").format(
+            username=username, keyring_name=keyring_name
+        )
+    )
     make_unsubscribe_secret(config)
-    output.info("Run `smakom login --check` to test it against the mail server.")
+    output.info(_("Run `smakom login --check` to test it against the mail server."))
 
 
 def oauth_sign_in(config: Config) -> SignIn:
@@ -219,26 +255,41 @@ def _oauth_login(config: Config, *, check: bool) -> None:
         token = sign_in.access_token()
         check_login(config.smtp, xoauth2_login(sign_in))
         output.success(
-            f"Logged in to {where(config.smtp)} as {username} with OAuth2 ([smtp] auth = "
-            f'"oauth2"); the access token is valid until {_local_time(token.expires_at)} '
-            "and renews itself."
+            _(
+                "Logged in to {where} as {username} with OAuth2 ([smtp] auth = "
+                '"oauth2"); the access token is valid until {local_time} and renews '
+                "itself."
+            ).format(
+                where=where(config.smtp),
+                username=username,
+                local_time=_local_time(token.expires_at),
+            )
         )
         return
 
     def show(code: DeviceCode) -> None:
         output.info(
-            f"To sign in as {username}, open {code.verification_uri} in a web browser on any "
-            f"computer or phone and enter the code {code.user_code} "
-            f"(before {_local_time(code.expires_at)})."
+            _(
+                "To sign in as {username}, open {verification_uri} in a web browser on "
+                "any computer or phone and enter the code {user_code} (before "
+                "{local_time})."
+            ).format(
+                username=username,
+                verification_uri=code.verification_uri,
+                user_code=code.user_code,
+                local_time=_local_time(code.expires_at),
+            )
         )
-        output.info("Waiting for the sign-in to finish… (Ctrl-C to give up)")
+        output.info(_("Waiting for the sign-in to finish… (Ctrl-C to give up)"))
 
     sign_in.device_code_sign_in(show)
     output.success(
-        f"Signed in as {username} with OAuth2; the sign-in is kept in the system keyring "
-        f"({keyring_name()}) and renews itself."
+        _(
+            "Signed in as {username} with OAuth2; the sign-in is kept in the "
+            "system keyring ({keyring_name}) and renews itself."
+        ).format(username=username, keyring_name=keyring_name())
     )
-    output.info("Run `smakom login --check` to see it is valid.")
+    output.info(_("Run `smakom login --check` to see it is valid."))
 
 
 def _warn_if_unencrypted_keyring() -> None:
@@ -250,11 +301,14 @@ def _warn_if_unencrypted_keyring() -> None:
         return
     where = f"in {found.file}" if found.file else "in a file"
     output.warning(
-        f"the keyring backend ({found.backend}) keeps passwords unencrypted {where}: anyone "
-        "who can read that file can read the password. Use a secure backend (Windows "
-        "Credential Locker, macOS Keychain, or Secret Service on Linux; `keyring "
-        "--list-backends` shows them, PYTHON_KEYRING_BACKEND chooses one), or on a server set "
-        f"{PASSWORD_VARIABLE} in the environment instead of `smakom login`."
+        _(
+            "the keyring backend ({backend}) keeps passwords unencrypted {where}: "
+            "anyone who can read that file can read the password. Use a secure "
+            "backend (Windows Credential Locker, macOS Keychain, or Secret Service "
+            "on Linux; `keyring --list-backends` shows them, "
+            "PYTHON_KEYRING_BACKEND chooses one), or on a server set "
+            "{password_variable} in the environment instead of `smakom login`."
+        ).format(backend=found.backend, where=where, password_variable=PASSWORD_VARIABLE)
     )
 
 
@@ -262,18 +316,21 @@ def _store_service_key(config: Config) -> None:
     from smakom_cli.signin.credentials import store_service_key
 
     key = typer.prompt(
-        "Sync key of the one-click service (SMAKOM_SERVICE_KEY on the server)", hide_input=True
+        _("Sync key of the one-click service (SMAKOM_SERVICE_KEY on the server)"), hide_input=True
     )
     keyring_name = store_service_key(config.list_id, key.strip())
     output.success(
-        f"Stored the sync key for {config.list_id} in the system keyring ({keyring_name})."
+        _("Stored the sync key for {list_id} in the system keyring ({keyring_name}).").format(
+            list_id=config.list_id, keyring_name=keyring_name
+        )
     )
-    output.info("Run `smakom sync` to fetch who unsubscribed on the web.")
+    output.info(_("Run `smakom sync` to fetch who unsubscribed on the web."))
 
 
-@app.command()
+@app.command(
+    help=_("Remove the SMTP password and the OAuth2 sign-in (with --inbox, the mailbox password).")
+)
 def logout(ctx: typer.Context, inbox: InboxOption = False) -> None:
-    """Remove the SMTP password and the OAuth2 sign-in (with --inbox, the mailbox password)."""
     from smakom_cli.signin.credentials import (
         delete_imap_password,
         delete_password,
@@ -284,14 +341,34 @@ def logout(ctx: typer.Context, inbox: InboxOption = False) -> None:
     if inbox:
         name = config.inbox.username
         if name and delete_imap_password(name):
-            output.success(f"Removed the mailbox password for {name} from the system keyring.")
+            output.success(
+                _("Removed the mailbox password for {name} from the system keyring.").format(
+                    name=name
+                )
+            )
         else:
-            output.info(f"No mailbox password for {name or '[inbox] username'} was stored.")
+            output.info(
+                _("No mailbox password for {value} was stored.").format(
+                    value=name or "[inbox] username"
+                )
+            )
         return
     username = _smtp_username(config)
     if delete_password(username):
-        output.success(f"Removed the password for {username} from the system keyring.")
+        output.success(
+            _("Removed the password for {username} from the system keyring.").format(
+                username=username
+            )
+        )
     else:
-        output.info(f"No password for {username} was stored in the system keyring.")
+        output.info(
+            _("No password for {username} was stored in the system keyring.").format(
+                username=username
+            )
+        )
     if delete_token_cache(username):
-        output.success(f"Removed the OAuth2 sign-in of {username} from the system keyring.")
+        output.success(
+            _("Removed the OAuth2 sign-in of {username} from the system keyring.").format(
+                username=username
+            )
+        )

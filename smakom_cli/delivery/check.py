@@ -332,6 +332,6 @@ def probe_service(config: Config, timeout: float = 3.0) -> Finding | None:
         "warning",
         config.path.name,
         f"the one-click unsubscribe service at {urls.health} {problem}: readers who press "
-        "Unsubscribe in Gmail or Yahoo, or the footer link, would not be heard. See the "
-        "README on running `smakom serve`.",
+        "Unsubscribe in Gmail or Yahoo, or the footer link, would not be heard. See "
+        "docs/service.md on running `smakom serve`.",
     )

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smakom_cli.audience.subscribers import (
     AudienceSummary,
@@ -28,6 +29,9 @@ from smakom_cli.config import Config
 from smakom_cli.delivery.check import Finding, check_issue
 from smakom_cli.delivery.smtp import Outgoing
 from smakom_cli.errors import SmakomError
+
+if TYPE_CHECKING:
+    import jinja2
 
 SAMPLE_ADDRESS = "mottagare@example.org"
 
@@ -122,11 +126,19 @@ def prepare(
     subscribers_path: Path | None = None,
     secret: bytes | None,
     images: ImageMode = "mail",
+    template_env: jinja2.Environment | None = None,
 ) -> Mailing:
-    """Load and render an issue for the list (the configured one unless another is given)."""
+    """Load and render an issue for the list (the configured one unless another is given);
+    `template_env` is one kept from an earlier rendering (`preview --watch`)."""
     subscribers = subscribers_path or config.subscribers_path
     issue = load_issue(issue_path)
-    rendered = render_issue(issue, config, columns=read_columns(subscribers), images=images)
+    rendered = render_issue(
+        issue,
+        config,
+        columns=read_columns(subscribers),
+        images=images,
+        template_env=template_env,
+    )
     return Mailing(config, rendered, subscribers, SuppressionList(config.suppression_path), secret)
 
 

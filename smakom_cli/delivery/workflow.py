@@ -375,6 +375,17 @@ def _with_report_file(delivery: DeliveryReport) -> DeliveryReport:
     return replace(delivery, report_file=path)
 
 
+def note_in_report(delivery: DeliveryReport, note: str) -> None:
+    """Add a line to the report file (when there is one): what the screen could not show."""
+    if delivery.report_file is None:
+        return
+    try:
+        with delivery.report_file.open("a", encoding="utf-8") as file:
+            file.write(f"Note: {note}\n")
+    except OSError:
+        return  # the report on the screen and in the journal stands as it is
+
+
 def report_text(delivery: DeliveryReport) -> str:
     """The whole truth about a run, as the report file and the screen tell it."""
     plan, send = delivery.plan, delivery.send
@@ -382,6 +393,8 @@ def report_text(delivery: DeliveryReport) -> str:
         ended = f"no, stopped: {send.stopped_by}"
     elif send.interrupted:
         ended = "no, interrupted"
+    elif send.deferred:
+        ended = "no, the server asked to wait"
     else:
         ended = "yes"
     lines = [

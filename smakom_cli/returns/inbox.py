@@ -201,7 +201,7 @@ def require_mailbox(config: Config) -> InboxConfig:
     if not config.inbox.host or not config.inbox.username:
         raise SmakomError(
             f"{config.path}: [inbox] needs host and username, those of the mailbox the "
-            "newsletter's bounces and replies come back to (see the README's `smakom inbox`)."
+            "newsletter's bounces and replies come back to (see docs/inbox.md)."
         )
     return config.inbox
 

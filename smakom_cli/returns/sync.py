@@ -5,7 +5,8 @@ the local lists, to turn opaque link ids back into addresses), `apply_events` wr
 suppression list and then the sync state beside it. The state (`unsubscribed.sync.json`)
 holds the service's cursor and any event whose id matched no known address yet: such an
 event is kept and tried again at every sync (the address may come back with a re-imported
-list), never dropped.
+list), never dropped. A resubscribe counts only when the service marks it `genuine` (made
+with the one-time undo token of the page right after the unsubscribe); any other is left out.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class SyncEvent:
     action: str
     source: str
     at: datetime
+    genuine: bool = False
+    """Made on the service's page by the reader right then (an undo needs its token)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class SyncBatch:
     service: str
     cursor: int
     events: tuple[SyncEvent, ...]
+    refused_undos: int = 0
+    """Resubscribes the service did not mark genuine (from a service before undo tokens)."""
 
     @property
     def unresolved(self) -> tuple[SyncEvent, ...]:
@@ -86,6 +91,7 @@ class SyncResult:
     """Undos on the web left out: the suppression list has a newer event for the address."""
     unresolved: int
     cursor: int
+    refused_undos: int = 0
 
 
 def service_urls(config: Config) -> ServiceUrls | None:
@@ -167,7 +173,14 @@ def fetch_events(
         document = _get(urls.events, cursor, service_key, timeout)
         if document["service"] != service:
             raise SmakomError(f"{urls.events} changed its database during the sync; try again.")
-    return SyncBatch(service=service, cursor=cursor, events=_resolve(config, secret, events, lists))
+    # Only an undo the reader made on the page, right after the unsubscribe, resubscribes.
+    kept = [event for event in events if event.action != RESUBSCRIBED or event.genuine]
+    return SyncBatch(
+        service=service,
+        cursor=cursor,
+        events=_resolve(config, secret, kept, lists),
+        refused_undos=len(events) - len(kept),
+    )
 
 
 def pending_unsubscribes(batch: SyncBatch) -> frozenset[str]:
@@ -199,15 +212,16 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
     unchanged = 0
     for run in _runs(event for event in resolved if not overruled(event)):
         first = run[0]
-        record = (
-            suppression.unsubscribe if first.action == UNSUBSCRIBED else suppression.resubscribe
-        )
-        changes = record(
-            [event.address for event in run],
-            source=first.source,
-            reason=_REASONS[first.source, first.action],
-            when=first.at,
-        )
+        addresses = [event.address for event in run]
+        reason = _REASONS[first.source, first.action]
+        if first.action == UNSUBSCRIBED:
+            changes = suppression.unsubscribe(
+                addresses, source=first.source, reason=reason, when=first.at
+            )
+        else:  # an undo comes after the click it undoes, even within the same second
+            changes = suppression.resubscribe(
+                addresses, source=first.source, reason=reason, when=first.at, follows_ties=True
+            )
         unchanged += sum(change.already for change in changes)
         changed[first.action] += [change.email for change in changes if not change.already]
     unresolved = batch.unresolved
@@ -219,6 +233,7 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
         overruled=tuple(event.address for event in resolved if overruled(event)),
         unresolved=len(unresolved),
         cursor=batch.cursor,
+        refused_undos=batch.refused_undos,
     )
 
 
@@ -354,6 +369,7 @@ def _event(item: object, url: str) -> SyncEvent:
             action=_typed(item["action"], str),
             source=_typed(item["source"], str),
             at=datetime.fromisoformat(_typed(item["at"], str)),
+            genuine=_typed(item.get("genuine", False), bool, boolean=True),
         )
         if event.action not in (UNSUBSCRIBED, RESUBSCRIBED) or event.source not in _SOURCES:
             raise ValueError
@@ -364,8 +380,8 @@ def _event(item: object, url: str) -> SyncEvent:
     return event
 
 
-def _typed(value: object, kind: type[T]) -> T:
-    if not isinstance(value, kind) or isinstance(value, bool):
+def _typed(value: object, kind: type[T], *, boolean: bool = False) -> T:
+    if not isinstance(value, kind) or isinstance(value, bool) != boolean:
         raise TypeError
     return value
 
@@ -413,6 +429,7 @@ def _write_state(path: Path, state: _State) -> None:
                 "action": e.action,
                 "source": e.source,
                 "at": e.at.isoformat(),
+                "genuine": e.genuine,
             }
             for e in state.unresolved
         ],

@@ -6,6 +6,7 @@ On a headless server without a keyring, environment variables take their place.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -167,13 +169,38 @@ def store_service_key(list_id: str, key: str) -> str:
         return keyring_name()
 
 
+_MAKE_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
 def _check_service_key(key: str, name: str) -> None:
-    # Whoever has it can read who unsubscribed; a short one could be guessed.
+    # Whoever has it can read who unsubscribed; a short or made-up one could be guessed.
+    problem = key_problem(key)
+    if problem:
+        raise SmakomError(f"{name} {problem}")
+
+
+def key_problem(key: str) -> str:
+    """Why `key` cannot be a random key (the end of a sentence), or "" when it can be.
+
+    Too regular: fewer than 8 different characters, one piece repeated ("abcabc…"), or
+    mostly steps to the same or a neighbouring character ("aaaa…", "abcd…", "1234…") —
+    none of which 32 characters from `secrets` ever come near.
+    """
+    advice = _("(make one with: {command}).").format(command=_MAKE_KEY)
     if len(key) < _MIN_SECRET_LENGTH or key != key.strip():
-        raise SmakomError(
-            f"{name} must be at least {_MIN_SECRET_LENGTH} random characters without spaces "
-            '(make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))").'
+        return _("must be at least {length} random characters without spaces {advice}").format(
+            length=_MIN_SECRET_LENGTH, advice=advice
         )
+    steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in itertools.pairwise(key))
+    repeated = any(
+        len(key) % size == 0 and key == key[:size] * (len(key) // size)
+        for size in range(1, len(key) // 2 + 1)
+    )
+    if len(set(key)) < 8 or repeated or steps * 2 > len(key) - 1:
+        return _("is too regular to be random: use one made by a program {advice}").format(
+            advice=advice
+        )
+    return ""
 
 
 # Windows' Credential Manager holds at most 2,560 bytes a credential (1,280 characters as

@@ -47,7 +47,7 @@ PROFILES = {
         rate_per_day=10_000,
     ),
     # Google Workspace: about 2,000 messages a day per user (support.google.com/a/answer/166852);
-    # no published per-minute limit. Signing in is with an app password (see README, Google).
+    # no published per-minute limit. Signing in is with an app password (docs/mail-providers.md).
     "google": Profile(
         title="Google",
         host="smtp.gmail.com",
@@ -75,7 +75,7 @@ _MICROSOFT = {
     "5.7.3": (
         "Microsoft 365 refused the sign-in: run `smakom login` again; if it keeps happening, "
         "an administrator must turn on 'Authenticated SMTP' for the mailbox and grant the app "
-        "registration the SMTP.Send permission with admin consent (see the README)."
+        "registration the SMTP.Send permission with admin consent (see docs/mail-providers.md)."
     ),
     "4.3.2": (
         "Microsoft 365 is limiting how fast this mailbox sends: keep [smtp] connections = 1 and "
@@ -119,7 +119,7 @@ _EXPLANATIONS = {"microsoft365": _MICROSOFT, "google": _GOOGLE}
 # 5.7.139 also says "no more passwords" (MC786329, or Entra's security defaults).
 _NO_PASSWORDS = (
     'Microsoft 365 no longer accepts a password for this mailbox: set [smtp] auth = "oauth2" '
-    "and sign in with `smakom login` (see the README, Microsoft 365)."
+    "and sign in with `smakom login` (see docs/mail-providers.md, Microsoft 365)."
 )
 
 

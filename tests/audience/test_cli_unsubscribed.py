@@ -86,7 +86,7 @@ def test_check_explains_each_damaged_line_and_how_to_repair_it(
     assert "unsubscribed.csv line 3: a quote mark opens a value" in result.output
     assert "unsubscribed.csv line 5: 1 fields instead of 5" in result.output
     assert result.output.count("To repair:") == 2
-    assert "2 damaged line(s)" in result.output
+    assert "2 damaged lines" in result.output
 
 
 def test_repaired_as_advised_the_list_is_whole_again(runner: CliRunner, newsletter: Path) -> None:
@@ -98,7 +98,7 @@ def test_repaired_as_advised_the_list_is_whole_again(runner: CliRunner, newslett
     listed = runner.invoke(app, ["unsubscribed"])
 
     assert checked.exit_code == 0, checked.output
-    assert "is sound: 3 address(es) unsubscribed" in checked.output
+    assert "is sound: 3 addresses unsubscribed" in checked.output
     assert listed.exit_code == 0, listed.output
     for address in ("ulla.froberg@example.com", "anna.aberg@example.com", "bjorn.ostlund"):
         assert address in listed.output
@@ -147,4 +147,28 @@ def test_nobody_unsubscribed_yet(runner: CliRunner, newsletter: Path) -> None:
     assert listed.exit_code == 0, listed.output
     assert "Nobody has unsubscribed" in listed.output
     assert checked.exit_code == 0, checked.output
-    assert "0 address(es) unsubscribed" in checked.output
+    assert "0 addresses unsubscribed" in checked.output
+
+
+def test_a_re_sorted_list_mails_nobody_whose_latest_event_is_an_unsubscribe(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """unsubscribed.csv sorted in Excel (a March unsubscribe above a February resubscribe):
+    the dry run leaves the person out, and `--check` calls the file sound with a note."""
+    path = newsletter / "unsubscribed.csv"
+    with path.open("ab") as file:
+        file.write(
+            b"anna.aberg@example.com,unsubscribed,2021-03-01T09:00:00Z,command,\r\n"
+            b"anna.aberg@example.com,resubscribed,2021-02-01T09:00:00Z,command,\r\n"
+        )
+    result = runner.invoke(app, ["send", ISSUE, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    written = " ".join(p.name for p in (newsletter / "outbox" / "2021-01").glob("*.eml"))
+    assert "anna.aberg" not in written
+
+    check = runner.invoke(app, ["unsubscribed", "--check"])
+    assert check.exit_code == 0, check.output
+    text = " ".join(check.output.split())
+    assert "Note: unsubscribed.csv line" in text
+    assert "the time decides" in text
+    assert "is sound" in text

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -340,3 +340,67 @@ def test_success_is_what_the_file_reads_back(path: Path) -> None:
     )
     assert [c.already for c in changes] == [False, False, True]
     assert SuppressionList(path).suppressed() == {"a@example.se", "b@example.se"}
+
+
+def test_time_decides_not_the_order_of_the_lines(path: Path) -> None:
+    """Sorted in Excel, an unsubscribe dated March above a resubscribe dated February (in any
+    order of the lines): the March unsubscribe is the latest; the address stays suppressed."""
+    rows = [
+        "anna@k.se,unsubscribed,2021-03-01T09:00:00Z,command,",
+        "anna@k.se,resubscribed,2021-02-01T09:00:00Z,command,",
+        "bo@k.se,unsubscribed,2021-01-01T09:00:00Z,command,",
+        "bo@k.se,resubscribed,2021-01-20T09:00:00+01:00,command,",
+    ]
+    for order in (rows, rows[::-1], sorted(rows)):
+        path.write_text(",".join(HEADER) + "\n" + "\n".join(order) + "\n", encoding="utf-8")
+        assert SuppressionList(path).suppressed() == {"anna@k.se"}, order
+
+
+def test_an_unsubscribe_wins_a_tie(path: Path) -> None:
+    """Two events of one address at the same second: whichever line comes first, it is out."""
+    rows = [
+        "anna@k.se,resubscribed,2021-02-01T09:00:00Z,command,",
+        "anna@k.se,unsubscribed,2021-02-01T10:00:00+01:00,command,",
+    ]
+    for order in (rows, rows[::-1]):
+        path.write_text(",".join(HEADER) + "\n" + "\n".join(order) + "\n", encoding="utf-8")
+        assert SuppressionList(path).suppressed() == {"anna@k.se"}
+
+
+def test_an_older_event_from_afar_changes_nothing(path: Path) -> None:
+    """A bounce dated before the resubscribe the office recorded since is not applied."""
+    suppression = SuppressionList(path)
+    suppression.unsubscribe(["anna@k.se"], source="command")
+    suppression.resubscribe(["anna@k.se"], source="command")
+    old = datetime.now(UTC) - timedelta(days=2)
+    [change] = suppression.unsubscribe(["anna@k.se"], source="bounce", when=old)
+    assert change.already
+    assert not suppression.is_suppressed("anna@k.se")
+
+
+def test_a_command_takes_effect_over_a_line_from_the_future(path: Path) -> None:
+    """A resubscribe typed with a wrong year (2031) cannot make `unsubscribe` today fail."""
+    path.write_text(
+        ",".join(HEADER) + "\nanna@k.se,resubscribed,2031-01-01T00:00:00Z,command,\n",
+        encoding="utf-8",
+    )
+    [change] = SuppressionList(path).unsubscribe(["anna@k.se"], source="command")
+    assert not change.already
+    assert SuppressionList(path).suppressed() == {"anna@k.se"}
+
+
+def test_the_check_notes_lines_out_of_time_order(path: Path) -> None:
+    """A re-sorted file is sound: `--check` reads it as such and notes each earlier line."""
+    path.write_text(
+        ",".join(HEADER) + "\n"
+        "anna@k.se,unsubscribed,2021-03-01T09:00:00Z,command,\n"
+        "anna@k.se,resubscribed,2021-02-01T09:00:00Z,command,\n"
+        "bo@k.se,unsubscribed,2021-04-01T09:00:00Z,command,\n",
+        encoding="utf-8",
+    )
+    reading = SuppressionList(path).read()
+    assert reading.damage == ()
+    assert [e.email for e in reading.entries] == ["anna@k.se", "bo@k.se"]
+    [note] = reading.notes
+    assert note.line == 3
+    assert "earlier than line 2" in note.problem

@@ -161,6 +161,8 @@ def test_throttling_beyond_the_retries_defers_and_the_next_run_delivers_once(
     assert f"Deferred (the server asked to wait; the next run sends them): {len(throttled)}" in (
         report
     )
+    assert "Finished: no, the server asked to wait" in report  # was "Finished: yes"
+    assert "Send not finished: the server asked to wait" in first.output
     assert set(counts(live)) == set(everyone) - throttled
 
     still = runner.invoke(app, ["send", ISSUE, "--yes"])  # still throttled

@@ -7,27 +7,36 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
 from smakom_cli.audience.unsubscribe_links import make_token, subscriber_id
+from smakom_cli.signin.credentials import key_problem
 from tests.service_server import (
     FORM,
     SECRET,
+    SERVICE_KEY,
     RunningService,
     free_port,
     gmail_post,
+    press_undo,
+    press_unsubscribe,
     request,
     running_service,
     service_environment,
+    undo_token,
 )
 
 KEY = SECRET.encode()
@@ -67,21 +76,56 @@ def test_gmails_one_click_post_unsubscribes(service: RunningService) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["at"])
 
 
-def test_an_empty_post_unsubscribes_too(service: RunningService) -> None:
-    """A POST without a body (some providers send one) unsubscribes as well."""
-    reply = request("POST", service.link(make_token(KEY, "tom@example.com")), b"")
-    assert reply.status == 200
-    assert [e["source"] for e in events_for(service, "tom@example.com")] == ["one-click"]
+def multipart(*fields: tuple[str, str]) -> tuple[bytes, dict[str, str]]:
+    body = b"".join(
+        f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields
+    )
+    return body + b"--b--\r\n", {"Content-Type": "multipart/form-data; boundary=b"}
+
+
+NOT_A_ONE_CLICK = {
+    "an empty body": (b"", {}),
+    "an empty form": (b"", {"Content-Type": FORM}),
+    "JSON": (b'{"List-Unsubscribe": "One-Click"}', {"Content-Type": "application/json"}),
+    "text/plain": (b"List-Unsubscribe=One-Click", {"Content-Type": "text/plain"}),
+    "no content type": (b"List-Unsubscribe=One-Click", {}),
+    "another value": (b"List-Unsubscribe=Yes", {"Content-Type": FORM}),
+    "one-click and a resubscribe": (
+        b"List-Unsubscribe=One-Click&action=resubscribe",
+        {"Content-Type": FORM},
+    ),
+    "a resubscribe without its undo token": (b"action=resubscribe", {"Content-Type": FORM}),
+    "multipart asking to resubscribe": multipart(("action", "resubscribe")),
+    "multipart one-click and resubscribe": multipart(
+        ("List-Unsubscribe", "One-Click"), ("action", "resubscribe")
+    ),
+    "multipart without a boundary": (
+        b"List-Unsubscribe=One-Click",
+        {"Content-Type": "multipart/form-data"},
+    ),
+    "not ASCII": ("List-Unsubscribe=One-Click&å=ä".encode(), {"Content-Type": FORM}),
+}
+
+
+@pytest.mark.parametrize("shape", NOT_A_ONE_CLICK)
+def test_any_other_body_is_refused_and_records_nothing(service: RunningService, shape: str) -> None:
+    """Only `List-Unsubscribe=One-Click` or the page's own button count: anything else is 400,
+    records nothing, and shows the button to a reader who got there some other way."""
+    link = service.link(make_token(KEY, "shapes@example.com"))
+    body, headers = NOT_A_ONE_CLICK[shape]
+    reply = request("POST", link, body, headers)
+    assert reply.status == 400, shape
+    assert "Ingenting har sparats" in reply.text
+    assert 'value="unsubscribe"' in reply.text
+    assert events_for(service, "shapes@example.com") == []
 
 
 def test_a_multipart_post_unsubscribes(service: RunningService) -> None:
     """RFC 8058 also allows the one-click body as multipart/form-data."""
-    body = (
-        b'--b\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
-        b"One-Click\r\n--b--\r\n"
-    )
+    body, headers = multipart(("List-Unsubscribe", "One-Click"))
     link = service.link(make_token(KEY, "multipart@example.com"))
-    reply = request("POST", link, body, {"Content-Type": "multipart/form-data; boundary=b"})
+    reply = request("POST", link, body, headers)
     assert reply.status == 200
     assert [e["source"] for e in events_for(service, "multipart@example.com")] == ["one-click"]
 
@@ -146,12 +190,15 @@ def test_forged_and_truncated_tokens_are_refused(service: RunningService) -> Non
 
 
 def test_links_from_before_opaque_tokens_keep_working(service: RunningService) -> None:
-    """A link with the old readable token, still in people's inboxes, unsubscribes its reader."""
-    reply = gmail_post(service.link(legacy_token(KEY, "eva@example.com")))
+    """A link with the old readable token, still in people's inboxes, unsubscribes its reader,
+    who is stored (and served to `smakom sync`) by the keyed id alone, never the address."""
+    reply = gmail_post(service.link(legacy_token(KEY, "eva.gammal@example.com")))
     assert reply.status == 200
-    [event] = events_for(service, "eva@example.com")
-    assert event["address"] == "eva@example.com"
-    assert event["id"] == subscriber_id(KEY, "eva@example.com")
+    [event] = events_for(service, "eva.gammal@example.com")
+    assert event["address"] == ""
+    assert event["id"] == subscriber_id(KEY, "eva.gammal@example.com")
+    stored = b"".join(p.read_bytes() for p in service.database.parent.glob("service.sqlite3*"))
+    assert b"eva.gammal" not in stored
 
 
 def test_new_links_show_no_address(service: RunningService) -> None:
@@ -187,19 +234,71 @@ def test_a_replay_is_harmless(service: RunningService) -> None:
     assert len(events_for(service, "replay@example.com")) == 2
 
 
-def test_the_page_buttons_unsubscribe_and_undo(service: RunningService) -> None:
-    """The page's button records a web unsubscribe; "Ångra" records a resubscribe."""
+def test_the_page_buttons_unsubscribe_and_undo_once(service: RunningService) -> None:
+    """The button records a web unsubscribe and redirects (POST-redirect-GET) to a page with
+    "Ångra"; Ångra resubscribes once, and its replay records nothing more."""
     link = service.link(make_token(KEY, "buttons@example.com"))
-    done = request("POST", link, b"action=unsubscribe", {"Content-Type": FORM})
-    assert "Du är avregistrerad" in done.text
-    assert 'value="resubscribe"' in done.text and "Ångra" in done.text
-    undone = request("POST", link, b"action=resubscribe", {"Content-Type": FORM})
-    assert undone.status == 200
-    assert "Du prenumererar igen" in undone.text
-    assert [(e["action"], e["source"]) for e in events_for(service, "buttons@example.com")] == [
-        ("unsubscribed", "web"),
-        ("resubscribed", "web"),
+    page, page_url = press_unsubscribe(link)
+    assert page.status == 200
+    assert "Du är avregistrerad" in page.text and "Ångra" in page.text
+    assert "30 minuter" in page.text
+    # Reloading the page (or Back to it) is a GET: it changes nothing.
+    assert request("GET", page_url).text == page.text
+    undone = press_undo(page_url, page)
+    assert undone.status == 303
+    assert urljoin(page_url, undone.headers["location"]) == page_url
+    after = request("GET", page_url)
+    assert "Du prenumererar igen" in after.text
+    assert 'value="unsubscribe"' in after.text
+    replay = press_undo(page_url, page)
+    assert replay.status == 410
+    assert "Det går inte längre att ångra" in replay.text
+    assert [
+        (e["action"], e["source"], e["genuine"]) for e in events_for(service, "buttons@example.com")
+    ] == [("unsubscribed", "web", True), ("resubscribed", "web", True)]
+
+
+def test_the_mails_link_alone_never_resubscribes(service: RunningService) -> None:
+    """With only the link from the mail (a forwarded mail, a log line), no method, body or
+    Origin gets a resubscribe recorded."""
+    address = "left@example.com"
+    link = service.link(make_token(KEY, address))
+    assert gmail_post(link).status == 200
+    attempts = [
+        ("POST", b"action=resubscribe", {"Content-Type": FORM}),
+        ("POST", b"action=resubscribe&undo=", {"Content-Type": FORM}),
+        ("POST", b"action=resubscribe&undo=gissat", {"Content-Type": FORM}),
+        ("POST", b"action=resubscribe", {"Content-Type": FORM, "Origin": service.base}),
+        ("POST", b"action=resubscribe", {"Content-Type": FORM, "Origin": "https://evil.example"}),
+        ("POST", multipart(("action", "resubscribe"))[0], multipart()[1]),
+        ("POST", b'{"action": "resubscribe"}', {"Content-Type": "application/json"}),
+        ("PUT", b"action=resubscribe", {"Content-Type": FORM}),
+        ("GET", None, {}),
     ]
+    for method, body, headers in attempts:
+        assert request(method, link, body, headers).status in (200, 400, 405, 410)
+    assert request("GET", link + "&undo=gissat").status == 410
+    assert request("GET", link + "&action=resubscribe").status == 200
+    assert [e["action"] for e in events_for(service, address)] == ["unsubscribed"]
+
+
+def test_an_undo_token_is_bound_to_its_reader_and_its_time(service: RunningService) -> None:
+    """Another reader's undo token does nothing; nor does one past its 30 minutes."""
+    own_page, own_url = press_unsubscribe(service.link(make_token(KEY, "own@example.com")))
+    undo = undo_token(own_url)
+    other = service.link(make_token(KEY, "other@example.com"))
+    assert gmail_post(other).status == 200
+    stolen = request(
+        "POST", other, f"action=resubscribe&undo={undo}".encode(), {"Content-Type": FORM}
+    )
+    assert stolen.status == 410
+    with sqlite3.connect(service.database) as db:
+        db.execute("UPDATE undo SET expires = expires - 30 * 60")
+    late = press_undo(own_url, own_page)
+    assert late.status == 410
+    assert "Vill du ha Nyhetsbrev igen" in late.text
+    assert [e["action"] for e in events_for(service, "own@example.com")] == ["unsubscribed"]
+    assert [e["action"] for e in events_for(service, "other@example.com")] == ["unsubscribed"]
 
 
 def test_a_proof_link_says_it_is_a_proof_and_records_nothing(service: RunningService) -> None:
@@ -247,9 +346,6 @@ def test_health_and_robots(service: RunningService) -> None:
 
 def test_serve_refuses_to_start_without_its_keys(tmp_path: Path) -> None:
     """Without the link-signing key the service says which variable to set, and exits."""
-    import subprocess
-    import sys
-
     env = service_environment(SMAKOM_UNSUBSCRIBE_SECRET="")
     result = subprocess.run(
         [sys.executable, "-m", "smakom_cli", "serve", "--port", str(free_port())],
@@ -304,3 +400,142 @@ def test_a_killed_service_loses_no_request_it_answered(tmp_path: Path) -> None:
     assert {subscriber_id(KEY, a) for a in answered} <= recorded
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+ACCESS_LINE = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO (GET|HEAD|POST) /[^ ?]* \d{3} \d+\.\d ms"
+)
+
+
+def test_the_log_has_a_line_per_request_and_no_secret(tmp_path: Path) -> None:
+    """`--log FILE`: one access line per request (time, method, path, status, duration),
+    and no token, undo token, address or key anywhere in it."""
+    log = tmp_path / "service.log"
+    token = make_token(KEY, "logg.person@kommun.se")
+    old = legacy_token(KEY, "gammal.logg@kommun.se")
+    with running_service(tmp_path / "service.sqlite3", args=["--log", str(log)]) as service:
+        link = service.link(token)
+        request("GET", link)
+        request("HEAD", link)
+        gmail_post(service.link(old))
+        page, page_url = press_unsubscribe(link)  # two requests: the POST and its redirect
+        press_undo(page_url, page)
+        request("GET", service.link(token[:-2]))
+        request("GET", f"{service.base}/smakom/health")
+        request("GET", f"{service.base}/favicon.ico")
+        request("GET", f"{service.base}/smakom/events?after=0", headers={"Authorization": "x"})
+        service.events()
+    text = log.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) == 11
+    assert all(ACCESS_LINE.fullmatch(line) for line in lines), text
+    assert [line.split()[2:4] for line in lines[:3]] == [
+        ["GET", "/avregistrera"],
+        ["HEAD", "/avregistrera"],
+        ["POST", "/avregistrera"],
+    ]
+    for secret in (token, old.split(".")[0], undo_token(page_url), SECRET, SERVICE_KEY):
+        assert secret not in text
+    assert "logg" not in text and "kommun" not in text
+    assert not ACCESS_LINE.search(service.log.read_text(encoding="utf-8"))
+
+
+def test_a_broken_database_is_a_503_that_says_nothing_was_saved(tmp_path: Path) -> None:
+    """When the database cannot be used, the one-click gets 503 with Retry-After and a page
+    saying the unsubscribe was not saved; the log says why; the service keeps answering."""
+    database = tmp_path / "service.sqlite3"
+    with running_service(database) as service:
+        for path in tmp_path.glob("service.sqlite3*"):
+            path.unlink()
+        link = service.link(make_token(KEY, "oturlig@example.com"))
+        reply = gmail_post(link)
+        assert reply.status == 503
+        assert reply.headers["retry-after"] == "120"
+        assert "Avregistreringen sparades inte" in reply.text
+        assert "Försök igen" in reply.text
+        assert request("GET", f"{service.base}/smakom/health").status == 503
+        assert request("GET", link).status == 200
+        log = service.log.read_text(encoding="utf-8")
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 2
+    assert "POST /avregistrera: the database cannot be used (no such table" in errors[0]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no POSIX modes")
+def test_the_data_folder_and_database_are_the_owners_alone(tmp_path: Path) -> None:
+    """A data folder smakom creates is 0700, the database (and its WAL) 0600."""
+    database = tmp_path / "data" / "service.sqlite3"
+    with running_service(database) as service:
+        assert gmail_post(service.link(make_token(KEY, "anna@example.com"))).status == 200
+        assert (database.parent.stat().st_mode & 0o777) == 0o700
+        files = list(database.parent.glob("service.sqlite3*"))
+        assert database in files
+        assert {path.name: path.stat().st_mode & 0o777 for path in files} == {
+            path.name: 0o600 for path in files
+        }
+
+
+def test_a_key_too_regular_to_be_random_is_refused(tmp_path: Path) -> None:
+    """A made-up sync key is refused in one line, with the command that makes a good one."""
+    result = serve_once(tmp_path, service_environment(SMAKOM_SERVICE_KEY="a" * 32))
+    assert result.returncode == 1
+    assert "too regular to be random" in result.stderr
+    assert "secrets.token_urlsafe(32)" in result.stderr
+    assert "a" * 32 not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "abcd" * 10,
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+        "1234567890" * 4,
+        "nyckel-" + "x" * 30,
+    ],
+)
+def test_repeats_runs_and_sequences_are_too_regular(key: str) -> None:
+    """Keys a person makes up by hand are refused."""
+    assert "too regular" in key_problem(key)
+
+
+def test_keys_made_by_secrets_are_never_too_regular() -> None:
+    """A key from `secrets` (urlsafe or hex) is never refused as regular."""
+    for _ in range(1000):
+        assert key_problem(secrets.token_urlsafe(32)) == ""
+        assert key_problem(secrets.token_hex(16)) == ""
+
+
+def test_a_busy_port_is_named_before_anything_is_announced(tmp_path: Path) -> None:
+    """A second `smakom serve` on a taken port says so in one line and announces nothing."""
+    with running_service(tmp_path / "service.sqlite3") as service:
+        result = serve_once(tmp_path, service_environment(), port=service.port)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{service.port}" in result.stderr
+    assert "--port" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "unsubscribe service on" not in result.stdout
+
+
+def test_the_page_names_the_newsletter_and_whom_to_ask(newsletter: Path) -> None:
+    """With the newsletter's smakom.toml the page shows its name and its contact line."""
+    args = ["--config", str(newsletter / "smakom.toml")]
+    with running_service(newsletter / "service.sqlite3", args=args) as service:
+        page = request("GET", service.link(make_token(KEY, "anna@example.com")))
+    assert "SmåKom Nyhetsbrev" in page.text
+    assert "Kontakta Charlotta Haskovec, charlotta@smakom.se, 0706 725 649" in page.text
+
+
+def serve_once(
+    folder: Path, env: dict[str, str], port: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """`smakom serve` expected to stop at start-up."""
+    return subprocess.run(
+        [sys.executable, "-m", "smakom_cli", "serve", "--port", str(port or free_port())],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

@@ -138,11 +138,18 @@ def test_the_button_unsubscribes_and_undo_works_without_javascript(
     width, height, counts = pixels(screenshot.read_bytes())
     # The window's height includes the (invisible) browser frame; the page gets the rest.
     assert width == WIDTH and 300 < height <= HEIGHT
-    assert counts.most_common(1)[0][0] == (0xEE, 0xF2, 0xF4)  # the page's background
+    # The page's background: a large share, not the largest (how much of the window the
+    # white card covers depends on how much height Chromium leaves the page).
+    assert counts[(0xEE, 0xF2, 0xF4)] > sum(counts.values()) // 5
     assert counts[(0xFF, 0xFF, 0xFF)] > 100  # the white card
     assert counts[(0x00, 0x5A, 0x7A)] > 50  # the heading and the card's top in the brand colour
 
     browser.find_element(By.XPATH, "//button[text()='Ångra']").click()
+    wait_for_heading(browser, "Du prenumererar igen")
+    # Back and reload are plain GETs (POST-redirect-GET): no "confirm form resubmission".
+    browser.back()
+    wait_for_heading(browser, "Du prenumererar igen")
+    browser.refresh()
     wait_for_heading(browser, "Du prenumererar igen")
     assert [(e["action"], e["source"]) for e in service.events()] == [
         ("unsubscribed", "web"),

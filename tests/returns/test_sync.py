@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from email import policy
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from smakom_cli.audience.suppression import SuppressionList
-from smakom_cli.audience.unsubscribe_links import make_token
+from smakom_cli.audience.unsubscribe_links import make_token, subscriber_id
 from smakom_cli.cli import app
 from smakom_cli.config import load_config
 from smakom_cli.errors import SmakomError
@@ -37,6 +38,8 @@ from tests.service_server import (
     RunningService,
     free_port,
     gmail_post,
+    press_undo,
+    press_unsubscribe,
     request,
     running_service,
     service_environment,
@@ -131,12 +134,7 @@ def test_sync_keeps_the_time_and_the_way_the_reader_left(
 ) -> None:
     """A one-click POST and the page's button arrive as `one-click` and `web`, at their time."""
     gmail_post(service.link(make_token(KEY, "anna.aberg@example.com")))
-    request(
-        "POST",
-        service.link(make_token(KEY, "BJORN.ostlund@example.org")),
-        b"action=unsubscribe",
-        {"Content-Type": FORM},
-    )
+    press_unsubscribe(service.link(make_token(KEY, "BJORN.ostlund@example.org")))
     events = service.events()
     output = sync(runner)
     assert "anna.aberg@example.com is now unsubscribed" in output
@@ -156,8 +154,8 @@ def test_sync_again_changes_nothing(
     sync(runner)
     before = (newsletter / "unsubscribed.csv").read_bytes()
     gmail_post(link)
-    assert "0 change(s), 1 already recorded" in sync(runner)
-    assert "0 change(s), 0 already recorded" in sync(runner)
+    assert "0 changes, 1 already recorded" in sync(runner)
+    assert "0 changes, 0 already recorded" in sync(runner)
     assert (newsletter / "unsubscribed.csv").read_bytes() == before
 
 
@@ -166,13 +164,84 @@ def test_undo_on_the_page_resubscribes(
 ) -> None:
     """A reader who pressed Ångra after syncing is subscribed again at the next sync."""
     link = service.link(make_token(KEY, "anna.aberg@example.com"))
-    request("POST", link, b"action=unsubscribe", {"Content-Type": FORM})
+    page, page_url = press_unsubscribe(link)
     sync(runner)
-    request("POST", link, b"action=resubscribe", {"Content-Type": FORM})
+    assert press_undo(page_url, page).status == 303
     assert "anna.aberg@example.com is subscribed again" in sync(runner)
     assert not SuppressionList(newsletter / "unsubscribed.csv").is_suppressed(
         "anna.aberg@example.com"
     )
+
+
+def test_the_mails_link_alone_never_resubscribes_after_sync(
+    runner: CliRunner, newsletter: Path, service: RunningService
+) -> None:
+    """Whoever holds the mail's link (forwarded, in a log) cannot resubscribe its reader:
+    after every try, any method, body and Origin, the next sync leaves them unsubscribed."""
+    link = service.link(make_token(KEY, "anna.aberg@example.com"))
+    assert gmail_post(link).status == 200
+    sync(runner)
+    for method, body, headers in [
+        ("POST", b"action=resubscribe", {"Content-Type": FORM, "Origin": service.base}),
+        ("POST", b"action=resubscribe&undo=x", {"Content-Type": FORM}),
+        ("POST", b"List-Unsubscribe=One-Click&action=resubscribe", {"Content-Type": FORM}),
+        ("PUT", b"action=resubscribe", {"Content-Type": FORM}),
+        ("GET", None, {"Origin": "https://evil.example"}),
+    ]:
+        request(method, link, body, headers)
+    assert "0 changes" in sync(runner)
+    assert SuppressionList(newsletter / "unsubscribed.csv").is_suppressed("anna.aberg@example.com")
+
+
+def test_an_undo_from_a_database_before_undo_tokens_is_left_out(
+    runner: CliRunner, newsletter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database from before undo tokens: its stored addresses are wiped at start, its
+    unsubscribe still counts, and its unchecked resubscribe is reported, never applied."""
+    port = free_port()
+    point_at(newsletter, port)
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
+    monkeypatch.setenv("SMAKOM_SERVICE_KEY", SERVICE_KEY)
+    database = tmp_path / "old.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.executescript(OLD_SCHEMA)
+        ident = subscriber_id(KEY, "anna.aberg@example.com")
+        db.executemany(
+            "INSERT INTO events (subscriber_id, address, action, source, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    ident,
+                    "anna.aberg@example.com",
+                    "unsubscribed",
+                    "one-click",
+                    "2026-01-01T10:00:00Z",
+                ),
+                (ident, "anna.aberg@example.com", "resubscribed", "web", "2026-01-01T10:05:00Z"),
+            ],
+        )
+    db.close()
+    with running_service(database, port=port):
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("old.sqlite3*"))
+        assert b"anna.aberg" not in stored
+        output = sync(runner)
+    assert "anna.aberg@example.com is now unsubscribed" in output
+    assert "1 resubscribe was not made with the page's one-time undo token" in output
+    assert SuppressionList(newsletter / "unsubscribed.csv").is_suppressed("anna.aberg@example.com")
+
+
+OLD_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('service', 'c0ffee0123456789'), ('delivered', '0');
+CREATE TABLE events (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscriber_id TEXT NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    action TEXT NOT NULL CHECK (action IN ('unsubscribed', 'resubscribed')),
+    source TEXT NOT NULL CHECK (source IN ('one-click', 'web')),
+    at TEXT NOT NULL
+);
+"""
 
 
 def test_fetch_writes_nothing_and_names_who_is_leaving(
@@ -199,7 +268,7 @@ def test_a_wrong_sync_key_is_one_clear_line(
 ) -> None:
     """The service answers 401 to a wrong key; the CLI says which key to fix and writes nothing."""
     gmail_post(service.link(make_token(KEY, "anna.aberg@example.com")))
-    monkeypatch.setenv("SMAKOM_SERVICE_KEY", "fel-nyckel-" + "z" * 30)
+    monkeypatch.setenv("SMAKOM_SERVICE_KEY", "fel-nyckel-dpX3EqtYvmzE3NQ0K7iYwEsQpb5hHbrCm0y")
     before = (newsletter / "unsubscribed.csv").read_bytes()
     result = runner.invoke(app, ["sync"])
     assert result.exit_code == 1
@@ -247,8 +316,8 @@ def test_an_unknown_reader_is_kept_until_found(
     """A genuine link matching nobody known is reported, kept, and applied once they reappear."""
     gmail_post(service.link(make_token(KEY, "ny.person@example.se")))
     output = sync(runner)
-    assert "1 request(s) came from a genuine link" in output
-    assert "1 request(s)" in sync(runner)
+    assert "1 request came from a genuine link" in output
+    assert "1 request" in sync(runner)
     with (newsletter / "subscribers.csv").open("a", encoding="utf-8") as file:
         file.write("ny.person@example.se;Ny Person;Åre kommun\n")
     output = sync(runner)
@@ -412,8 +481,8 @@ def test_an_old_undo_does_not_overrule_a_newer_unsubscribe(
 ) -> None:
     """Ångra pressed before the office unsubscribed the reader (say, by phone) is not applied."""
     link = service.link(make_token(KEY, "anna.aberg@example.com"))
-    request("POST", link, b"action=unsubscribe", {"Content-Type": FORM})
-    request("POST", link, b"action=resubscribe", {"Content-Type": FORM})
+    page, page_url = press_unsubscribe(link)
+    assert press_undo(page_url, page).status == 303
     # The office records an unsubscribe after the click (unsubscribed.csv keeps seconds).
     time.sleep(1.1)
     result = runner.invoke(app, ["unsubscribe", "anna.aberg@example.com", "--reason", "telefon"])
