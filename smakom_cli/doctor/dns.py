@@ -46,11 +46,11 @@ def parse_server(text: str) -> tuple[str, int]:
     """`HOST[:PORT]` (an IPv6 address in brackets when it has a port) for `--dns`."""
     host, port = text.strip(), DNS_PORT
     if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
+        host, _bracket, rest = host[1:].partition("]")
         if rest.startswith(":"):
             port = _port(rest[1:], text)
     elif host.count(":") == 1:
-        host, _, digits = host.partition(":")
+        host, _colon, digits = host.partition(":")
         port = _port(digits, text)
     import ipaddress
 
