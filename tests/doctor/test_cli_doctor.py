@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 from smakom_cli.cli import app
 from tests.dns_server import DnsTestServer
 from tests.doctor.conftest import MemoryKeyring, use_inbox, use_provider
-from tests.doctor.zones import BROKEN_MICROSOFT, GOOGLE, MISALIGNED, changed
+from tests.doctor.zones import BROKEN_MICROSOFT, GOOGLE, MISALIGNED, TENANT, changed
 from tests.imap_server import DovecotServer
-from tests.smtp_server import SmtpTestServer
+from tests.oauth_server import OAuthTestServer
+from tests.smtp_server import SmtpTestServer, use_server
 
 Zone = dict[tuple[str, str], list[str]]
 
@@ -198,3 +199,34 @@ def test_check_points_to_doctor_until_it_ran(
     doctor(runner, dns)
     result = runner.invoke(app, ["check", "issues/2021-01.md", "--offline"])
     assert "smakom doctor" not in result.output, result.output
+
+
+def test_oauth2_sign_in(
+    runner: CliRunner,
+    setup: Path,
+    dns: DnsTestServer,
+    smtp_server: SmtpTestServer,
+    oauth_server: OAuthTestServer,
+) -> None:
+    """Microsoft 365 with OAuth2: before `smakom login` the sign-in line says to run it; after,
+    doctor signs in with a token from the OAuth2 server (XOAUTH2) and sends nothing."""
+    path = setup / "smakom.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(f'\n[oauth]\ntenant = "{TENANT}"\n', ""),
+        encoding="utf-8",
+    )
+    extra = 'provider = "microsoft365"\nauth = "oauth2"\n' + oauth_server.toml()
+    use_server(setup, smtp_server, extra=extra + f'tenant = "{TENANT}"\n')
+    smtp_server.handler.token_is_valid = lambda user, token: oauth_server.valid(
+        user, token, "https://outlook.office.com/SMTP.Send"
+    )
+    code, output = doctor(runner, dns)
+    sign_in = next(line for line in output if "SMTP sign-in" in line)
+    assert code == 1 and sign_in.startswith("problem") and "smakom login" in sign_in, output
+
+    oauth_server.approve_at_once = True
+    assert runner.invoke(app, ["login"]).exit_code == 0
+    _code, output = doctor(runner, dns)
+    sign_in = next(line for line in output if "SMTP sign-in" in line)
+    assert sign_in.startswith("ok") and "XOAUTH2" in sign_in, output
+    assert smtp_server.messages == []
