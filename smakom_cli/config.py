@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from smakom_cli.compose.images import IMAGE_MODES
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 
 T = TypeVar("T")
 
@@ -45,13 +46,19 @@ class Range:
 
     def describe(self, whole: bool) -> str:
         """The allowed values in words: "a whole number from 1 to 65535"."""
-        kind = "a whole number" if whole else "a number"
-        unit = f" {self.unit}" if self.unit else ""
-        if self.above:
-            text = f"{kind} above {_number(self.low)} and at most {_number(self.high)}{unit}"
+        low, high = _number(self.low), _number(self.high)
+        if self.above and whole:
+            text = _("a whole number above {low} and at most {high}")
+        elif self.above:
+            text = _("a number above {low} and at most {high}")
+        elif whole:
+            text = _("a whole number from {low} to {high}")
         else:
-            text = f"{kind} from {_number(self.low)} to {_number(self.high)}{unit}"
-        return f"{text} ({self.note})" if self.note else text
+            text = _("a number from {low} to {high}")
+        text = text.format(low=low, high=high)
+        if self.unit:
+            text = f"{text} {_(self.unit)}"
+        return f"{text} ({_(self.note)})" if self.note else text
 
 
 # Every number in smakom.toml, by its dotted key (a key in a list of tables without the
@@ -59,18 +66,18 @@ class Range:
 # tests/test_config_ranges.py walks every dataclass below and fails for a key without one.
 RANGES: dict[str, Range] = {
     "smtp.port": Range(1, 65535),
-    "smtp.timeout": Range(0, 600, above=True, unit="seconds"),
+    "smtp.timeout": Range(0, 600, above=True, unit=N_("seconds")),
     "smtp.connections": Range(1, 10),
-    "smtp.rate_per_minute": Range(0, 10_000, note="0 means no limit"),
-    "smtp.rate_per_hour": Range(0, 600_000, note="0 means no limit"),
-    "smtp.rate_per_day": Range(0, 10_000_000, note="0 means no limit"),
+    "smtp.rate_per_minute": Range(0, 10_000, note=N_("0 means no limit")),
+    "smtp.rate_per_hour": Range(0, 600_000, note=N_("0 means no limit")),
+    "smtp.rate_per_day": Range(0, 10_000_000, note=N_("0 means no limit")),
     "smtp.retry_attempts": Range(0, 20),
-    "smtp.retry_delay": Range(0, 3600, unit="seconds"),
-    "brand.logo_width": Range(1, 600, unit="pixels"),
-    "smtp.max_message_mb": Range(0, 1000, above=True, note="your provider's limit, e.g. 25"),
-    "inbox.port": Range(0, 65535, note="0 means the usual one: 993 for tls, 143 for starttls"),
-    "inbox.timeout": Range(0, 3600, above=True, unit="seconds"),
-    "inbox.soft_bounce_limit": Range(1, 100, unit="issues"),
+    "smtp.retry_delay": Range(0, 3600, unit=N_("seconds")),
+    "brand.logo_width": Range(1, 600, unit=N_("pixels")),
+    "smtp.max_message_mb": Range(0, 1000, above=True, note=N_("your provider's limit, e.g. 25")),
+    "inbox.port": Range(0, 65535, note=N_("0 means the usual one: 993 for tls, 143 for starttls")),
+    "inbox.timeout": Range(0, 3600, above=True, unit=N_("seconds")),
+    "inbox.soft_bounce_limit": Range(1, 100, unit=N_("issues")),
 }
 
 Format = Literal["email", "url", "unsubscribe_url", "color", "list_id", "dns_label"]
@@ -307,9 +314,11 @@ def find_config(start: Path) -> Path:
         if candidate.is_file():
             return candidate
     raise SmakomError(
-        f"No {CONFIG_NAME} found in {start} or any folder above it. "
-        "Run the command inside a newsletter folder, give --config PATH, "
-        "or create one with `smakom init DIR`."
+        _(
+            "No {config_name} found in {start} or any folder above it. Run the "
+            "command inside a newsletter folder, give --config PATH, or create one "
+            "with `smakom init DIR`."
+        ).format(config_name=CONFIG_NAME, start=start)
     )
 
 
@@ -318,17 +327,19 @@ def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SmakomError(f"{path}: no such configuration file.") from None
+        raise SmakomError(_("{path}: no such configuration file.").format(path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SmakomError(f"{path}: cannot be read ({exc}).") from None
+        raise SmakomError(_("{path}: cannot be read ({exc}).").format(path=path, exc=exc)) from None
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SmakomError(f"{path}: not valid TOML: {exc}.") from None
+        raise SmakomError(_("{path}: not valid TOML: {exc}.").format(path=path, exc=exc)) from None
     if "password" in _all_keys(table):
         raise SmakomError(
-            f"{path}: a password must never be stored in {CONFIG_NAME}. "
-            "Remove it and run `smakom login` to keep it in the system keyring."
+            _(
+                "{path}: a password must never be stored in {config_name}. Remove it "
+                "and run `smakom login` to keep it in the system keyring."
+            ).format(path=path, config_name=CONFIG_NAME)
         )
     config = _build(Config, table, path, prefix="", extra={"path": path.resolve()})
     config = _with_provider(config, table.get("smtp", {}))
@@ -355,8 +366,9 @@ def _with_provider(config: Config, given: dict[str, Any]) -> Config:
     smtp = config.smtp
     if smtp.provider not in PROVIDERS:
         raise SmakomError(
-            f"{config.path}: 'smtp.provider' must be one of {', '.join(PROVIDERS)}, "
-            f"not {smtp.provider!r}."
+            _("{path}: 'smtp.provider' must be one of {join}, not {provider!r}.").format(
+                path=config.path, join=", ".join(PROVIDERS), provider=smtp.provider
+            )
         )
     profile = PROFILES.get(smtp.provider)
     if profile is None:
@@ -374,24 +386,33 @@ def _check_sign_in(config: Config) -> None:
     path = config.path
     if smtp.auth not in AUTH_METHODS:
         raise SmakomError(
-            f"{path}: 'smtp.auth' must be one of {', '.join(AUTH_METHODS)}, not {smtp.auth!r}."
+            _("{path}: 'smtp.auth' must be one of {join}, not {auth!r}.").format(
+                path=path, join=", ".join(AUTH_METHODS), auth=smtp.auth
+            )
         )
     if smtp.auth != "oauth2":
         return
     if smtp.provider == "google":
         raise SmakomError(
-            f"{path}: smakom signs in to Google with an app password: set [smtp] auth = "
-            '"password" (or remove it) and store the app password with `smakom login`.'
+            _(
+                "{path}: smakom signs in to Google with an app password: set [smtp] "
+                'auth = "password" (or remove it) and store the app password with '
+                "`smakom login`."
+            ).format(path=path)
         )
     if not config.oauth.client_id:
         raise SmakomError(
-            f'{path}: [smtp] auth = "oauth2" needs [oauth] client_id, the Application (client) '
-            "ID of your organisation's app registration in Microsoft Entra (see "
-            "docs/mail-providers.md, Microsoft 365)."
+            _(
+                '{path}: [smtp] auth = "oauth2" needs [oauth] client_id, the '
+                "Application (client) ID of your organisation's app registration in "
+                "Microsoft Entra (see docs/mail-providers.md, Microsoft 365)."
+            ).format(path=path)
         )
     if not smtp.username:
         raise SmakomError(
-            f"{path}: [smtp] username (or [sender] email) must be the mailbox that signs in."
+            _(
+                "{path}: [smtp] username (or [sender] email) must be the mailbox that signs in."
+            ).format(path=path)
         )
 
 
@@ -410,16 +431,20 @@ def _build(
     cls: type[T], table: object, path: Path, prefix: str, extra: dict[str, Any] | None = None
 ) -> T:
     """Turn a TOML table into the dataclass `cls`, naming any unknown key or wrong type."""
-    where = prefix.rstrip(".") or "the top level"
+    where = prefix.rstrip(".") or _("the top level")
     if not isinstance(table, dict):
-        raise SmakomError(f"{path}: [{where}] must be a table.")
+        raise SmakomError(_("{path}: [{where}] must be a table.").format(path=path, where=where))
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = dict(extra or {})
     for key, value in table.items():
         if key not in fields or key in values:
             known = ", ".join(sorted(k for k in fields if k not in values))
-            raise SmakomError(f"{path}: unknown key '{prefix}{key}' (known keys here: {known}).")
+            raise SmakomError(
+                _("{path}: unknown key '{prefix}{key}' (known keys here: {known}).").format(
+                    path=path, prefix=prefix, key=key, known=known
+                )
+            )
         values[key] = _convert(hints[key], value, path, f"{prefix}{key}")
     return cls(**values)
 
@@ -431,7 +456,7 @@ def _convert(hint: Any, value: object, path: Path, key: str) -> object:
     if origin is tuple:
         item_type = typing.get_args(hint)[0]
         if not isinstance(value, list):
-            raise SmakomError(f"{path}: '{key}' must be a list.")
+            raise SmakomError(_("{path}: '{key}' must be a list.").format(path=path, key=key))
         return tuple(_convert(item_type, item, path, f"{key}[{i}]") for i, item in enumerate(value))
     if hint in (int, float):
         return _number_setting(hint, value, path, key)
@@ -442,10 +467,14 @@ def _convert(hint: Any, value: object, path: Path, key: str) -> object:
     if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
         if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
             return value
-        expected = {str: "text in quotes", int: "a whole number", float: "a number"}.get(
+        expected = {str: _("text in quotes"), int: _("a whole number"), float: _("a number")}.get(
             hint, hint.__name__
         )
-        raise SmakomError(f"{path}: '{key}' must be {expected}, not {value!r}.")
+        raise SmakomError(
+            _("{path}: '{key}' must be {expected}, not {value!r}.").format(
+                path=path, key=key, expected=expected, value=value
+            )
+        )
     raise TypeError(f"unsupported configuration type {hint!r}")  # pragma: no cover
 
 
@@ -454,8 +483,9 @@ def _check_values(config: Config) -> None:
     path = config.path
     if smtp.security not in SECURITY_MODES:
         raise SmakomError(
-            f"{path}: 'smtp.security' must be one of {', '.join(SECURITY_MODES)}, "
-            f"not {smtp.security!r}."
+            _("{path}: 'smtp.security' must be one of {join}, not {security!r}.").format(
+                path=path, join=", ".join(SECURITY_MODES), security=smtp.security
+            )
         )
     _check_images(config)
 
@@ -480,8 +510,12 @@ def _number_setting(hint: type, value: object, path: Path, key: str) -> float | 
     if allowed is not None:
         expected = allowed.describe(whole)
     else:
-        expected = "a whole number" if whole else "a finite number"
-    raise SmakomError(f"{path}: '{key}' must be {expected}, not {_shown(value)}.")
+        expected = _("a whole number") if whole else _("a finite number")
+    raise SmakomError(
+        _("{path}: '{key}' must be {expected}, not {shown}.").format(
+            path=path, key=key, expected=expected, shown=_shown(value)
+        )
+    )
 
 
 def _allows(allowed: Range | None, number: float) -> bool:
@@ -500,10 +534,14 @@ def _check_controls(value: str, path: Path, key: str) -> None:
     found = next((c for c in value if is_control(c) and c not in allowed), None)
     if found is None:
         return
-    what = "a line break" if found in "\r\n\x85\u2028\u2029" else f"the control character {found!r}"
+    if found in "\r\n\x85\u2028\u2029":
+        what = _("a line break")
+    else:
+        what = _("the control character {character!r}").format(character=found)
     raise SmakomError(
-        f"{path}: '{key}' must be one line of text, but has {what} in it ({_shown(value)}); "
-        "remove it."
+        _(
+            "{path}: '{key}' must be one line of text, but has {what} in it ({shown}); remove it."
+        ).format(path=path, key=key, what=what, shown=_shown(value))
     )
 
 
@@ -515,11 +553,13 @@ def is_control(char: str) -> bool:
 
 
 _PATTERNS = {
-    "color": (_COLOR, "must be a colour like #005a7a or #fff"),
+    "color": (_COLOR, N_("must be a colour like #005a7a or #fff")),
     "dns_label": (
         _DNS_LABELS,
-        "must be a DKIM selector: letters, digits and dashes, parts joined by dots (the part "
-        "before ._domainkey)",
+        N_(
+            "must be a DKIM selector: letters, digits and dashes, parts joined by dots (the part "
+            "before ._domainkey)"
+        ),
     ),
 }
 
@@ -536,32 +576,38 @@ def _check_format(value: str, path: Path, key: str) -> None:
         try:
             validate_email(value, check_deliverability=False)
         except EmailNotValidError as exc:
-            problem = f"must be an e-mail address, not {_shown(value)} ({exc})"
+            problem = _("must be an e-mail address, not {shown} ({exc})").format(
+                shown=_shown(value), exc=exc
+            )
     elif shape == "list_id":
         if not _LIST_ID.fullmatch(value) or len(value) > 255:
-            problem = (
+            problem = _(
                 "must be a name like nyhetsbrev.smakom.se: letters, digits and hyphens "
-                f"between dots (RFC 2919), not {_shown(value)}"
-            )
+                "between dots (RFC 2919), not {shown}"
+            ).format(shown=_shown(value))
     elif shape in _PATTERNS:
         pattern, wanted = _PATTERNS[shape]
         if not pattern.fullmatch(value) or len(value) > 200:
-            problem = f"{wanted}, not {_shown(value)}"
+            problem = _("{wanted}, not {shown}").format(wanted=_(wanted), shown=_shown(value))
     else:
         parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
         scheme = parts.scheme if parts and parts.hostname else ""
         if shape == "url" and scheme not in ("http", "https"):
-            problem = f"must be a full address starting with https://, not {_shown(value)}"
+            problem = _("must be a full address starting with https://, not {shown}").format(
+                shown=_shown(value)
+            )
         elif shape == "unsubscribe_url" and not (
             scheme == "https"
             or (scheme == "http" and parts is not None and parts.hostname in _LOCAL_HOSTS)
         ):
-            problem = (
+            problem = _(
                 "must start with https:// (RFC 8058; plain http only to 127.0.0.1 or "
-                f"localhost), not {_shown(value)}"
-            )
+                "localhost), not {shown}"
+            ).format(shown=_shown(value))
     if problem:
-        raise SmakomError(f"{path}: '{key}' {problem}.")
+        raise SmakomError(
+            _("{path}: '{key}' {problem}.").format(path=path, key=key, problem=problem)
+        )
 
 
 def _shown(value: object) -> str:
@@ -579,11 +625,17 @@ def _check_images(config: Config) -> None:
     path = config.path
     mode = config.newsletter.images
     if mode not in IMAGE_MODES:
-        raise SmakomError(f'{path}: \'newsletter.images\' must be "embed" or "link", not {mode!r}.')
+        raise SmakomError(
+            _('{path}: \'newsletter.images\' must be "embed" or "link", not {mode!r}.').format(
+                path=path, mode=mode
+            )
+        )
     if mode == "link" and not config.newsletter.web_base_url:
         raise SmakomError(
-            f"{path}: 'newsletter.images' = \"link\" needs 'newsletter.web_base_url', where "
-            "`smakom archive` publishes the images."
+            _(
+                "{path}: 'newsletter.images' = \"link\" needs 'newsletter.web_base_url', "
+                "where `smakom archive` publishes the images."
+            ).format(path=path)
         )
 
 
@@ -593,8 +645,10 @@ def _check_inbox(config: Config) -> None:
     path = config.path
     if inbox.security not in INBOX_SECURITY_MODES:
         raise SmakomError(
-            f"{path}: 'inbox.security' must be one of {', '.join(INBOX_SECURITY_MODES)} "
-            f"(IMAP is never read unencrypted), not {inbox.security!r}."
+            _(
+                "{path}: 'inbox.security' must be one of {join} (IMAP is never read "
+                "unencrypted), not {security!r}."
+            ).format(path=path, join=", ".join(INBOX_SECURITY_MODES), security=inbox.security)
         )
     folders = {"folder": inbox.folder}
     folders |= {
@@ -603,10 +657,16 @@ def _check_inbox(config: Config) -> None:
     }
     for key, name in folders.items():
         if not name.strip() or any(ord(c) < 32 for c in name):
-            raise SmakomError(f"{path}: 'inbox.{key}' must be a folder name, not {name!r}.")
+            raise SmakomError(
+                _("{path}: 'inbox.{key}' must be a folder name, not {name!r}.").format(
+                    path=path, key=key, name=name
+                )
+            )
     sorted_into = [folders[key] for key in folders if key != "folder"]
     if inbox.folder in sorted_into:
         raise SmakomError(
-            f"{path}: [inbox] sorts mail out of '{inbox.folder}', so it cannot also be the "
-            "folder handled mail is moved to; give the folders different names."
+            _(
+                "{path}: [inbox] sorts mail out of '{folder}', so it cannot also be "
+                "the folder handled mail is moved to; give the folders different names."
+            ).format(path=path, folder=inbox.folder)
         )

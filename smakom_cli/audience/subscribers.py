@@ -18,6 +18,7 @@ from types import MappingProxyType
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 DELIMITERS = (",", ";", "\t")
 # Swedish headers people actually use, mapped to the names templates see.
@@ -90,7 +91,9 @@ def parse_address(text: str) -> Address:
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise SmakomError(f"'{_short(text)}' is not an e-mail address ({exc})") from None
+        raise SmakomError(
+            _("'{short}' is not an e-mail address ({exc})").format(short=_short(text), exc=exc)
+        ) from None
     return Address(
         send_to=checked.ascii_email or checked.normalized, key=checked.normalized.lower()
     )
@@ -126,8 +129,11 @@ def detect_encoding(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             if b"\0" in chunk:
                 raise SmakomError(
-                    f"{path.name} is not a text CSV file: it contains NUL bytes (is it an Excel "
-                    "workbook or a 'Unicode text' export?). In Excel, save it as 'CSV UTF-8'."
+                    _(
+                        "{name} is not a text CSV file: it contains NUL bytes (is it an Excel "
+                        "workbook or a 'Unicode text' export?). In Excel, save it as 'CSV "
+                        "UTF-8'."
+                    ).format(name=path.name)
                 )
             if is_utf8:
                 try:
@@ -155,7 +161,9 @@ def numbered_rows(
             start = reader.line_num + 1
     except csv.Error as exc:
         raise SmakomError(
-            f"{name} line {start}: {exc} (is a quote mark missing its partner?)"
+            _("{name} line {start}: {exc} (is a quote mark missing its partner?)").format(
+                name=name, start=start, exc=exc
+            )
         ) from None
 
 
@@ -230,12 +238,16 @@ def _rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
         file = path.open(encoding=encoding, newline="")
     except FileNotFoundError:
         raise SmakomError(
-            f"The subscriber list {path} does not exist. Put it there, or point "
-            "'subscribers' under [newsletter] in smakom.toml at it."
+            _(
+                "The subscriber list {path} does not exist. Put it there, or point "
+                "'subscribers' under [newsletter] in smakom.toml at it."
+            ).format(path=path)
         ) from None
     except OSError as exc:
         raise SmakomError(
-            f"The subscriber list {path} cannot be read ({exc.strerror or exc})."
+            _("The subscriber list {path} cannot be read ({value}).").format(
+                path=path, value=exc.strerror or exc
+            )
         ) from None
     with file:
         try:
@@ -243,8 +255,10 @@ def _rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
         except UnicodeDecodeError:
             # Only bytes Windows-1252 leaves undefined get here: the file is neither encoding.
             raise SmakomError(
-                f"{path.name} is neither UTF-8 nor Windows-1252 text. "
-                "In Excel, save it as 'CSV UTF-8'."
+                _(
+                    "{name} is neither UTF-8 nor Windows-1252 text. In Excel, save it as "
+                    "'CSV UTF-8'."
+                ).format(name=path.name)
             ) from None
 
 
@@ -260,8 +274,10 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[str, ...
     first = next(rows, None)
     if first is None:
         raise SmakomError(
-            f"{path.name} is empty. It needs a header row with an 'email' (or 'E-post') column "
-            "and then one row per subscriber."
+            _(
+                "{name} is empty. It needs a header row with an 'email' (or 'E-post') "
+                "column and then one row per subscriber."
+            ).format(name=path.name)
         )
     line, header = first
     names = [cell.strip().lower() for cell in header]
@@ -272,14 +288,18 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[str, ...
         column = alias if alias not in names and alias not in columns else name
         if column and column in columns:
             raise SmakomError(
-                f"{path.name} line {line}: two columns are called '{column}'. Rename one of them."
+                _(
+                    "{name} line {line}: two columns are called '{column}'. Rename one of them."
+                ).format(name=path.name, line=line, column=column)
             )
         columns.append(column)
     if "email" not in columns:
         found = ", ".join(f"'{cell.strip()}'" for cell in header if cell.strip())
         raise SmakomError(
-            f"{path.name} has no e-mail column: the header on line {line} has {found}. "
-            "Call the column with the addresses 'email' or 'E-post'."
+            _(
+                "{name} has no e-mail column: the header on line {line} has {found}. "
+                "Call the column with the addresses 'email' or 'E-post'."
+            ).format(name=path.name, line=line, found=found)
         )
     return tuple(columns)
 
@@ -298,11 +318,13 @@ def _subscriber(columns: tuple[str, ...], row: list[str], line: int) -> Subscrib
         return InvalidRow(
             line,
             email,
-            f"the row has {len(cells)} values but the header has {len(columns)} columns; "
-            "put quotes around any value that contains the separator",
+            _(
+                "the row has {values} values but the header has {columns} columns; put quotes "
+                "around any value that contains the separator"
+            ).format(values=len(cells), columns=len(columns)),
         )
     if not email:
-        return InvalidRow(line, email, "the e-mail address is empty")
+        return InvalidRow(line, email, _("the e-mail address is empty"))
     try:
         address = parse_address(email)
     except SmakomError as exc:

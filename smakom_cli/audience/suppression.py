@@ -49,7 +49,7 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 # Characters that would start a new line in some program (or hide in a cell): a written cell
 # gets a space instead, so the file stays one record a line.
 _FLATTEN = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-_CHECK_HINT = "`smakom unsubscribed --check` lists every damaged line and how to repair it."
+_CHECK_HINT = _("`smakom unsubscribed --check` lists every damaged line and how to repair it.")
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,10 @@ class SuppressionList:
                 return self._record_locked(keys, action, source, reason, when, follows_ties)
         except Timeout:
             raise SmakomError(
-                f"{self.path.name} stayed locked by another smakom command for "
-                f"{LOCK_TIMEOUT:.0f} seconds. Wait for it to finish and try again."
+                _(
+                    "{name} stayed locked by another smakom command for {lock_timeout:.0f} "
+                    "seconds. Wait for it to finish and try again."
+                ).format(name=self.path.name, lock_timeout=LOCK_TIMEOUT)
             ) from None
 
     def _record_locked(
@@ -237,13 +239,26 @@ class SuppressionList:
             after = self._latest(self._read_bytes())
         except SmakomError as exc:
             raise SmakomError(
-                f"{self.path.name} was written but does not read back: {exc}"
+                _("{name} was written but does not read back: {exc}").format(
+                    name=self.path.name, exc=exc
+                )
             ) from None
         missing = sorted({key for key in keys if after.action(key) != action})
         if missing:
+            if action == UNSUBSCRIBED:
+                sentence = _(
+                    "{name} was written, but reading it back does not show {addresses} as "
+                    "unsubscribed; run the command again. {check_hint}"
+                )
+            else:
+                sentence = _(
+                    "{name} was written, but reading it back does not show {addresses} as "
+                    "resubscribed; run the command again. {check_hint}"
+                )
             raise SmakomError(
-                f"{self.path.name} was written, but reading it back does not show "
-                f"{', '.join(missing)} as {action}; run the command again. {_CHECK_HINT}"
+                sentence.format(
+                    name=self.path.name, addresses=", ".join(missing), check_hint=_CHECK_HINT
+                )
             )
 
     def latest_times(self) -> dict[str, datetime]:
@@ -266,7 +281,11 @@ class SuppressionList:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise SmakomError(f"{self.path} cannot be read ({exc.strerror or exc}).") from None
+            raise SmakomError(
+                _("{path} cannot be read ({value}).").format(
+                    path=self.path, value=exc.strerror or exc
+                )
+            ) from None
 
 
 def read_addresses(path: Path) -> list[str]:
@@ -284,27 +303,42 @@ def read_addresses(path: Path) -> list[str]:
                 try:
                     parse_address(text)
                 except SmakomError as exc:
-                    raise SmakomError(f"{path.name} line {number}: {exc}.") from None
+                    raise SmakomError(
+                        _("{name} line {number}: {exc}.").format(
+                            name=path.name, number=number, exc=exc
+                        )
+                    ) from None
                 addresses.append(text)
     except FileNotFoundError:
-        raise SmakomError(f"{path} does not exist.") from None
+        raise SmakomError(_("{path} does not exist.").format(path=path)) from None
     except OSError as exc:
-        raise SmakomError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+        raise SmakomError(
+            _("{path} cannot be read ({value}).").format(path=path, value=exc.strerror or exc)
+        ) from None
     return addresses
 
 
 def _error(name: str, damage: Damage) -> SmakomError:
     where = f"{name} line {damage.line}" if damage.line else name
     return SmakomError(
-        f"{where}: {damage.problem}. {damage.repair} Nothing is sent to the list or changed "
-        f"in {name} until it is fixed; {_CHECK_HINT}"
+        _(
+            "{where}: {problem}. {repair} Nothing is sent to the list or changed "
+            "in {name} until it is fixed; {check_hint}"
+        ).format(
+            where=where,
+            problem=damage.problem,
+            repair=damage.repair,
+            name=name,
+            check_hint=_CHECK_HINT,
+        )
     )
 
 
-_FIX = "Fix or remove that line, or restore the file from a backup."
-_QUOTE_FIX = (
-    "Remove the stray quote mark or close the value with another one on the same line "
-    '(a quote mark inside a value is written twice: ""), or restore the file from a backup.'
+_FIX = _("Fix or remove that line, or restore the file from a backup.")
+_QUOTE_FIX = _(
+    "Remove the stray quote mark or close the value with another one on "
+    'the same line (a quote mark inside a value is written twice: ""), or '
+    "restore the file from a backup."
 )
 
 
@@ -359,7 +393,7 @@ class _Events:
         """Fold every line of `data` in; the damaged lines, in file order."""
         lines = _LINE_BREAK.split(data.removeprefix(_BOM))
         if not any(line.strip() for line in lines):
-            return [Damage(0, "the file is empty but should start with the header row", _FIX)]
+            return [Damage(0, _("the file is empty but should start with the header row"), _FIX)]
         damage: list[Damage] = []
         header_seen = False
         for number, raw in enumerate(lines, start=1):
@@ -369,8 +403,11 @@ class _Events:
                 damage.append(
                     Damage(
                         number,
-                        "the line is not UTF-8 text (was the file saved from a spreadsheet?)",
-                        "Save it as 'CSV UTF-8', fix that line, or restore the file from a backup.",
+                        _("the line is not UTF-8 text (was the file saved from a spreadsheet?)"),
+                        _(
+                            "Save it as 'CSV UTF-8', fix that line, or restore the file from a "
+                            "backup."
+                        ),
                     )
                 )
                 header_seen = True
@@ -388,21 +425,27 @@ class _Events:
             rows = list(csv.reader([text], strict=True))
         except csv.Error as exc:
             if "unexpected end of data" in str(exc):
-                problem = (
-                    "a quote mark opens a value that is not closed on the same line, so the "
-                    "lines after it would be read as part of this one"
+                problem = _(
+                    "a quote mark opens a value that is not closed on the same line, so "
+                    "the lines after it would be read as part of this one"
                 )
             else:
-                problem = f"the line cannot be read as comma-separated values ({exc})"
+                problem = _("the line cannot be read as comma-separated values ({exc})").format(
+                    exc=exc
+                )
             return Damage(number, problem, _QUOTE_FIX)
         row = rows[0] if rows else []
         if header:
             if tuple(cell.strip().lower() for cell in row) != HEADER:
                 return Damage(
                     number,
-                    f"the header should be '{','.join(HEADER)}', not '{_short(','.join(row))}'",
-                    "Put that header back as the first line (in a spreadsheet: save as "
-                    "'CSV UTF-8', comma-separated), or restore the file from a backup.",
+                    _("the header should be '{join}', not '{short}'").format(
+                        join=",".join(HEADER), short=_short(",".join(row))
+                    ),
+                    _(
+                        "Put that header back as the first line (in a spreadsheet: save as "
+                        "'CSV UTF-8', comma-separated), or restore the file from a backup."
+                    ),
                 )
             return None
         if not any(cell.strip() for cell in row):
@@ -410,21 +453,31 @@ class _Events:
         if len(row) != len(HEADER):
             return Damage(
                 number,
-                f"{len(row)} fields instead of {len(HEADER)} ({','.join(HEADER)})",
-                "Each line needs exactly five values separated by commas; put quotes around a "
-                f"value that contains a comma. {_FIX}",
+                _("{count} fields instead of {count2} ({join})").format(
+                    count=len(row), count2=len(HEADER), join=",".join(HEADER)
+                ),
+                _(
+                    "Each line needs exactly five values separated by commas; put quotes "
+                    "around a value that contains a comma. {fix}"
+                ).format(fix=_FIX),
             )
         email, action, when, source, reason = (unprotect(cell).strip() for cell in row)
         if action not in (UNSUBSCRIBED, RESUBSCRIBED):
             return Damage(
                 number,
-                f"the action must be '{UNSUBSCRIBED}' or '{RESUBSCRIBED}', not '{_short(action)}'",
+                _("the action must be '{unsubscribed}' or '{resubscribed}', not '{short}'").format(
+                    unsubscribed=UNSUBSCRIBED, resubscribed=RESUBSCRIBED, short=_short(action)
+                ),
                 _FIX,
             )
         try:
             moment = _utc(datetime.fromisoformat(when))
         except ValueError:
-            return Damage(number, f"'{_short(when)}' is not a time like 2025-03-01T09:30:00Z", _FIX)
+            return Damage(
+                number,
+                _("'{short}' is not a time like 2025-03-01T09:30:00Z").format(short=_short(when)),
+                _FIX,
+            )
         try:
             key = _key(email)
         except SmakomError as exc:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 
 _VERSION = b"\x02"
 _PROOF_VERSION = b"\x03"
@@ -60,7 +61,7 @@ PROOF_LINK_TEXT = (
     "Länken kommer från ett provutskick och avregistrerar ingen; ingenting sparades. "
     "Avregistreringslänken i det riktiga nyhetsbrevet fungerar som vanligt."
 )
-PROOF_LINK_SENTENCE = (
+PROOF_LINK_SENTENCE = N_(
     "This link is from a proof (a test send): it unsubscribes nobody and nothing was "
     "recorded; the unsubscribe link in the real newsletter works as usual."
 )
@@ -88,15 +89,17 @@ def read_token(secret: bytes, token_or_link: str) -> TokenSubject:
     if "://" in token:
         values = parse_qs(urlsplit(token).query).get("token")
         if not values:
-            raise SmakomError("the link has no token=… part; paste the whole unsubscribe link.")
+            raise SmakomError(_("the link has no token=… part; paste the whole unsubscribe link."))
         token = values[0]
     subject = _verify(secret, token)
     if subject is None:
         shown = " ".join(token_or_link.split())
         shown = shown if len(shown) <= 80 else shown[:79] + "…"
         raise SmakomError(
-            f"'{shown}' is not a valid unsubscribe token for this newsletter "
-            "(it was changed, or made with another key)."
+            _(
+                "'{shown}' is not a valid unsubscribe token for this newsletter (it "
+                "was changed, or made with another key)."
+            ).format(shown=shown)
         )
     return subject
 
@@ -109,14 +112,17 @@ def address_from_token(secret: bytes, token_or_link: str, known: Iterable[str] =
     """
     subject = read_token(secret, token_or_link)
     if subject.proof:
-        raise SmakomError(PROOF_LINK_SENTENCE)
+        raise SmakomError(_(PROOF_LINK_SENTENCE))
     if subject.address:
         return subject.address
     found = index_by_id(secret, known).get(subject.subscriber_id)
     if found is None:
         raise SmakomError(
-            "the unsubscribe link is genuine, but its subscriber is not on the subscriber "
-            "list, in unsubscribed.csv or in the journals in sent/; unsubscribe them by address."
+            _(
+                "the unsubscribe link is genuine, but its subscriber is not on the "
+                "subscriber list, in unsubscribed.csv or in the journals in sent/; "
+                "unsubscribe them by address."
+            )
         )
     return found
 
@@ -145,7 +151,7 @@ def link_for(
         parts.append(f"mailto:{mailto}?subject={subject}")
     if https:
         if secret is None:
-            raise SmakomError("an unsubscribe link needs the signing key, and none was given.")
+            raise SmakomError(_("an unsubscribe link needs the signing key, and none was given."))
         separator = "&" if "?" in https else "?"
         parts.append(f"{https}{separator}token={make_token(secret, address, proof=proof)}")
     if not parts:

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from smakom_cli.cli.app import output, state
-from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.i18n import _, ngettext
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from smakom_cli.compose.render import ImageMode
     from smakom_cli.config import Config
+    from smakom_cli.delivery.check import Finding
     from smakom_cli.delivery.mailing import Mailing
 
 
@@ -84,6 +87,8 @@ def warn_if_not_synced(config: Config) -> None:
     if service_urls(config) is None:
         return
     synced = last_sync(config)
+    if synced is None and not any(config.journal_dir.glob("*.jsonl")):
+        return  # no issue has gone out, so nobody can have used a link yet
     if synced is None or datetime.now(UTC) - synced > timedelta(days=1):
         when = "never" if synced is None else f"last on {synced:%Y-%m-%d}"
         output.warning(
@@ -93,6 +98,22 @@ def warn_if_not_synced(config: Config) -> None:
                 "syncs first)."
             ).format(when=when)
         )
+
+
+def exit_if_a_send_would_stop(findings: Iterable[Finding]) -> None:
+    """A preview or dry run with errors ends as the send would: one red line and exit 1
+    (after writing what it writes), so nobody takes its files for a send that would go."""
+    errors = sum(finding.severity == "error" for finding in findings)
+    if errors:
+        output.error(
+            ngettext(
+                "a real send would stop: {count} error (see above); fix it, or send with --force.",
+                "a real send would stop: {count} errors (see above); fix them, or send with "
+                "--force.",
+                errors,
+            ).format(count=errors)
+        )
+        raise typer.Exit(ExitCode.ERROR)
 
 
 def with_secret(mailing: Mailing) -> Mailing:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
-from smakom_cli.cli.common import prepare, warn_if_not_synced
+from smakom_cli.cli.common import exit_if_a_send_would_stop, prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
 from smakom_cli.i18n import _
 
@@ -64,7 +64,14 @@ def preview(
         if open_browser:
             import webbrowser
 
-            webbrowser.open(target.resolve().as_uri())
+            if not webbrowser.open(target.resolve().as_uri()):
+                output.error(
+                    _(
+                        "no web browser could be opened on this computer; open {file} in one."
+                    ).format(file=target)
+                )
+                raise typer.Exit(ExitCode.ERROR)
+    exit_if_a_send_would_stop(result.findings)
 
 
 def _watch(

@@ -225,7 +225,7 @@ def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
     summary.add_row(_("Skipped as unsubscribed"), str(audience.unsubscribed))
     summary.add_row(_("Duplicates skipped"), str(audience.duplicates))
     summary.add_row(_("Invalid rows left out"), str(len(audience.invalid)))
-    summary.add_row(_("Total size"), f"{report.total_bytes / 1024 / 1024:.1f} MB")
+    summary.add_row(_("Total size"), _size(report.total_bytes))
     summary.add_row(_("Folder"), Text(str(report.folder)))
     console.print(Panel(summary, title=_("Dry run: nothing was sent"), title_align="left"))
     for row in audience.invalid:

@@ -19,6 +19,7 @@ from smakom_cli.cli.app import (
     usage_error,
 )
 from smakom_cli.cli.common import (
+    exit_if_a_send_would_stop,
     make_unsubscribe_secret,
     prepare,
     warn_if_not_synced,
@@ -120,8 +121,10 @@ def send(
         folder = outbox or config.outbox_dir / mailing.issue.slug
         report = write_outbox(mailing, folder)
         output.show_outbox(report, mailing.audience())
-        output.show_findings(mailing.check())
+        findings = mailing.check()
+        output.show_findings(findings)
         warn_if_not_synced(config)
+        exit_if_a_send_would_stop(findings)
         return
     login = login_source(config)
     if to:

@@ -31,6 +31,7 @@ from smakom_cli.compose.render import (
 )
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 DEFAULT_FOLDER = "site"
 PAGE_TEMPLATE = "web.html"
@@ -76,7 +77,11 @@ def write_archive(
     copied = []
     for image in images.values():
         if not image.path.is_file():
-            raise SmakomError(f"{image.origin}: the image {image.path} does not exist.")
+            raise SmakomError(
+                _("{origin}: the image {path} does not exist.").format(
+                    origin=image.origin, path=image.path
+                )
+            )
         target = folder / image.src
         target.parent.mkdir(parents=True, exist_ok=True)
         copied.append(Path(shutil.copyfile(image.path, target)))
@@ -93,13 +98,17 @@ def _load_issues(config: Config, issue_files: Sequence[Path]) -> list[Issue]:
     """The issues, newest first: by front-matter `date`, else by file name."""
     paths = list(issue_files) or sorted(config.issues_dir.glob("*.md"))
     if not paths:
-        raise SmakomError(f"no issues (*.md files) in {config.issues_dir}.")
+        raise SmakomError(
+            _("no issues (*.md files) in {issues_dir}.").format(issues_dir=config.issues_dir)
+        )
     by_slug: dict[str, Issue] = {}
     for path in paths:
         issue = by_slug.setdefault(path.stem, load_issue(path))
         if issue.path.resolve() != path.resolve():
             raise SmakomError(
-                f"{issue.path} and {path} would both become {_page_name(issue)}; rename one."
+                _("{path} and {path2} would both become {page_name}; rename one.").format(
+                    path=issue.path, path2=path, page_name=_page_name(issue)
+                )
             )
     return sorted(by_slug.values(), key=lambda i: (str(i.date or i.slug), i.slug), reverse=True)
 
@@ -132,7 +141,8 @@ def _render(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> s
         env,
         name,
         context,
-        undefined_hint=" A web page is the same for every reader, so it has no subscriber fields.",
+        undefined_hint=" "
+        + _("A web page is the same for every reader, so it has no subscriber fields."),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from smakom_cli.compose.images import IMAGE_MODES
 from smakom_cli.config import is_control
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 REQUIRED_KEYS = ("subject",)
 OPTIONAL_KEYS = ("preheader", "title", "date", "banner", "images")
@@ -56,11 +57,13 @@ def load_issue(path: Path) -> Issue:
         with path.open(encoding="utf-8-sig", newline="") as file:
             text = file.read()
     except FileNotFoundError:
-        raise SmakomError(f"{path}: no such issue file.") from None
+        raise SmakomError(_("{path}: no such issue file.").format(path=path)) from None
     except IsADirectoryError:
-        raise SmakomError(f"{path}: is a folder, not an issue file.") from None
+        raise SmakomError(_("{path}: is a folder, not an issue file.").format(path=path)) from None
     except UnicodeDecodeError:
-        raise SmakomError(f"{path}: is not UTF-8 text; save it as UTF-8.") from None
+        raise SmakomError(
+            _("{path}: is not UTF-8 text; save it as UTF-8.").format(path=path)
+        ) from None
     front, body, body_line = _split_front_matter(path, text)
     meta = _parse_front_matter(path, front)
     subject = _text(meta, "subject")
@@ -83,14 +86,18 @@ def _split_front_matter(path: Path, text: str) -> tuple[str, str, int]:
     lines = list(io.StringIO(text, newline="\n"))
     if not lines or lines[0].strip() != "---":
         raise SmakomError(
-            f"{path} line 1: an issue starts with front matter: a line '---', "
-            "then 'subject: ...', then another '---'."
+            _(
+                "{path} line 1: an issue starts with front matter: a line '---', then "
+                "'subject: ...', then another '---'."
+            ).format(path=path)
         )
     for number, line in enumerate(lines[1:], start=2):
         if line.strip() == "---":
             body = "".join(lines[number:]).replace("\r\n", "\n").replace("\r", "\n")
             return "".join(lines[1 : number - 1]), body, number + 1
-    raise SmakomError(f"{path} line 1: the front matter has no closing '---' line.")
+    raise SmakomError(
+        _("{path} line 1: the front matter has no closing '---' line.").format(path=path)
+    )
 
 
 _KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)")
@@ -108,28 +115,48 @@ def _parse_front_matter(path: Path, front: str) -> dict[str, tuple[str, int]]:
         where = f"{path} line {number}"
         if line[0] in " \t":
             raise SmakomError(
-                f"{where}: each value is on the same line as its key, like '{_EXAMPLE}'; "
-                "join this line to the one above."
+                _(
+                    "{where}: each value is on the same line as its key, like '{example}'; "
+                    "join this line to the one above."
+                ).format(where=where, example=_EXAMPLE)
             )
         match = _KEY_LINE.fullmatch(line)
         if match is None:
-            raise SmakomError(f"{where}: a front matter line is 'key: value', like '{_EXAMPLE}'.")
+            raise SmakomError(
+                _("{where}: a front matter line is 'key: value', like '{example}'.").format(
+                    where=where, example=_EXAMPLE
+                )
+            )
         key, value = match.group(1), match.group(2).strip(" \t")
         if key not in known:
-            raise SmakomError(f"{where}: unknown key '{key}' (known keys: {', '.join(known)}).")
+            raise SmakomError(
+                _("{where}: unknown key '{key}' (known keys: {join}).").format(
+                    where=where, key=key, join=", ".join(known)
+                )
+            )
         if key in result:
-            raise SmakomError(f"{where}: '{key}' is given twice (first on line {result[key][1]}).")
+            raise SmakomError(
+                _("{where}: '{key}' is given twice (first on line {result}).").format(
+                    where=where, key=key, result=result[key][1]
+                )
+            )
         value = _unquoted(value)
         control = next((c for c in value if is_control(c) and c != "\t"), None)
         if control is not None:
             raise SmakomError(
-                f"{where}: '{key}' must be one line of text, but has the control character "
-                f"{control!r} in it; remove it."
+                _(
+                    "{where}: '{key}' must be one line of text, but has the control "
+                    "character {control!r} in it; remove it."
+                ).format(where=where, key=key, control=control)
             )
         result[key] = (value, number)
     for key in REQUIRED_KEYS:
         if not result.get(key, ("", 0))[0]:
-            raise SmakomError(f"{path}: the front matter has no '{key}:' line; add one.")
+            raise SmakomError(
+                _("{path}: the front matter has no '{key}:' line; add one.").format(
+                    path=path, key=key
+                )
+            )
     return result
 
 
@@ -159,7 +186,9 @@ def _date(path: Path, meta: dict[str, tuple[str, int]]) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise SmakomError(
-            f"{path} line {line}: 'date' must be a date like 2021-01-15, not {value!r}."
+            _("{path} line {line}: 'date' must be a date like 2021-01-15, not {value!r}.").format(
+                path=path, line=line, value=value
+            )
         ) from None
 
 
@@ -169,7 +198,9 @@ def _images(path: Path, meta: dict[str, tuple[str, int]]) -> str | None:
         return None
     if value not in IMAGE_MODES:
         raise SmakomError(
-            f"{path} line {line}: 'images' must be embed (images inside every message) or "
-            f"link (images from the web version), not {value!r}."
+            _(
+                "{path} line {line}: 'images' must be embed (images inside every "
+                "message) or link (images from the web version), not {value!r}."
+            ).format(path=path, line=line, value=value)
         )
     return value

@@ -31,6 +31,7 @@ from smakom_cli.audience.unsubscribe_links import UnsubscribeLink
 from smakom_cli.compose.render import PersonalText, RenderedIssue
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # In a header, a line break is only ever CRLF followed by a space (folding, RFC 5322 2.2.3).
@@ -176,7 +177,9 @@ class MessageBuilder:
                 data = image.path.read_bytes()
             except OSError:
                 raise SmakomError(
-                    f"{image.origin}: the image {image.path} cannot be read; check the file name."
+                    _("{origin}: the image {path} cannot be read; check the file name.").format(
+                        origin=image.origin, path=image.path
+                    )
                 ) from None
             name = _CONTROL.sub("", image.path.name).replace('"', "")
             cid = image.src.removeprefix("cid:")
@@ -363,8 +366,10 @@ def _one_line_each(headers: list[str]) -> list[str]:
         if _STRAY_BREAK.search(header):
             field = header.partition(":")[0]
             raise SmakomError(
-                f"the {field} header would contain a line break ({header[:60]!r}); check the "
-                "setting or value it comes from."
+                _(
+                    "the {field} header would contain a line break ({header!r}); check the "
+                    "setting or value it comes from."
+                ).format(field=field, header=header[:60])
             )
     return headers
 

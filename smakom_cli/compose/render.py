@@ -43,6 +43,7 @@ from smakom_cli.compose.images import (
 from smakom_cli.compose.issue import Issue
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 # "mail": as the folder and the issue choose (`images = "embed"` or `"link"`);
 # "web": relative to the archive's pages.
@@ -174,8 +175,10 @@ def mail_image_mode(config: Config, issue: Issue) -> Literal["embed", "link"]:
     mode = issue.images or config.newsletter.images
     if mode == "link" and not config.newsletter.web_base_url:
         raise SmakomError(
-            f"{issue.path}: 'images: link' needs [newsletter] web_base_url in "
-            f"{config.path.name}, where `smakom archive` publishes the images."
+            _(
+                "{path}: 'images: link' needs [newsletter] web_base_url in {name}, "
+                "where `smakom archive` publishes the images."
+            ).format(path=issue.path, name=config.path.name)
         )
     return "link" if mode == "link" else "embed"
 
@@ -376,14 +379,18 @@ def render_template(
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         raise SmakomError(
-            f"template {exc.filename or name} line {exc.lineno}: {exc.message}."
+            _("template {value} line {lineno}: {message}.").format(
+                value=exc.filename or name, lineno=exc.lineno, message=exc.message
+            )
         ) from None
     except jinja2.UndefinedError as exc:
         raise SmakomError(
-            f"template {name}: unknown variable: {exc.message}.{undefined_hint}"
+            _("template {name}: unknown variable: {message}.{undefined_hint}").format(
+                name=name, message=exc.message, undefined_hint=undefined_hint
+            )
         ) from None
     except jinja2.TemplateNotFound as exc:
-        raise SmakomError(f"template {exc.name} not found.") from None
+        raise SmakomError(_("template {name} not found.").format(name=exc.name)) from None
 
 
 def demoted(section: Section) -> Section:
@@ -400,8 +407,11 @@ def _personal_text(rendered: tuple[str, tuple[Field, ...]], *, is_html: bool) ->
     order = tuple(fields[int(index)] for index in parts[1::2])
     if any("smakomfield" in chunk.lower() for chunk in chunks):
         raise SmakomError(
-            "a template changes a personal field with a filter; personal fields such as "
-            "{{ subscriber.name }} can only be printed, optionally with | default('…')."
+            _(
+                "a template changes a personal field with a filter; personal fields "
+                "such as {{ subscriber.name }} can only be printed, optionally with | "
+                "default('…')."
+            )
         )
     return PersonalText(chunks=chunks, fields=order, is_html=is_html)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from smakom_cli.compose.render import default_templates_dir
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 
 def create_newsletter(folder: Path, today: dt.date) -> list[Path]:
@@ -20,7 +21,9 @@ def create_newsletter(folder: Path, today: dt.date) -> list[Path]:
     existing = [path for path in files if path.exists()]
     if existing:
         names = ", ".join(str(path) for path in existing)
-        raise SmakomError(f"{names} already exist(s); smakom init never overwrites a file.")
+        raise SmakomError(
+            _("{names} already exist(s); smakom init never overwrites a file.").format(names=names)
+        )
     (folder / "issues").mkdir(parents=True, exist_ok=True)
     for target, template in files.items():
         target.write_bytes(template.read_bytes())

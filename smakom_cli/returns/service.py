@@ -620,8 +620,7 @@ class _Pages:
             "410 Gone",
             "Det går inte längre att ångra",
             f"Ångra fungerar en gång, i {UNDO_MINUTES} minuter, på sidan som kom direkt efter "
-            f"avregistreringen. Du är fortfarande avregistrerad. Vill du ha {self.name} igen, "
-            f"{again}",
+            f"avregistreringen. Vill du ha {self.name} igen, {again}",
             "",
         )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,9 +149,21 @@ def test_init_creates_a_folder_that_previews(runner: CliRunner, tmp_path: Path) 
     assert (tmp_path / "brev" / "subscribers.csv").read_text(encoding="utf-8").startswith("email")
     config = str(tmp_path / "brev" / "smakom.toml")
     result = runner.invoke(app, ["--config", config, "preview", str(issues[0])])
-    assert result.exit_code == 0, result.output
     assert "Rubrik på första artikeln" in result.output
     assert "0 rows" in result.output
+    # Its [unsubscribe] url is still to be filled in: the preview says what a send would do.
+    assert result.exit_code == 1, result.output
+    assert "no https [unsubscribe] url" in result.output
+    assert "a real send would stop: 1 error (see above)" in " ".join(result.output.split())
+    # Nothing to sync from in a folder that has sent nothing.
+    assert "synced never" not in result.output
+
+    result = runner.invoke(
+        app, ["--config", config, "send", str(issues[0]), "--dry-run", "--outbox", "ut"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "a real send would stop: 1 error" in " ".join(result.output.split())
+    assert "Dry run: nothing was sent" in result.output
 
 
 def test_init_never_overwrites(runner: CliRunner, tmp_path: Path) -> None:
@@ -175,7 +190,13 @@ def test_every_command_has_help(runner: CliRunner) -> None:
 
 
 def finding_lines(output: str) -> list[str]:
-    return sorted(line for line in output.splitlines() if line.startswith(("Error:", "Warning:")))
+    """The findings, without the preview's closing line that a send would stop."""
+    lines = output.splitlines()
+    return sorted(
+        line
+        for line in lines
+        if line.startswith(("Error:", "Warning:")) and "a real send would stop" not in line
+    )
 
 
 def append_to_example(folder: Path, markdown: str) -> None:
@@ -220,7 +241,9 @@ def test_preview_shows_every_finding_check_makes(
     case(newsletter)
     previewed = runner.invoke(app, ["preview", EXAMPLE])
     checked = runner.invoke(app, ["check", EXAMPLE, "--offline"])
-    assert previewed.exit_code == 0, previewed.output
+    # Exit 1 for both when there is an error, as a real send would stop.
+    assert previewed.exit_code == checked.exit_code, previewed.output
+    assert ("a real send would stop" in previewed.output) == (checked.exit_code == 1)
     assert finding_lines(checked.output), checked.output
     assert finding_lines(previewed.output) == finding_lines(checked.output)
     assert "No problems found" not in previewed.output
@@ -242,3 +265,24 @@ def test_preview_shows_the_message_size_and_decoded_headers(
     result = runner.invoke(app, ["preview", EXAMPLE])
     large = re.search(r"Message size: (\d+\.\d) MB \(images embedded\)", result.output)
     assert large and float(large.group(1)) == pytest.approx(1.9, abs=0.1), result.output
+
+
+def test_open_without_a_browser_says_where_the_html_is(newsletter: Path, tmp_path: Path) -> None:
+    """`preview --open` where no browser can be started: one red line naming the file, exit 1
+    (was exit 0, silently)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    # No program on the PATH, and a BROWSER that does not exist: nothing can open the page.
+    env |= {"PATH": str(tmp_path), "BROWSER": "no-such-browser"}
+    done = subprocess.run(
+        [sys.executable, "-m", "smakom_cli", "preview", EXAMPLE, "--open"],
+        cwd=newsletter,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = " ".join(done.stderr.split())
+    assert "no web browser could be opened on this computer" in said
+    assert "2021-01.preview.html" in said
+    assert (newsletter / "outbox" / "2021-01.preview.html").is_file()

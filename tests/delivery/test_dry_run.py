@@ -117,3 +117,15 @@ def test_a_second_dry_run_replaces_the_first(runner: CliRunner, newsletter: Path
     assert result.exit_code == 0, result.output
     assert not (outbox / "99999-old@example.com.eml").exists()
     assert len(list(outbox.glob("*.eml"))) == len(active_addresses(newsletter))
+
+
+def test_the_total_size_of_a_small_dry_run_is_in_kilobytes(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """One message of some 25 KB is shown as such (was "Total size 0.0 MB")."""
+    (newsletter / "en.csv").write_text("email\nanna@example.com\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["send", "issues/2021-01.md", "--dry-run", "--subscribers", "en.csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Total size\s+[1-9]\d*\.\d KB", result.output), result.output

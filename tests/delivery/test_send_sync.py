@@ -109,7 +109,10 @@ def test_an_unreachable_service_stops_the_send_unless_told(
 def test_a_dry_run_only_warns_that_it_has_not_synced(
     runner: CliRunner, newsletter: Path, sending: SmtpTestServer
 ) -> None:
-    """A dry run uses no network: it says the web's unsubscribes were never fetched."""
+    """A dry run uses no network: it says the web's unsubscribes were never fetched (once an
+    issue has gone out: before, nobody can have used a link)."""
+    (newsletter / "sent").mkdir()
+    (newsletter / "sent" / "2020-12.jsonl").write_text("{}\n", encoding="utf-8")
     result = runner.invoke(app, ["send", ISSUE, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "synced never" in result.output

@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smakom_cli.audience.unsubscribe_links import make_token, subscriber_id
+from smakom_cli.returns.service import _form, _loggable
 from smakom_cli.signin.credentials import key_problem
 from tests.service_server import (
     FORM,
@@ -539,3 +542,44 @@ def serve_once(
         timeout=30,
         check=False,
     )
+
+
+FORM_TYPES = st.sampled_from(
+    [FORM, "multipart/form-data; boundary=b", "multipart/form-data", "text/plain", "", "x/y; a"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=FORM_TYPES,
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.sampled_from(list(NOT_A_ONE_CLICK.values()))).map(
+            lambda shapes: b"&".join(body for body, _headers in shapes)
+        ),
+        st.text(max_size=80).map(lambda text: f"List-Unsubscribe=One-Click&{text}".encode()),
+    ),
+)
+def test_any_body_is_read_or_refused_and_only_one_click_is_one_click(
+    kind: str, body: bytes
+) -> None:
+    """The body reader never fails on hostile input, and reads a one-click only from a form
+    or multipart body whose one and only field is `List-Unsubscribe`."""
+    fields = _form({"CONTENT_TYPE": kind}, body)
+    assert fields is None or all(isinstance(values, list) for values in fields.values())
+    if fields == {"List-Unsubscribe": ["One-Click"]}:
+        assert kind in (FORM, "multipart/form-data; boundary=b")
+        if kind == FORM:
+            assert set(parse_qs(body.decode("ascii"), keep_blank_values=True)) == {
+                "List-Unsubscribe"
+            }
+
+
+@given(st.text(max_size=300))
+def test_a_logged_path_is_one_harmless_line(path: str) -> None:
+    """Whatever path a request names, its log entry has no space, control character or query,
+    and is bounded."""
+    logged = _loggable(path)
+    assert logged.isprintable()
+    assert not any(c in logged for c in " ?\r\n\t")
+    assert len(logged) <= 120

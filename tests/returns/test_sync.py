@@ -103,8 +103,11 @@ def test_end_to_end_a_one_click_unsubscribe_reaches_the_next_send(
     # `smakom login` makes the link-signing key; a dry run alone signs with a throwaway one.
     login = runner.invoke(app, ["login"], input="ett-lösenord\n")
     assert "Made the key that signs the unsubscribe links" in login.output, login.output
+    # The link is http:// to this machine, an error for a real send: the dry run says so
+    # with exit 1, after writing every message.
     result = runner.invoke(app, ["send", ISSUE, "--dry-run"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    assert "a real send would stop" in result.output
     assert "cecilia.arlig@example.com" in outbox_recipients(newsletter)
     eml = next((newsletter / "outbox" / "2021-01").glob("*cecilia.arlig*.eml"))
     header = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())["List-Unsubscribe"]
@@ -123,7 +126,7 @@ def test_end_to_end_a_one_click_unsubscribe_reaches_the_next_send(
         assert "cecilia.arlig@example.com is now unsubscribed" in sync(runner)
 
     result = runner.invoke(app, ["send", ISSUE, "--dry-run"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert re.search(r"Skipped as unsubscribed\s+2\b", result.output)
     assert "cecilia.arlig@example.com" not in outbox_recipients(newsletter)
     assert csv_rows(newsletter)[-1][:2] == ["cecilia.arlig@example.com", "unsubscribed"]
