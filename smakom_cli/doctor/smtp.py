@@ -37,7 +37,36 @@ def check_smtp(
         greeting = _greet(smtp)
     except SmakomError as exc:
         return [Finding("problem", what, str(exc), _("Correct [smtp] in smakom.toml."))]
-    return [_connection(smtp, greeting, what), _sign_in(smtp, greeting, login)]
+    return [_connection(smtp, greeting, what), _sign_in(smtp, greeting, login), limits(smtp)]
+
+
+def limits(smtp: SmtpConfig) -> Finding:
+    """The sending rates in [smtp] against the provider's published limits."""
+    from smakom_cli.signin.providers import PROFILES
+
+    what = _("sending limits")
+    profile = PROFILES.get(smtp.provider)
+    rates = _("{minute} a minute, {day} a day").format(
+        minute=smtp.rate_per_minute or _("no limit"), day=smtp.rate_per_day or _("no limit")
+    )
+    if profile is None:
+        return Finding("ok", what, rates)
+    for key, mine, theirs in (
+        ("rate_per_minute", smtp.rate_per_minute, profile.rate_per_minute),
+        ("rate_per_day", smtp.rate_per_day, profile.rate_per_day),
+    ):
+        if theirs and not 0 < mine <= theirs:
+            return Finding(
+                "warning",
+                what,
+                _("{title} allows {theirs} ({key}), but smakom.toml says {mine}").format(
+                    title=profile.title, theirs=theirs, key=key, mine=mine or _("no limit")
+                ),
+                _(
+                    "Set [smtp] {key} = {theirs} or less, or remove it to use the provider's."
+                ).format(key=key, theirs=theirs),
+            )
+    return Finding("ok", what, rates)
 
 
 def _greet(smtp: SmtpConfig) -> _Greeting:

@@ -23,16 +23,32 @@ def password(server: SmtpTestServer, secret: str = "") -> Login:
 
 def test_smtp_ok(smtp_server: SmtpTestServer) -> None:
     """STARTTLS with a verified certificate, AUTH offered and used; nothing is sent."""
-    connection, sign_in = check_smtp(smtp_server.config(), lambda: password(smtp_server), 5)
+    connection, sign_in, _limits = check_smtp(
+        smtp_server.config(), lambda: password(smtp_server), 5
+    )
     assert connection.status == "ok" and "certificate verified" in connection.found
     assert "PLAIN" in connection.found
     assert sign_in.status == "ok" and "a password" in sign_in.found
     assert smtp_server.messages == []
 
 
+def test_sending_limits() -> None:
+    """Rates above Microsoft 365's published limits (30 a minute, 10,000 a day) are a warning."""
+    from smakom_cli.config import SmtpConfig
+    from smakom_cli.doctor.smtp import limits
+
+    within = SmtpConfig(provider="microsoft365", rate_per_minute=30, rate_per_day=10_000)
+    assert limits(within).status == "ok"
+    too_fast = dataclasses.replace(within, rate_per_minute=0)
+    assert limits(too_fast).status == "warning" and "rate_per_minute" in limits(too_fast).todo
+    assert limits(SmtpConfig()).status == "ok"
+
+
 def test_smtp_wrong_password(smtp_server: SmtpTestServer) -> None:
     """A refused password is a problem naming the account."""
-    _connection, sign_in = check_smtp(smtp_server.config(), lambda: password(smtp_server, "fel"), 5)
+    _connection, sign_in, _limits = check_smtp(
+        smtp_server.config(), lambda: password(smtp_server, "fel"), 5
+    )
     assert sign_in.status == "problem" and smtp_server.username in sign_in.found
 
 
@@ -42,7 +58,7 @@ def test_smtp_not_signed_in(smtp_server: SmtpTestServer) -> None:
     def missing() -> Login:
         raise SmakomError("no password is stored for kansli@smakom.se. Run `smakom login` first.")
 
-    _connection, sign_in = check_smtp(smtp_server.config(), missing, 5)
+    _connection, sign_in, _limits = check_smtp(smtp_server.config(), missing, 5)
     assert sign_in.status == "problem" and "smakom login" in sign_in.found
 
 
@@ -65,10 +81,10 @@ def test_smtp_xoauth2(smtp_server: SmtpTestServer) -> None:
     smtp_server.handler.token_is_valid = lambda user, token: token == "giltig-token"
     smtp = dataclasses.replace(smtp_server.config(), auth="oauth2")
     token = Login(smtp_server.username, "giltig-token", method="xoauth2")
-    _connection, sign_in = check_smtp(smtp, lambda: token, 5)
+    _connection, sign_in, _limits = check_smtp(smtp, lambda: token, 5)
     assert sign_in.status == "ok" and "XOAUTH2" in sign_in.found
     refused = dataclasses.replace(token, secret="utgången")
-    _connection, sign_in = check_smtp(smtp, lambda: refused, 5)
+    _connection, sign_in, _limits = check_smtp(smtp, lambda: refused, 5)
     assert sign_in.status == "problem"
 
 
