@@ -855,11 +855,13 @@ def watching(s: Settings, work: Path, smakom: list[str], preview: float) -> None
     issue = example / ISSUE
     watcher = IssueWatcher(example / "smakom.toml", issue, None, None, SECRET.encode())
     watcher.render()  # the first render compiles the templates: the next rows time it
-    times = []
+    times, cpu = [], []
     for number in range(WATCH_RENDERS):
         save(issue, number)
         assert watcher.changed()
+        used = time.process_time()
         rendering = watcher.render()
+        cpu.append(time.process_time() - used)
         assert not rendering.error, rendering.error
         times.append(rendering.seconds)
     seconds = median(times)
@@ -867,8 +869,9 @@ def watching(s: Settings, work: Path, smakom: list[str], preview: float) -> None
         Row(
             "6 Watch",
             "`preview --watch`: re-render after a save, in the running process "
-            f"(IssueWatcher.render), median of {WATCH_RENDERS} (range)",
-            f"{seconds * 1000:.0f} ms ({min(times) * 1000:.0f}–{max(times) * 1000:.0f})",
+            f"(IssueWatcher.render), median of {WATCH_RENDERS} (range; CPU time)",
+            f"{seconds * 1000:.0f} ms ({min(times) * 1000:.0f}–{max(times) * 1000:.0f}; "
+            f"CPU {median(cpu) * 1000:.0f} ms)",
             "≤ 100 ms",
             verdict(seconds <= 0.1),
         )

@@ -34,6 +34,9 @@ from smakom_cli.errors import ExitCode
 from smakom_cli.signin.providers import PROVIDERS
 
 DOCS = Path(__file__).resolve().parent
+TESTS = DOCS.parent / "tests"
+# A test that needs a system program says so: require_program("dovecot", "dovecot-imapd").
+_REQUIRE = re.compile(r'require_program\(\s*"([^"]+)",\s*"([^"]+)"\s*\)')
 
 # The settings that take one of a few words, and the words, as config.py checks them.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -110,9 +113,32 @@ def exit_codes() -> str:
     return "\n".join(rows)
 
 
+def system_programs() -> str:
+    """The table of the programs the tests start, from their require_program calls, each
+    test file described by the first line of its docstring."""
+    import ast
+
+    needs: dict[Path, dict[str, str]] = {}
+    for test in sorted(TESTS.rglob("test_*.py")):
+        text = test.read_text(encoding="utf-8")
+        found = dict(_REQUIRE.findall(text))
+        if found:
+            needs[test] = found
+    rows = ["| tests | what they check | programs | Debian packages |", "| --- | --- | --- | --- |"]
+    for test, programs in needs.items():
+        docstring = ast.get_docstring(ast.parse(test.read_text(encoding="utf-8"))) or ""
+        what = " ".join(docstring.split("\n\n")[0].split())
+        name = test.relative_to(TESTS.parent).as_posix()
+        shown = ", ".join(f"`{program}`" for program in programs)
+        packages = ", ".join(f"`{package}`" for package in dict.fromkeys(programs.values()))
+        rows.append(f"| `{name}` | {what} | {shown} | {packages} |")
+    return "\n".join(rows)
+
+
 GENERATORS: dict[str, tuple[str, Callable[[], str]]] = {
     "settings": ("settings.md", settings_reference),
     "exit-codes": ("exit-codes.md", exit_codes),
+    "system-programs": ("development.md", system_programs),
 }
 
 

@@ -64,9 +64,10 @@ def test_every_relative_link_leads_to_a_page_and_heading() -> None:
                 assert anchor in anchors(linked), f"{page.name}: {target} is no heading"
 
 
-@pytest.mark.parametrize("name", ["settings", "exit-codes"])
+@pytest.mark.parametrize("name", ["settings", "exit-codes", "system-programs"])
 def test_the_generated_references_match_the_code(name: str) -> None:
-    """The settings and exit-code tables are what docs/generate.py writes from the code now."""
+    """The settings, exit-code and system-program tables are what docs/generate.py writes from
+    the code and the tests now."""
     generator = load_generator()
     file, _make = generator.GENERATORS[name]
     page = (DOCS / file).read_text(encoding="utf-8")
@@ -85,7 +86,7 @@ def test_a_changed_setting_makes_the_settings_page_stale(
     monkeypatch.setitem(RANGES, "smtp.connections", Range(1, 20))
     assert "from 1 to 20" in generator.generated(page)
     # The same, seen from the script: a page that no longer says what the code does.
-    for file in ["generate.py", "exit-codes.md"]:
+    for file in ["generate.py", "exit-codes.md", "development.md"]:
         (tmp_path / file).write_bytes((DOCS / file).read_bytes())
     (tmp_path / "settings.md").write_text(page.replace(row, ""), encoding="utf-8")
     checked = subprocess.run(

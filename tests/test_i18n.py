@@ -3,6 +3,7 @@ a Swedish translation with the same placeholders."""
 
 from __future__ import annotations
 
+import ast
 import os
 import string
 import subprocess
@@ -113,6 +114,30 @@ def test_every_marked_message_has_a_swedish_translation() -> None:
         if entry is None or entry.fuzzy or not all(_translations(entry)):
             missing.append(message.id)
     assert not missing, f"{len(missing)} messages without Swedish, e.g. {missing[:5]}"
+
+
+def test_no_translation_is_asked_for_inside_an_f_string() -> None:
+    """_() inside an f-string is invisible to the extraction (Python 3.11 tokenises an f-string
+    as one string): its message would never reach the catalog."""
+    hidden = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.JoinedStr):
+                for inner in ast.walk(node):
+                    if _marks_a_literal(inner):
+                        hidden.append(f"{path.relative_to(PACKAGE)}:{inner.lineno}")
+    assert not hidden, hidden
+
+
+def _marks_a_literal(node: ast.AST) -> bool:
+    """A call like _("text"), whose text the extraction should have found."""
+    return (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") in {"_", "ngettext", "N_"}
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Constant)
+    )
 
 
 def test_translations_keep_the_placeholders() -> None:

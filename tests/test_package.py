@@ -3,6 +3,8 @@ sdist installed as a program in an environment of their own, outside the reposit
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import subprocess
 import sys
@@ -77,18 +79,39 @@ def test_python_dash_m_runs_the_preview(newsletter: Path) -> None:
 def test_the_installed_program_starts_a_newsletter_and_dry_runs_it(
     installed: Installed, tmp_path: Path
 ) -> None:
-    """Installed from the wheel, outside the repository: `smakom init x`, then a dry run in it."""
+    """Installed from the wheel, outside the repository: `smakom init x`, then a dry run in it,
+    which writes the outbox and names what smakom.toml still lacks for a real send."""
     out = run([str(installed.smakom), "init", "x"], tmp_path, installed.env)
     assert "smakom.toml" in out
     folder = tmp_path / "x"
     [issue] = (folder / "issues").glob("*.md")
-    out = run(
+    completed = subprocess.run(
         [str(installed.smakom), "send", f"issues/{issue.name}", "--dry-run"],
-        folder,
-        installed.env,
+        cwd=folder,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
     )
-    assert "Dry run" in out
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "Dry run" in completed.stdout
+    assert "[unsubscribe] url" in completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr
     assert (folder / "outbox" / issue.stem).is_dir()
+
+
+@pytest.mark.slow
+def test_the_installed_program_carries_the_example(installed: Installed, tmp_path: Path) -> None:
+    """`smakom init prov --example` from the wheel, then a dry run, as the README says: a
+    message per reader, exit 0."""
+    run([str(installed.smakom), "init", "prov", "--example"], tmp_path, installed.env)
+    folder = tmp_path / "prov"
+    run([str(installed.smakom), "send", "issues/2021-01.md", "--dry-run"], folder, installed.env)
+    written = sorted((folder / "outbox" / "2021-01").glob("*.eml"))
+    assert written
+    message = email.message_from_bytes(written[0].read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "SmåKom Nyhetsbrev Januari 2021"
 
 
 @pytest.mark.slow

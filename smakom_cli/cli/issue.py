@@ -151,12 +151,22 @@ def init(
     folder: Annotated[
         Path, typer.Argument(help=_("The folder to create or fill."), file_okay=False)
     ],
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help=_(
+                "Fill it with the bundled example instead: the January 2021 issue with its "
+                "images, settings and a small list, to try every command on."
+            ),
+        ),
+    ] = False,
 ) -> None:
     import datetime as dt
 
     from smakom_cli.compose.scaffold import create_newsletter
 
-    for path in create_newsletter(folder, dt.date.today()):
+    for path in create_newsletter(folder, dt.date.today(), example=example):
         output.success(_("created {path}").format(path=path))
     output.info(
         _("Next: edit {value}, then `smakom preview` the issue in {value2}.").format(

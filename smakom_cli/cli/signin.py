@@ -40,15 +40,16 @@ def smtp_login(config: Config) -> Login | None:
             ).format(username=username, password_variable=PASSWORD_VARIABLE)
         )
     if password.source == "environment":
-        remedy = (
-            f"The password is the one in {password.where}, which overrides the keyring: "
-            "correct that variable, or unset it to use the one `smakom login` stores."
-        )
+        remedy = _(
+            "The password is the one in {where}, which overrides the keyring: "
+            "correct that variable, or unset it to use the one `smakom login` "
+            "stores."
+        ).format(where=password.where)
     else:
-        remedy = (
-            f"The password is the one stored in the system keyring ({password.where}): "
-            "run `smakom login` to store the right one."
-        )
+        remedy = _(
+            "The password is the one stored in the system keyring ({where}): run "
+            "`smakom login` to store the right one."
+        ).format(where=password.where)
     return Login(username, password.value, remedy=remedy)
 
 
@@ -67,9 +68,10 @@ def xoauth2_login(sign_in: SignIn) -> Login:
     from smakom_cli.delivery.smtp import Login
 
     token = sign_in.access_token("smtp")
-    remedy = (
-        "Run `smakom login` to sign in again; if that does not help, see docs/mail-providers.md "
-        "(Microsoft 365) for the app registration and SMTP AUTH for the mailbox."
+    remedy = _(
+        "Run `smakom login` to sign in again; if that does not help, see "
+        "docs/mail-providers.md (Microsoft 365) for the app registration and "
+        "SMTP AUTH for the mailbox."
     )
     return Login(token.username, token.token, method="xoauth2", remedy=remedy)
 
@@ -144,7 +146,7 @@ def inbox_login(config: Config) -> Login:
         from smakom_cli.signin.oauth import access_token
 
         token = access_token(config, "imap")
-        remedy = (
+        remedy = _(
             "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see "
             "docs/mail-providers.md)."
         )
@@ -157,9 +159,9 @@ def inbox_login(config: Config) -> Login:
                 "--inbox` first (or set {imap_password_variable} for unattended runs)."
             ).format(username=username, imap_password_variable=IMAP_PASSWORD_VARIABLE)
         )
-    remedy = (
-        f"run `smakom login --inbox` to store the right password (or set {IMAP_PASSWORD_VARIABLE})."
-    )
+    remedy = _(
+        "run `smakom login --inbox` to store the right password (or set {imap_password_variable})."
+    ).format(imap_password_variable=IMAP_PASSWORD_VARIABLE)
     return Login(username, password, remedy=remedy)
 
 

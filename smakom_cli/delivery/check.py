@@ -15,6 +15,7 @@ from typing import Literal
 from smakom_cli.compose.render import RenderedIssue
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 
 GMAIL_CLIP_BYTES = 102 * 1024
 SUBJECT_MAX = 78
@@ -26,11 +27,11 @@ _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{%20|%7B%7B", re.DOTALL)
 _SAMPLE_ADDRESS = "mottagare@example.org"
 # Where each header that cannot be folded short enough comes from.
 _HEADER_SOURCES = {
-    "From": "[sender] email",
-    "Reply-To": "[sender] reply_to",
-    "Message-ID": "[sender] email",
-    "List-Id": "[newsletter] list_id",
-    "List-Unsubscribe": "[unsubscribe] url and mailto",
+    "From": N_("[sender] email"),
+    "Reply-To": N_("[sender] reply_to"),
+    "Message-ID": N_("[sender] email"),
+    "List-Id": N_("[newsletter] list_id"),
+    "List-Unsubscribe": N_("[unsubscribe] url and mailto"),
 }
 
 
@@ -81,12 +82,14 @@ def _subject(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "warning",
             mail.name,
-            f"the subject is {len(issue.subject)} characters; mail programs show about "
-            f"{SUBJECT_MAX} in the list view.",
+            _(
+                "the subject is {count} characters; mail programs show about "
+                "{subject_max} in the list view."
+            ).format(count=len(issue.subject), subject_max=SUBJECT_MAX),
         )
     if not issue.preheader:
         yield Finding(
-            "warning", mail.name, "no preheader: the inbox shows the first words of the body."
+            "warning", mail.name, _("no preheader: the inbox shows the first words of the body.")
         )
 
 
@@ -96,8 +99,10 @@ def _size(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "error",
             mail.name,
-            f"the HTML is {size / 1024:.0f} KB; Gmail cuts messages over 102 KB and hides "
-            "the rest, the unsubscribe link included. Shorten the issue.",
+            _(
+                "the HTML is {value:.0f} KB; Gmail cuts messages over 102 KB and hides "
+                "the rest, the unsubscribe link included. Shorten the issue."
+            ).format(value=size / 1024),
         )
 
 
@@ -109,25 +114,30 @@ def _message_size(mail: _Mail) -> Iterator[Finding]:
     size = estimated_size(mail.rendered, mail.html, mail.text)
     limit = mail.config.smtp.max_message_mb * 1024 * 1024
     shown = _megabytes(size)
-    advice = (
-        "link the images from the web version instead ('images: link' in the issue, or "
-        '[newsletter] images = "link")'
-        if mail.rendered.image_mode == "embed" and mail.rendered.images
-        else "make the images smaller"
-    )
+    if mail.rendered.image_mode == "embed" and mail.rendered.images:
+        advice = _(
+            "link the images from the web version instead ('images: link' in the issue, or "
+            '[newsletter] images = "link")'
+        )
+    else:
+        advice = _("make the images smaller")
     if size > limit:
         yield Finding(
             "error",
             mail.name,
-            f"the message is {shown}, over the mail provider's limit of "
-            f"{mail.config.smtp.max_message_mb:g} MB ([smtp] max_message_mb); {advice}.",
+            _(
+                "the message is {shown}, over the mail provider's limit of "
+                "{max_message_mb:g} MB ([smtp] max_message_mb); {advice}."
+            ).format(shown=shown, max_message_mb=mail.config.smtp.max_message_mb, advice=advice),
         )
     elif size > MESSAGE_WARN_BYTES:
         yield Finding(
             "warning",
             mail.name,
-            f"the message is {shown} and goes to every subscriber (keep it under "
-            f"{MESSAGE_WARN_BYTES // 1024} KB); {advice}.",
+            _(
+                "the message is {shown} and goes to every subscriber (keep it under "
+                "{value} KB); {advice}."
+            ).format(shown=shown, value=MESSAGE_WARN_BYTES // 1024, advice=advice),
         )
 
 
@@ -150,9 +160,16 @@ def _line_lengths(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "error",
             mail.config.path.name if source else mail.name,
-            f"the {where} has a line of {length} characters; mail servers refuse lines over "
-            f"{LINE_LIMIT} (RFC 5322), so every message would be refused. Shorten "
-            f"{source or 'it'}.",
+            _(
+                "the {where} has a line of {length} characters; mail servers refuse "
+                "lines over {line_limit} (RFC 5322), so every message would be "
+                "refused. Shorten {source}."
+            ).format(
+                where=where,
+                length=length,
+                line_limit=LINE_LIMIT,
+                source=_(source) if source else _("it"),
+            ),
         )
 
 
@@ -179,9 +196,15 @@ def _linked_images(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "warning",
             mail.name,
-            f"the images are linked from {mail.config.newsletter.web_base_url}, but "
-            f"{len(missing)} of them are not in the web version ({DEFAULT_FOLDER}/) yet: run "
-            f"`smakom archive` and upload {DEFAULT_FOLDER}/ before sending.",
+            _(
+                "the images are linked from {web_base_url}, but {count} of them are "
+                "not in the web version ({default_folder}/) yet: run `smakom archive` "
+                "and upload {default_folder}/ before sending."
+            ).format(
+                web_base_url=mail.config.newsletter.web_base_url,
+                count=len(missing),
+                default_folder=DEFAULT_FOLDER,
+            ),
         )
 
 
@@ -192,13 +215,15 @@ def _css(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "warning",
             mail.rendered.template_name,
-            f"a CSS rule cannot be read and is left out: {problem}",
+            _("a CSS rule cannot be read and is left out: {problem}").format(problem=problem),
         )
     if len(problems) > CSS_PROBLEMS_SHOWN:
         yield Finding(
             "warning",
             mail.rendered.template_name,
-            f"{len(problems) - CSS_PROBLEMS_SHOWN} more CSS problems like these.",
+            _("{value} more CSS problems like these.").format(
+                value=len(problems) - CSS_PROBLEMS_SHOWN
+            ),
         )
 
 
@@ -207,29 +232,37 @@ def _images(mail: _Mail) -> Iterator[Finding]:
         if not ref.alt.strip():
             yield Finding(
                 "error",
-                f"{mail.name} line {ref.line}",
-                f"the image {ref.src} has no alt text: write it inside ![…].",
+                _("{name} line {line}").format(name=mail.name, line=ref.line),
+                _("the image {src} has no alt text: write it inside ![…].").format(src=ref.src),
             )
     brand = mail.config.brand
     if brand.logo and not brand.logo_alt:
         yield Finding(
-            "warning", mail.config.path.name, "[brand] logo_alt is empty: the logo has no alt text."
+            "warning",
+            mail.config.path.name,
+            _("[brand] logo_alt is empty: the logo has no alt text."),
         )
     for image in mail.rendered.images:
         if not image.path.is_file():
-            yield Finding("error", image.origin, f"the image {image.path} does not exist.")
+            yield Finding(
+                "error", image.origin, _("the image {path} does not exist.").format(path=image.path)
+            )
         elif image.path.stat().st_size > IMAGE_MAX_BYTES:
             megabytes = image.path.stat().st_size / 1024 / 1024
-            travels = (
-                "goes into every message"
-                if mail.rendered.image_mode == "embed"
-                else "is downloaded by every reader"
-            )
+            if mail.rendered.image_mode == "embed":
+                sentence = _(
+                    "the image {name} is {megabytes:.1f} MB and goes into every message; make "
+                    "it smaller."
+                )
+            else:
+                sentence = _(
+                    "the image {name} is {megabytes:.1f} MB and is downloaded by every reader; "
+                    "make it smaller."
+                )
             yield Finding(
                 "warning",
                 image.origin,
-                f"the image {image.path.name} is {megabytes:.1f} MB and {travels}; make it "
-                "smaller.",
+                sentence.format(name=image.path.name, megabytes=megabytes),
             )
 
 
@@ -239,17 +272,25 @@ def _links(mail: _Mail) -> Iterator[Finding]:
     for href in dict.fromkeys(map(html.unescape, _HREF.findall(mail.html))):
         if not re.match(r"(?i)(https?://[^/\s]+|mailto:[^@\s]+@)", href):
             line = body_links.get(href)
-            where = f"{mail.name} line {line}" if line else "the template or smakom.toml"
+            where = (
+                _("{file} line {line}").format(file=mail.name, line=line)
+                if line
+                else _("the template or smakom.toml")
+            )
             yield Finding(
-                "error", where, f"the link '{href}' is not a full http(s):// or mailto: address."
+                "error",
+                where,
+                _("the link '{href}' is not a full http(s):// or mailto: address.").format(
+                    href=href
+                ),
             )
 
 
 def _output(mail: _Mail) -> Iterator[Finding]:
     if _PLACEHOLDER.search(mail.html) or _PLACEHOLDER.search(mail.text):
-        yield Finding("error", "the template", "a template placeholder ({{ … }}) was left.")
+        yield Finding("error", _("the template"), _("a template placeholder ({{ … }}) was left."))
     if not mail.text.strip():
-        yield Finding("error", "the template", "the plain-text part is empty.")
+        yield Finding("error", _("the template"), _("the plain-text part is empty."))
 
 
 def _unsubscribe(mail: _Mail) -> Iterator[Finding]:
@@ -257,25 +298,35 @@ def _unsubscribe(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "error",
             mail.config.path.name,
-            "no [unsubscribe] mailto or url: the List-Unsubscribe header would be missing.",
+            _("no [unsubscribe] mailto or url: the List-Unsubscribe header would be missing."),
         )
     elif not mail.config.unsubscribe.url:
         yield Finding(
             "error",
             mail.config.path.name,
-            "no https [unsubscribe] url: Gmail and Yahoo require one-click unsubscribe "
-            "(RFC 8058) from bulk senders, and a mailto address alone does not give it.",
+            _(
+                "no https [unsubscribe] url: Gmail and Yahoo require one-click "
+                "unsubscribe (RFC 8058) from bulk senders, and a mailto address alone "
+                "does not give it."
+            ),
         )
     elif not mail.config.unsubscribe.url.startswith("https://"):
         yield Finding(
             "error",
             mail.config.path.name,
-            "[unsubscribe] url is http://, for a test on this machine only: readers' "
-            "providers need an https link for one-click unsubscribe (RFC 8058).",
+            _(
+                "[unsubscribe] url is http://, for a test on this machine only: "
+                "readers' providers need an https link for one-click unsubscribe (RFC "
+                "8058)."
+            ),
         )
     for part, body in (("HTML", mail.rendered.html), ("plain text", mail.rendered.text)):
         if not any(field.name == "unsubscribe_url" for field in body.fields):
-            yield Finding("error", "the template", f"the {part} has no {{{{ unsubscribe_url }}}}.")
+            yield Finding(
+                "error",
+                _("the template"),
+                _("the {part} has no {{{{ unsubscribe_url }}}}.").format(part=part),
+            )
 
 
 def _addresses(mail: _Mail) -> Iterator[Finding]:
@@ -289,7 +340,7 @@ def _web_version(mail: _Mail) -> Iterator[Finding]:
         yield Finding(
             "warning",
             mail.config.path.name,
-            "[newsletter] web_base_url is not set: the mail has no link to a web version.",
+            _("[newsletter] web_base_url is not set: the mail has no link to a web version."),
         )
 
 
@@ -298,12 +349,16 @@ def _check_address(config: Config, key: str, value: str, *, required: bool) -> I
 
     if not value:
         if required:
-            yield Finding("error", config.path.name, f"'{key}' is not set.")
+            yield Finding("error", config.path.name, _("'{key}' is not set.").format(key=key))
         return
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        yield Finding("error", config.path.name, f"'{key}' = {value!r} is not valid: {exc}")
+        yield Finding(
+            "error",
+            config.path.name,
+            _("'{key}' = {value!r} is not valid: {exc}").format(key=key, value=value, exc=exc),
+        )
 
 
 def probe_service(config: Config, timeout: float = 3.0) -> Finding | None:
@@ -323,15 +378,17 @@ def probe_service(config: Config, timeout: float = 3.0) -> Finding | None:
         with urllib.request.urlopen(urls.health, timeout=timeout) as response:  # noqa: S310
             if response.read(100).strip() == b"ok":
                 return None
-            problem = "answers, but not as `smakom serve` does"
+            problem = _("answers, but not as `smakom serve` does")
     except urllib.error.HTTPError as exc:
-        problem = f"answers {exc.code} {exc.reason}"
+        problem = _("answers {code} {reason}").format(code=exc.code, reason=exc.reason)
     except (urllib.error.URLError, OSError) as exc:
-        problem = f"answers nothing ({getattr(exc, 'reason', exc)})"
+        problem = _("answers nothing ({getattr})").format(getattr=getattr(exc, "reason", exc))
     return Finding(
         "warning",
         config.path.name,
-        f"the one-click unsubscribe service at {urls.health} {problem}: readers who press "
-        "Unsubscribe in Gmail or Yahoo, or the footer link, would not be heard. See "
-        "docs/service.md on running `smakom serve`.",
+        _(
+            "the one-click unsubscribe service at {health} {problem}: readers who "
+            "press Unsubscribe in Gmail or Yahoo, or the footer link, would not be "
+            "heard. See docs/service.md on running `smakom serve`."
+        ).format(health=urls.health, problem=problem),
     )

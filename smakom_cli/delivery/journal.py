@@ -61,7 +61,7 @@ SENDING_FOLDER = Path(".smakom") / "sending"
 _MAX_RECORD = 2048
 _MAX_REPLY = 500
 _SUM = b',"sum":"'
-_REPAIR = (
+_REPAIR = _(
     "The journal records who already received this issue, so smakom will not send it until "
     "the file is repaired: restore it from a backup; smakom will not guess who got it."
 )
@@ -253,7 +253,11 @@ def _parse(path: Path, data: bytes) -> tuple[_Tracker, int]:
         except ValueError as exc:
             if last and number > 1 and _torn(line):
                 return tracker, offset
-            raise SmakomError(f"{path}, line {number}: {exc}. {_REPAIR}") from None
+            raise SmakomError(
+                _("{path}, line {number}: {exc}. {repair}").format(
+                    path=path, number=number, exc=exc, repair=_REPAIR
+                )
+            ) from None
         tracker.apply(record)
         offset += len(line) + 1
     return tracker, len(data)
@@ -276,22 +280,24 @@ def _decode(line: bytes, *, checked: bool) -> dict[str, Any]:
     if checked:
         cut = line.rfind(_SUM)
         if cut < 0 or not line.endswith(b'"}'):
-            raise ValueError("a journal line without its checksum")
+            raise ValueError(_("a journal line without its checksum"))
         expected = line[cut + len(_SUM) : -2]
         if f"{zlib.crc32(line[:cut] + b'}'):08x}".encode() != expected:
-            raise ValueError("the line was changed or damaged (its checksum does not match)")
+            raise ValueError(_("the line was changed or damaged (its checksum does not match)"))
     try:
         record = json.loads(line.decode("utf-8"))
     except ValueError:  # also UnicodeDecodeError
-        raise ValueError("not a journal line (not JSON, or several lines joined)") from None
+        raise ValueError(_("not a journal line (not JSON, or several lines joined)")) from None
     if not isinstance(record, dict) or record.get("event") not in _EVENTS:
-        raise ValueError("not a journal record")
+        raise ValueError(_("not a journal record"))
     if record["event"] in _KEYED and not isinstance(record.get("key"), str):
-        raise ValueError("a record without its recipient")
+        raise ValueError(_("a record without its recipient"))
     fields = {Mark.HEADER: ("issue", "subject", "fingerprint"), Mark.SESSION: ("list", "boot")}
     for name in ("time", *fields.get(record["event"], ())):
         if not isinstance(record.get(name), str):
-            raise ValueError(f"a {record['event']} record without its {name}")
+            raise ValueError(
+                _("a {record} record without its {name}").format(record=record["event"], name=name)
+            )
     return record
 
 
@@ -299,12 +305,12 @@ def _check_order(tracker: _Tracker, record: Mapping[str, Any], *, versioned: boo
     event = record["event"]
     if not versioned:
         if event in (Mark.HEADER, Mark.SESSION, Mark.ENDING, Mark.HANDED, Outcome.UNCERTAIN):
-            raise ValueError("a newer kind of record in an old journal")
+            raise ValueError(_("a newer kind of record in an old journal"))
         return
     if (tracker.header is None) != (event == Mark.HEADER):
-        raise ValueError("the journal's first line must be its header, and only it")
+        raise ValueError(_("the journal's first line must be its header, and only it"))
     if event in _KEYED and not tracker.sessions:
-        raise ValueError("a message recorded before any session")
+        raise ValueError(_("a message recorded before any session"))
 
 
 def encode(record: Mapping[str, Any]) -> bytes:
@@ -493,8 +499,10 @@ class Journal:
             lock.acquire(timeout=0)
         except Timeout:
             raise SmakomError(
-                f"Another smakom is sending this issue right now ({path} is in use). "
-                "Wait for it to finish, then run the command again."
+                _(
+                    "Another smakom is sending this issue right now ({path} is in use). "
+                    "Wait for it to finish, then run the command again."
+                ).format(path=path)
             ) from None
         try:
             if not path.exists():
@@ -502,7 +510,9 @@ class Journal:
             data = path.read_bytes()
             tracker, intact = _parse(path, data)
             if tracker.header is None:
-                raise SmakomError(f"{path} is a journal of an older smakom; it is only read.")
+                raise SmakomError(
+                    _("{path} is a journal of an older smakom; it is only read.").format(path=path)
+                )
             # Unbuffered: a line the disk refuses is refused at once, with nothing left
             # in a buffer to fail again when the journal is closed.
             file = path.open("r+b", buffering=0)
@@ -600,9 +610,10 @@ class Journal:
                 _write_all(self._file, line)
             except OSError as error:
                 self._refused = SmakomError(
-                    f"the journal {self.path} could not be written "
-                    f"({error.strerror or error}); make room on the disk, so that what "
-                    "went out can be recorded before more is sent."
+                    _(
+                        "the journal {path} could not be written ({value}); make room on the "
+                        "disk, so that what went out can be recorded before more is sent."
+                    ).format(path=self.path, value=error.strerror or error)
                 )
                 raise self._refused from error
             self._committer.written += len(line)

@@ -29,6 +29,7 @@ from smakom_cli.config import Config
 from smakom_cli.delivery.check import Finding, check_issue
 from smakom_cli.delivery.smtp import Outgoing
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     import jinja2
@@ -62,7 +63,11 @@ class Mailing:
         if email:
             found = find_subscriber(self.subscribers_path, email)
             if found is None:
-                raise SmakomError(f"{email} is not on the list {self.subscribers_path.name}.")
+                raise SmakomError(
+                    _("{email} is not on the list {name}.").format(
+                        email=email, name=self.subscribers_path.name
+                    )
+                )
             return found
         return next(self.recipients(), None) or sample_reader()
 

@@ -39,6 +39,7 @@ from smakom_cli.delivery.smtp import (
     where,
 )
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.signin.providers import explain_reply, is_sending_limit
 
 # The calling thread never blocks longer than this, so a Ctrl-C (which only sets `stop`, and
@@ -239,8 +240,10 @@ class DailyLimitReached(SmakomError):
     def __init__(self, limit: int, resume_after: dt.datetime) -> None:
         when = resume_after.astimezone().strftime("%Y-%m-%d %H:%M %Z")
         super().__init__(
-            f"The daily limit of {limit} messages ([smtp] rate_per_day) is reached: run the "
-            f"same command again after {when} to send to the rest."
+            _(
+                "The daily limit of {limit} messages ([smtp] rate_per_day) is reached: run the "
+                "same command again after {when} to send to the rest."
+            ).format(limit=limit, when=when)
         )
         self.resume_after = resume_after
 
@@ -249,8 +252,12 @@ class SendingLimitRefused(SmakomError):
     """The provider refused a message because the mailbox reached its sending quota."""
 
     def __init__(self, smtp: SmtpConfig, reply: str) -> None:
-        advice = explain_reply(smtp.provider, reply) or "run the same command again tomorrow."
-        super().__init__(f"{where(smtp)} stopped the send ({reply}). {advice}")
+        advice = explain_reply(smtp.provider, reply) or _("run the same command again tomorrow.")
+        super().__init__(
+            _("{server} stopped the send ({reply}). {advice}").format(
+                server=where(smtp), reply=reply, advice=advice
+            )
+        )
         # Microsoft and Google count a rolling 24 hours and say no more precisely.
         self.resume_after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=_DAY_SECONDS)
 
@@ -352,8 +359,8 @@ class _Dispatcher:
                 break
             self._take(result)
         # Messages waiting for a retry when the run stopped: the journal says "deferred".
-        for _, _, item in self.retries:
-            self._defer(item.outgoing.key, "not tried again before the send stopped")
+        for _due, _order, item in self.retries:
+            self._defer(item.outgoing.key, _("not tried again before the send stopped"))
         self.retries.clear()
 
     def report(self, *, interrupted: bool) -> SendReport:
@@ -578,18 +585,24 @@ class _Worker(threading.Thread):
             self.drops_in_a_row += 1
             if self.drops_in_a_row >= _MAX_DROPS_IN_A_ROW:
                 error = SmakomError(
-                    f"{where(self.shared.smtp)} keeps closing the connection ({reply}). "
-                    "Try again later; the messages not sent yet go then."
+                    _(
+                        "{where} keeps closing the connection ({reply}). Try again later; the "
+                        "messages not sent yet go then."
+                    ).format(where=where(self.shared.smtp), reply=reply)
                 )
         else:
             self.drops_in_a_row = 0
         if outcome == Outcome.SENDER_REFUSED:
             advice = explain_reply(self.shared.smtp.provider, reply) or (
-                "Check [sender] email, and that [smtp] username may send as it."
+                _("Check [sender] email, and that [smtp] username may send as it.")
             )
             error = SmakomError(
-                f"{where(self.shared.smtp)} refused the sender address "
-                f"{self.shared.envelope_from} ({reply}). {advice}"
+                _("{where} refused the sender address {envelope_from} ({reply}). {advice}").format(
+                    where=where(self.shared.smtp),
+                    envelope_from=self.shared.envelope_from,
+                    reply=reply,
+                    advice=advice,
+                )
             )
         return _Result(item, outcome, reply, error)
 

@@ -17,6 +17,7 @@ from typing import Literal
 from smakom_cli.config import SmtpConfig
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _
 from smakom_cli.signin.providers import explain_reply
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -44,7 +45,7 @@ class Login:
     username: str
     secret: str = field(repr=False)
     method: Literal["password", "xoauth2"] = "password"
-    remedy: str = "Run `smakom login` to store the right password."
+    remedy: str = _("Run `smakom login` to store the right password.")
 
 
 class Unreachable(SmakomError):
@@ -58,13 +59,18 @@ def connect(smtp: SmtpConfig, login: Login | None) -> smtplib.SMTP:
     """An open, secured and logged-in connection; a SmakomError says what to fix."""
     if smtp.security == "none" and smtp.host not in LOCAL_HOSTS:
         raise SmakomError(
-            f'[smtp] security = "none" would send the password and every message unencrypted '
-            f'to {smtp.host}; it is only allowed for localhost. Use "starttls" or "tls".'
+            _(
+                '[smtp] security = "none" would send the password and every message '
+                "unencrypted to {host}; it is only allowed for localhost. Use "
+                '"starttls" or "tls".'
+            ).format(host=smtp.host)
         )
     if smtp.username and login is None:
         raise SmakomError(
-            f"No password for {smtp.username}: run `smakom login` "
-            "(or set SMAKOM_SMTP_PASSWORD for unattended runs)."
+            _(
+                "No password for {username}: run `smakom login` (or set "
+                "SMAKOM_SMTP_PASSWORD for unattended runs)."
+            ).format(username=smtp.username)
         )
     context = _tls_context(smtp) if smtp.security != "none" else None
     try:
@@ -135,7 +141,7 @@ def transact(
         options.append("BODY=8BITMIME")
     if not (envelope_from + outgoing.envelope_to).isascii():
         if not connection.has_extn("smtputf8"):
-            return Outcome.FAILED, "the server does not accept addresses with non-ASCII letters"
+            return Outcome.FAILED, _("the server does not accept addresses with non-ASCII letters")
         options.append("SMTPUTF8")
     try:
         code, text = connection.mail(envelope_from, options)
@@ -149,7 +155,7 @@ def transact(
             return _refused(connection, code, text)
         connection.send(body)
     except smtplib.SMTPServerDisconnected as exc:
-        return Outcome.DROPPED, f"the server closed the connection ({exc})"
+        return Outcome.DROPPED, _("the server closed the connection ({reason})").format(reason=exc)
     before_end()
     try:
         connection.send(b".\r\n")
@@ -183,8 +189,10 @@ def _tls_context(smtp: SmtpConfig) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=smtp.ca_file or None)
     except (OSError, ssl.SSLError) as exc:
         raise SmakomError(
-            f"[smtp] ca_file {smtp.ca_file} cannot be used ({exc}). "
-            "It must be the PEM certificate of the authority that signed the server's."
+            _(
+                "[smtp] ca_file {ca_file} cannot be used ({exc}). It must be the PEM "
+                "certificate of the authority that signed the server's."
+            ).format(ca_file=smtp.ca_file, exc=exc)
         ) from None
 
 
@@ -196,8 +204,10 @@ def _authenticate(connection: smtplib.SMTP, smtp: SmtpConfig, login: Login) -> N
     """
     if not connection.has_extn("auth"):
         raise SmakomError(
-            f"{where(smtp)} does not offer a login on this connection. Check [smtp] "
-            "security, or leave [smtp] username empty if the server needs no login."
+            _(
+                "{where} does not offer a login on this connection. Check [smtp] "
+                "security, or leave [smtp] username empty if the server needs no login."
+            ).format(where=where(smtp))
         )
     mechanisms = connection.esmtp_features["auth"].upper().split()
     if login.method == "xoauth2":
@@ -212,8 +222,10 @@ def _authenticate(connection: smtplib.SMTP, smtp: SmtpConfig, login: Login) -> N
             code, text = connection.docmd(_b64(login.secret))
     else:
         raise SmakomError(
-            f"{where(smtp)} offers no login method smakom knows "
-            f"(it offers {' '.join(mechanisms)}; smakom uses PLAIN or LOGIN)."
+            _(
+                "{where} offers no login method smakom knows (it offers {join}; smakom "
+                "uses PLAIN or LOGIN)."
+            ).format(where=where(smtp), join=" ".join(mechanisms))
         )
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, text)
@@ -231,8 +243,10 @@ def _authenticate_xoauth2(
     """
     if "XOAUTH2" not in mechanisms:
         raise SmakomError(
-            f"{where(smtp)} does not offer OAuth2 sign-in (XOAUTH2; it offers "
-            f'{" ".join(mechanisms)}). Check [smtp] host, or set [smtp] auth = "password".'
+            _(
+                "{where} does not offer OAuth2 sign-in (XOAUTH2; it offers {join}). "
+                'Check [smtp] host, or set [smtp] auth = "password".'
+            ).format(where=where(smtp), join=" ".join(mechanisms))
         )
     code, text = connection.docmd("AUTH", "XOAUTH2")
     if code == 334:
@@ -250,40 +264,55 @@ def explain(exc: OSError, smtp: SmtpConfig, login: Login | None) -> SmakomError:
     place = where(smtp)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return SmakomError(
-            f"The certificate of {place} could not be verified ({exc.verify_message}). "
-            "If the server uses its own certificate authority, set [smtp] ca_file to that "
-            "authority's certificate (a PEM file)."
+            _(
+                "The certificate of {place} could not be verified ({verify_message}). "
+                "If the server uses its own certificate authority, set [smtp] ca_file "
+                "to that authority's certificate (a PEM file)."
+            ).format(place=place, verify_message=exc.verify_message)
         )
     if isinstance(exc, ssl.SSLError):
         return SmakomError(
-            f"The TLS handshake with {place} failed ({exc.reason or exc}). Check [smtp] "
-            'security: "starttls" is usual on port 587, "tls" on port 465.'
+            _(
+                "The TLS handshake with {place} failed ({value}). Check [smtp] "
+                'security: "starttls" is usual on port 587, "tls" on port 465.'
+            ).format(place=place, value=exc.reason or exc)
         )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         reply = format_reply(exc.smtp_code, exc.smtp_error)
         remedy = login.remedy if login is not None else Login("", "").remedy
         remedy = explain_reply(smtp.provider, reply) or remedy
-        return SmakomError(f"{place} refused the login for {smtp.username} ({reply}). {remedy}")
+        return SmakomError(
+            _("{place} refused the login for {username} ({reply}). {remedy}").format(
+                place=place, username=smtp.username, reply=reply, remedy=remedy
+            )
+        )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return SmakomError(
-            f"{place} does not offer STARTTLS, so nothing can be sent encrypted. If it expects "
-            'TLS from the start (usually port 465), set [smtp] security = "tls".'
+            _(
+                "{place} does not offer STARTTLS, so nothing can be sent encrypted. If "
+                "it expects TLS from the start (usually port 465), set [smtp] security "
+                '= "tls".'
+            ).format(place=place)
         )
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return Unreachable(
-            f"{place} closed the connection before smakom could send ({exc}). Check [smtp] "
-            'port and security: "starttls" is usual on port 587, "tls" on port 465.'
+            _(
+                "{place} closed the connection before smakom could send ({reason}). Check "
+                '[smtp] port and security: "starttls" is usual on port 587, "tls" on port 465.'
+            ).format(place=place, reason=exc)
         )
     if isinstance(exc, smtplib.SMTPResponseException):
         kind = Unreachable if 400 <= exc.smtp_code < 500 else SmakomError
         reply = format_reply(exc.smtp_code, exc.smtp_error)
         advice = explain_reply(smtp.provider, reply)
-        return kind(f"{place} refused the connection ({reply}).{f' {advice}' if advice else ''}")
+        refused = _("{place} refused the connection ({reply}).").format(place=place, reply=reply)
+        return kind(f"{refused} {advice}" if advice else refused)
     if isinstance(exc, smtplib.SMTPException):
         return SmakomError(f"{place}: {exc}.")
     return Unreachable(
-        f"Could not connect to {place}: {exc.strerror or exc}. "
-        "Check [smtp] host and port in smakom.toml."
+        _(
+            "Could not connect to {place}: {reason}. Check [smtp] host and port in smakom.toml."
+        ).format(place=place, reason=exc.strerror or exc)
     )
 
 

@@ -249,7 +249,8 @@ def page(rendering: Rendering) -> str:
     if rendering.error:
         parts.append(f'<p class="error" role="alert">{esc(rendering.error)}</p>')
         if shown is not None:
-            parts.append(f"<p>{esc(_('Below: the last version that could be shown.'))}</p>")
+            below = esc(_("Below: the last version that could be shown."))
+            parts.append(f"<p>{below}</p>")
     elif rendering.findings:
         items = "".join(
             f'<li class="{finding.severity}">{esc(finding.where)}: {esc(finding.message)}</li>'
@@ -257,7 +258,8 @@ def page(rendering: Rendering) -> str:
         )
         parts.append(f'<ul class="findings">{items}</ul>')
     elif shown is not None:
-        parts.append(f'<p class="ok">{esc(_("No findings: the check finds nothing to fix."))}</p>')
+        nothing = esc(_("No findings: the check finds nothing to fix."))
+        parts.append(f'<p class="ok">{nothing}</p>')
     mail = ""
     if shown is not None:
         label = esc(_("The mail"))

@@ -37,6 +37,7 @@ from smakom_cli.delivery.mailing import Mailing
 from smakom_cli.delivery.sender import Failure, ProgressEvent, SendReport, send_messages
 from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import _, ngettext
 
 
 @dataclass(frozen=True)
@@ -80,22 +81,42 @@ class SendPlan:
     @property
     def question(self) -> str:
         """The confirmation to ask, with the count and where it goes."""
-        again = " again (a new journal; the old one is kept)" if self.again else ""
-        return f"Send '{self.subject}' to {self.pending} recipient(s){again} via {self.host}?"
+        if self.again:
+            question = ngettext(
+                "Send '{subject}' to {count} recipient again (a new journal; the old one is "
+                "kept) via {host}?",
+                "Send '{subject}' to {count} recipients again (a new journal; the old one is "
+                "kept) via {host}?",
+                self.pending,
+            )
+        else:
+            question = ngettext(
+                "Send '{subject}' to {count} recipient via {host}?",
+                "Send '{subject}' to {count} recipients via {host}?",
+                self.pending,
+            )
+        return question.format(subject=self.subject, count=self.pending, host=self.host)
 
     @property
     def nothing_to_send_reason(self) -> str:
         """What to say when there is nothing to send: only "everyone" when it is true."""
         if not self.recipients:
-            return f"Nobody on {self.list_name} is to receive the newsletter; nothing to send."
-        if self.failed_before or self.uncertain:
-            return (
-                f"Nothing left to send from {self.list_name}: {self.already} got "
-                f"'{self.subject}', {len(self.failed_before)} were refused for good and "
-                f"{len(self.uncertain)} are uncertain (see below)."
+            return _("Nobody on {list} is to receive the newsletter; nothing to send.").format(
+                list=self.list_name
             )
-        return (
-            f"'{self.subject}' has already gone to everyone on {self.list_name}; nothing to send."
+        if self.failed_before or self.uncertain:
+            return _(
+                "Nothing left to send from {list}: {already} got '{subject}', {failed} were "
+                "refused for good and {uncertain} are uncertain (see below)."
+            ).format(
+                list=self.list_name,
+                already=self.already,
+                subject=self.subject,
+                failed=len(self.failed_before),
+                uncertain=len(self.uncertain),
+            )
+        return _("'{subject}' has already gone to everyone on {list}; nothing to send.").format(
+            subject=self.subject, list=self.list_name
         )
 
 
@@ -127,19 +148,28 @@ class DeliveryReport:
         """What to do to send the rest, and when it makes sense ("" when nothing is left)."""
         if not self.resumable:
             return ""
-        rest = f"Run the same command again to send to the {self.still_to_send} not yet sent"
+        count = self.still_to_send
         send = self.send
         if send.resume_after is not None:
             when = send.resume_after.astimezone().strftime("%Y-%m-%d %H:%M")
-            return f"{rest}, after {when} (the day's sending limit)."
+            return _(
+                "Run the same command again to send to the {count} not yet sent, after {when} "
+                "(the day's sending limit)."
+            ).format(count=count, when=when)
         if send.stopped_by:
-            return f"{rest}, once what stopped it is put right."
+            return _(
+                "Run the same command again to send to the {count} not yet sent, once what "
+                "stopped it is put right."
+            ).format(count=count)
         if send.interrupted:
-            return f"{rest}."
-        return (
-            f"{rest}: the server asked to wait, so in 15 minutes or later (throttling and "
-            "greylisting usually lift within the hour)."
-        )
+            return _("Run the same command again to send to the {count} not yet sent.").format(
+                count=count
+            )
+        return _(
+            "Run the same command again to send to the {count} not yet sent: the server asked "
+            "to wait, so in 15 minutes or later (throttling and greylisting usually lift within "
+            "the hour)."
+        ).format(count=count)
 
 
 def fingerprint(mailing: Mailing) -> str:
@@ -221,7 +251,7 @@ def plan_send(
     errors = [finding for finding in findings if finding.severity == "error"]
     refusal = ""
     if errors and not force:
-        refusal = "the check found errors; fix them (or send with --force)."
+        refusal = _("the check found errors; fix them (or send with --force).")
     return SendPlan(
         issue=header.issue,
         subject=header.subject,
@@ -390,28 +420,36 @@ def report_text(delivery: DeliveryReport) -> str:
     """The whole truth about a run, as the report file and the screen tell it."""
     plan, send = delivery.plan, delivery.send
     if send.stopped_by:
-        ended = f"no, stopped: {send.stopped_by}"
+        ended = _("no, stopped: {reason}").format(reason=send.stopped_by)
     elif send.interrupted:
-        ended = "no, interrupted"
+        ended = _("no, interrupted")
     elif send.deferred:
-        ended = "no, the server asked to wait"
+        ended = _("no, the server asked to wait")
     else:
-        ended = "yes"
+        ended = _("yes")
+    # The tab-separated lines below the counts keep their English first word: a program may
+    # read them.
     lines = [
-        f"Issue: {plan.issue} ({plan.subject})",
-        f"List: {plan.list_name}",
-        f"Finished: {ended}",
-        f"Sent: {send.sent}",
-        f"Failed for good: {len(send.failed)}",
-        f"Deferred (the server asked to wait; the next run sends them): {len(send.deferred)}",
-        f"Still to send (the same command sends them): {delivery.still_to_send}",
-        f"Retried: {send.retried}",
-        f"Skipped (unsubscribed during the send): {send.skipped}",
-        f"Uncertain (may have arrived; not sent again unless --resend-uncertain): "
-        f"{len(delivery.uncertain)}",
-        f"Handed to the server whole when a send was cut off (counted as sent): "
-        f"{len(delivery.handed)}",
-        *([f"Next: {delivery.next_step}"] if delivery.next_step else []),
+        _("Issue: {issue} ({subject})").format(issue=plan.issue, subject=plan.subject),
+        _("List: {list}").format(list=plan.list_name),
+        _("Finished: {ended}").format(ended=ended),
+        _("Sent: {count}").format(count=send.sent),
+        _("Failed for good: {count}").format(count=len(send.failed)),
+        _("Deferred (the server asked to wait; the next run sends them): {count}").format(
+            count=len(send.deferred)
+        ),
+        _("Still to send (the same command sends them): {count}").format(
+            count=delivery.still_to_send
+        ),
+        _("Retried: {count}").format(count=send.retried),
+        _("Skipped (unsubscribed during the send): {count}").format(count=send.skipped),
+        _("Uncertain (may have arrived; not sent again unless --resend-uncertain): {count}").format(
+            count=len(delivery.uncertain)
+        ),
+        _("Handed to the server whole when a send was cut off (counted as sent): {count}").format(
+            count=len(delivery.handed)
+        ),
+        *([_("Next: {step}").format(step=delivery.next_step)] if delivery.next_step else []),
         "",
         *(f"failed\t{failure.key}\t{failure.reply}" for failure in send.failed),
         *(f"deferred\t{failure.key}\t{failure.reply}" for failure in send.deferred),

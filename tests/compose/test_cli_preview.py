@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
+from tests.conftest import EXAMPLES
 
 SECTIONS = (
     "År 2021 – tillbaka till det ”normala”?",
@@ -164,6 +165,25 @@ def test_init_creates_a_folder_that_previews(runner: CliRunner, tmp_path: Path) 
     assert result.exit_code == 1, result.output
     assert "a real send would stop: 1 error" in " ".join(result.output.split())
     assert "Dry run: nothing was sent" in result.output
+
+
+def test_init_example_is_the_bundled_example(runner: CliRunner, tmp_path: Path) -> None:
+    """`smakom init DIR --example` copies the January 2021 example's own files, not an outbox
+    a dry run left beside them, and never over a file that is there."""
+    folder = tmp_path / "prov"
+    result = runner.invoke(app, ["init", str(folder), "--example"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    bundled = sorted(
+        p.relative_to(EXAMPLES).as_posix()
+        for p in EXAMPLES.rglob("*")
+        if p.is_file() and p.relative_to(EXAMPLES).parts[0] not in {"outbox", "sent", "site"}
+    )
+    assert written == bundled
+    assert "issues/2021-01.md" in written
+    result = runner.invoke(app, ["init", str(folder), "--example"])
+    assert result.exit_code == 1
+    assert "never overwrites" in result.output
 
 
 def test_init_never_overwrites(runner: CliRunner, tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def test_confirmation_shows_the_count_and_no_sends_nothing(
     """Without --yes the user is asked with the recipient count; answering no sends nothing."""
     result = runner.invoke(app, ["send", ISSUE], input="n\n")
     assert result.exit_code == 1
-    assert f"to {len(active_addresses(newsletter))} recipient(s)" in result.output
+    assert f"to {len(active_addresses(newsletter))} recipients" in result.output
     assert live.messages == []
 
 

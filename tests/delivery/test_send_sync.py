@@ -66,7 +66,7 @@ def test_a_send_leaves_out_who_pressed_unsubscribe_since_the_last_sync(
         declined.output
     )
     expected = [a for a in active_addresses(newsletter) if a != LEAVER]
-    assert f"to {len(expected)} recipient(s)" in declined.output
+    assert f"to {len(expected)} recipients" in declined.output
     assert LEAVER not in (newsletter / "unsubscribed.csv").read_text(encoding="utf-8")
 
     result = runner.invoke(app, ["send", ISSUE, "--yes"])
