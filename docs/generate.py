@@ -9,6 +9,7 @@ Each generated part sits between `<!-- generated: NAME -->` and `<!-- end of gen
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -35,6 +36,7 @@ from smakom_cli.signin.providers import PROVIDERS
 
 DOCS = Path(__file__).resolve().parent
 TESTS = DOCS.parent / "tests"
+PACKAGE = DOCS.parent / "smakom_cli"
 # A test that needs a system program says so: require_program("dovecot", "dovecot-imapd").
 _REQUIRE = re.compile(r'require_program\(\s*"([^"]+)",\s*"([^"]+)"\s*\)')
 
@@ -116,8 +118,6 @@ def exit_codes() -> str:
 def system_programs() -> str:
     """The table of the programs the tests start, from their require_program calls, each
     test file described by the first line of its docstring."""
-    import ast
-
     needs: dict[Path, dict[str, str]] = {}
     for test in sorted(TESTS.rglob("test_*.py")):
         text = test.read_text(encoding="utf-8")
@@ -126,8 +126,7 @@ def system_programs() -> str:
             needs[test] = found
     rows = ["| tests | what they check | programs | Debian packages |", "| --- | --- | --- | --- |"]
     for test, programs in needs.items():
-        docstring = ast.get_docstring(ast.parse(test.read_text(encoding="utf-8"))) or ""
-        what = " ".join(docstring.split("\n\n")[0].split())
+        what = _first_paragraph(_docstring(test))
         name = test.relative_to(TESTS.parent).as_posix()
         shown = ", ".join(f"`{program}`" for program in programs)
         packages = ", ".join(f"`{package}`" for package in dict.fromkeys(programs.values()))
@@ -135,10 +134,34 @@ def system_programs() -> str:
     return "\n".join(rows)
 
 
+def _docstring(path: Path) -> str:
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+
+
+def _first_paragraph(text: str) -> str:
+    return " ".join(text.split("\n\n", maxsplit=1)[0].split())
+
+
+def layout() -> str:
+    """The map of the package, from the docstrings of its parts: what each is and what it may
+    import (the modules inside a part are its files, each with its own docstring)."""
+    rows = ["| part | what it is | may import |", "| --- | --- | --- |"]
+    for package in sorted(p.parent for p in PACKAGE.glob("*/__init__.py")):
+        docstring = _docstring(package / "__init__.py")
+        found = re.search(r"May import: (.*?)(?:\n\n|$)", docstring, re.DOTALL)
+        may = " ".join(found.group(1).split()) if found else ""
+        rows.append(f"| `{package.name}/` | {_first_paragraph(docstring)} | {may} |")
+    for module in sorted(PACKAGE.glob("*.py")):
+        if not module.stem.startswith("_"):
+            rows.append(f"| `{module.name}` | {_first_paragraph(_docstring(module))} | |")
+    return "\n".join(rows)
+
+
 GENERATORS: dict[str, tuple[str, Callable[[], str]]] = {
     "settings": ("settings.md", settings_reference),
     "exit-codes": ("exit-codes.md", exit_codes),
     "system-programs": ("development.md", system_programs),
+    "layout": ("development.md", layout),
 }
 
 

@@ -199,6 +199,7 @@ class InboxConfig:
     bounce_folder: str = "smakom/studsar"
     unsubscribe_folder: str = "smakom/avregistreringar"
     auto_reply_folder: str = "smakom/autosvar"
+    unreadable_folder: str = "smakom/olasliga"
     soft_bounce_limit: int = 3
 
     @property
@@ -653,7 +654,7 @@ def _check_inbox(config: Config) -> None:
     folders = {"folder": inbox.folder}
     folders |= {
         key: getattr(inbox, key)
-        for key in ("bounce_folder", "unsubscribe_folder", "auto_reply_folder")
+        for key in ("bounce_folder", "unsubscribe_folder", "auto_reply_folder", "unreadable_folder")
     }
     for key, name in folders.items():
         if not name.strip() or any(ord(c) < 32 for c in name):

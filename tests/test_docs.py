@@ -64,10 +64,10 @@ def test_every_relative_link_leads_to_a_page_and_heading() -> None:
                 assert anchor in anchors(linked), f"{page.name}: {target} is no heading"
 
 
-@pytest.mark.parametrize("name", ["settings", "exit-codes", "system-programs"])
+@pytest.mark.parametrize("name", ["settings", "exit-codes", "system-programs", "layout"])
 def test_the_generated_references_match_the_code(name: str) -> None:
-    """The settings, exit-code and system-program tables are what docs/generate.py writes from
-    the code and the tests now."""
+    """The settings, exit-code, system-program and layout tables are what docs/generate.py
+    writes from the code and the tests now."""
     generator = load_generator()
     file, _make = generator.GENERATORS[name]
     page = (DOCS / file).read_text(encoding="utf-8")
@@ -97,3 +97,13 @@ def test_a_changed_setting_makes_the_settings_page_stale(
     )
     assert checked.returncode == 1
     assert "settings.md" in checked.stderr
+
+
+def test_ci_runs_the_readmes_test_command_word_for_word() -> None:
+    """What the README tells a new developer to run is what CI runs (.ci/run)."""
+    readme = README.read_text(encoding="utf-8")
+    commands = re.findall(r"```sh\n(python3\.11 -m venv .*)\n```", readme)
+    assert len(commands) == 2, "the README's two fresh-machine commands"
+    install_and_test = next(command for command in commands if "pytest" in command)
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert install_and_test in ci.splitlines()

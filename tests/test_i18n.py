@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import string
 import subprocess
 import sys
@@ -130,6 +131,75 @@ def test_no_translation_is_asked_for_inside_an_f_string() -> None:
     assert not hidden, hidden
 
 
+def test_no_module_that_translates_assigns_to_the_underscore() -> None:
+    """`for _ in ...` or `a, _, b = ...` inside a function that also calls _() makes _ a
+    local there, and the call fails (UnboundLocalError) on a path tests may not reach."""
+    assigned = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "smakom_cli.i18n"
+            and any(alias.name == "_" for alias in node.names)
+            for node in ast.walk(tree)
+        )
+        comprehensions = {
+            id(target)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.comprehension)
+            for target in ast.walk(node.target)
+        }
+        for node in ast.walk(tree):
+            if (
+                imports
+                and isinstance(node, ast.Name)
+                and node.id == "_"
+                and isinstance(node.ctx, ast.Store)
+                and id(node) not in comprehensions
+            ):
+                assigned.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not assigned, assigned
+
+
+# Where a sentence for the office starts its way: an error, a line of output, a prompt, help.
+_SAID_TO_THE_OFFICE = {"SmakomError", "error", "warning", "info", "success", "prompt", "confirm"}
+
+
+def test_what_the_office_is_told_is_marked_for_translation() -> None:
+    """An error, an output line, a prompt or a help text written as a plain or f-string (not
+    through _() or ngettext()) would stay English in Swedish."""
+    unmarked = []
+    for path in PACKAGE.rglob("*.py"):
+        if "i18n" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", "") or getattr(node.func, "attr", "")
+            owner = getattr(getattr(node.func, "value", None), "id", "")
+            told = name == "SmakomError" or (
+                name in _SAID_TO_THE_OFFICE and owner in {"output", "typer"}
+            )
+            texts = [node.args[0]] if told and node.args else []
+            texts += [k.value for k in node.keywords if k.arg == "help"]
+            for text in texts:
+                if _has_words(text):
+                    unmarked.append(f"{path.relative_to(PACKAGE)}:{text.lineno}")
+    assert not unmarked, unmarked
+
+
+def _has_words(node: ast.AST) -> bool:
+    """A string or f-string whose own text has words (a composition like f"{a} {b}" has none;
+    "smakom" is a name)."""
+    if isinstance(node, ast.JoinedStr):
+        parts = [p.value for p in node.values if isinstance(p, ast.Constant)]
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        parts = [node.value]
+    else:
+        return False
+    return bool(re.search(r"[A-Za-z]{2,}", " ".join(map(str, parts)).replace("smakom", "")))
+
+
 def _marks_a_literal(node: ast.AST) -> bool:
     """A call like _("text"), whose text the extraction should have found."""
     return (
@@ -153,11 +223,16 @@ def test_translations_keep_the_placeholders() -> None:
     assert not wrong, wrong
 
 
+def _key(text: object) -> object:
+    """A message's id or translation comparable whatever the reader made of its plural forms."""
+    return tuple(text) if isinstance(text, list | tuple) else text
+
+
 def test_the_compiled_catalog_is_the_po_file() -> None:
     """The committed .mo (what the wheel carries) holds what the .po says: it was compiled."""
     with SWEDISH_MO.open("rb") as file:
-        compiled = {m.id: m.string for m in read_mo(file) if m.id}
-    written = {m.id: m.string for m in _swedish() if m.id and m.string and not m.fuzzy}
+        compiled = {_key(m.id): _key(m.string) for m in read_mo(file) if m.id}
+    written = {_key(m.id): _key(m.string) for m in _swedish() if m.id and m.string and not m.fuzzy}
     assert compiled == written
 
 

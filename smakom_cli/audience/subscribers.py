@@ -18,9 +18,29 @@ from types import MappingProxyType
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.i18n import N_, _
 
 DELIMITERS = (",", ";", "\t")
+# email-validator's commonest reasons, in English only there: told in the interface language.
+_VALIDATOR_SENTENCES = frozenset(
+    {
+        N_("An email address must have an @-sign."),
+        N_("There must be something after the @-sign."),
+        N_("There must be something before the @-sign."),
+        N_("An email address cannot have two periods in a row."),
+        N_("The part after the @-sign is not valid. It should have a period."),
+        N_("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+        N_("The email address contains invalid characters before the @-sign."),
+        N_("The email address contains an invalid character."),
+        N_("An email address cannot have a period and a hyphen next to each other."),
+        N_("There can't be anything after the email address."),
+        N_("The email address is not valid ASCII."),
+        N_(
+            "The part after the @-sign is a special-use or reserved name that cannot be used "
+            "with email."
+        ),
+    }
+)
 # Swedish headers people actually use, mapped to the names templates see.
 ALIASES = {
     "e-post": "email",
@@ -92,7 +112,9 @@ def parse_address(text: str) -> Address:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise SmakomError(
-            _("'{short}' is not an e-mail address ({exc})").format(short=_short(text), exc=exc)
+            _("'{short}' is not an e-mail address ({exc})").format(
+                short=_short(text), exc=_(str(exc)) if str(exc) in _VALIDATOR_SENTENCES else exc
+            )
         ) from None
     return Address(
         send_to=checked.ascii_email or checked.normalized, key=checked.normalized.lower()
@@ -108,7 +130,7 @@ def _plain_address(text: str) -> Address | None:
     """
     if len(text) > 254 or not _PLAIN_ADDRESS.match(text):
         return None
-    local, _, domain = text.rpartition("@")
+    local, _at, domain = text.rpartition("@")
     domain = domain.lower()
     # Longer local parts, "xn--" (Punycode) and other "--" labels, reserved names: its rules.
     if len(local) > 64 or "--" in domain or f".{domain}".endswith(_SPECIAL_USE):
@@ -151,12 +173,31 @@ def detect_encoding(path: Path) -> str:
 def numbered_rows(
     lines: Iterable[str], delimiter: str, name: str
 ) -> Iterator[tuple[int, list[str]]]:
-    """Each non-blank CSV row with the line it starts on (a quoted value may span lines)."""
-    reader = csv.reader(lines, delimiter=delimiter)
+    """Each non-blank CSV row with the line it starts on (a quoted value may span lines).
+
+    Excel writes a cell with a line break in quotes across lines, which is fine; but a quote
+    that is never closed swallows every row after it into one value. So a quoted value
+    whose lines include one that looks like a row of its own (separated values, and an
+    address where the e-mail column is) is an error naming the line it opened on.
+    """
+    consumed: list[str] = []
+
+    def tee() -> Iterator[str]:
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(tee(), delimiter=delimiter)
     start = 1
+    shape: tuple[int, int] | None = None  # the header's width and its e-mail column
     try:
         for row in reader:
+            if len(consumed) > 1 and shape is not None:
+                _refuse_runaway_quote(consumed[1:], shape, delimiter, name, start)
+            consumed.clear()
             if any(cell.strip() for cell in row):
+                if shape is None:
+                    shape = _shape(row)
                 yield start, row
             start = reader.line_num + 1
     except csv.Error as exc:
@@ -165,6 +206,40 @@ def numbered_rows(
                 name=name, start=start, exc=exc
             )
         ) from None
+
+
+def _shape(header: list[str]) -> tuple[int, int]:
+    """The header's number of columns and the position of its e-mail column (-1: none)."""
+    names = [ALIASES.get(cell.strip().lower(), cell.strip().lower()) for cell in header]
+    return len(names), names.index("email") if "email" in names else -1
+
+
+def _refuse_runaway_quote(
+    inside: list[str], shape: tuple[int, int], delimiter: str, name: str, start: int
+) -> None:
+    width, email = shape
+    if email < 0:
+        return
+    for offset, line in enumerate(inside, start=1):
+        # Not parsed as CSV: the quote that runs on may close inside this very line.
+        cells = line.rstrip("\r\n").split(delimiter)
+        if len(cells) < min(width, 2) or len(cells) <= email or "@" not in cells[email]:
+            continue
+        try:
+            parse_address(cells[email].strip().strip('"'))
+        except SmakomError:
+            continue
+        raise SmakomError(
+            _(
+                "{file} line {line}: a quote mark opens a value that is not closed on that "
+                "line, so line {row} ({address}) and every line after it up to the next quote "
+                "mark would be read as part of it. Close the quote on line {line}, or remove "
+                'it (a quote mark inside a value is written twice: ""). Nobody is mailed '
+                "until it is fixed."
+            ).format(
+                file=name, line=start, row=start + offset, address=_short(cells[email].strip())
+            )
+        )
 
 
 def read_columns(path: Path) -> tuple[str, ...]:

@@ -32,8 +32,9 @@ from filelock import FileLock, Timeout
 
 from smakom_cli.atomic import remove_temporary_files, replace_file
 from smakom_cli.audience.subscribers import detect_encoding, parse_address
+from smakom_cli.audience.witness import Witness
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.i18n import _, ngettext
 
 HEADER = ("email", "action", "when", "source", "reason")
 UNSUBSCRIBED = "unsubscribed"
@@ -41,7 +42,6 @@ RESUBSCRIBED = "resubscribed"
 LOCK_TIMEOUT = 30.0
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
-_NOT_READ = (-1, -1, -1)
 _BOM = b"\xef\xbb\xbf"
 # The line breaks csv and every editor agree on; in UTF-8 these bytes never occur inside a
 # multi-byte character, so the file can be cut into lines before it is decoded.
@@ -113,18 +113,54 @@ class SuppressionList:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
+        self._witness = Witness(path.parent)
         self._cache_lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = _NOT_READ
+        self._signature: tuple[object, object] | None = None
         self._suppressed: frozenset[str] = frozenset()
 
     def suppressed(self) -> frozenset[str]:
-        """The keys whose latest event is `unsubscribed`, re-read only when the file changed."""
+        """The keys whose latest event is `unsubscribed`, re-read only when the file changed.
+
+        A file that no longer suppresses someone its witness knows left is an error.
+        """
         with self._cache_lock:
-            signature = _signature(self.path)
+            signature = (_signature(self.path), _signature(self._witness.path))
             if signature != self._signature:
-                self._suppressed = frozenset(self._latest(self._read_bytes()).suppressed())
+                suppressed = frozenset(self._latest(self._read_bytes()).suppressed())
+                gap = self._gap(suppressed)
+                if gap is not None:
+                    raise _error(self.path.name, gap)
+                self._suppressed = suppressed
                 self._signature = signature
             return self._suppressed
+
+    def witness(self) -> None:
+        """Make the witness of the list from the file as it is, if there is none yet."""
+        with self._witness.updating() as draft:
+            if draft.unsubscribed is None:
+                suppressed = self._latest(self._read_bytes()).suppressed()
+                draft.unsubscribed = set(self._witness.hashes(suppressed))
+
+    def _gap(self, suppressed: frozenset[str]) -> Damage | None:
+        """Who the witness knows left but the file no longer suppresses, as damage; or None."""
+        known = self._witness.read().unsubscribed
+        if not known:
+            return None
+        missing = len(known - self._witness.hashes(suppressed))
+        if not missing:
+            return None
+        problem = ngettext(
+            "the file no longer suppresses {count} person who had unsubscribed (smakom's "
+            "witness, {witness}, remembers that they left, not who they are)",
+            "the file no longer suppresses {count} people who had unsubscribed (smakom's "
+            "witness, {witness}, remembers that they left, not who they are)",
+            missing,
+        ).format(count=missing, witness=self._witness.path)
+        repair = _(
+            "Restore {file} from a backup that has them; for someone who really came back, "
+            "`smakom resubscribe ADDRESS` records it."
+        ).format(file=self.path.name)
+        return Damage(0, problem, repair)
 
     def is_suppressed(self, key: str) -> bool:
         """True when this address (lowercase key) must not be mailed; cheap to call per message."""
@@ -138,6 +174,9 @@ class SuppressionList:
         data = self._read_bytes()
         events = _Events(self.path.name)
         damage = events.read(data) if data is not None else []
+        if not damage:
+            gap = self._gap(frozenset(events.suppressed()))
+            damage += [gap] if gap else []
         return Reading(self.path, events.entries(), tuple(damage), tuple(events.notes))
 
     def unsubscribe(
@@ -228,9 +267,23 @@ class SuppressionList:
                 stamp = _stamp(moment)
                 new_rows.append((key, action, stamp, source, reason))
             changes.append(Change(email=key, action=action, already=already))
+        if action == RESUBSCRIBED:
+            # The witness lets go first, so that it lags the file, never leads it. Every
+            # address given is let go, written or not: that is how a hand-edited or lost
+            # line of someone who really came back is accepted.
+            with self._witness.updating() as draft:
+                if draft.unsubscribed is None:
+                    draft.unsubscribed = set(self._witness.hashes(before.suppressed()))
+                draft.unsubscribed -= self._witness.hashes(keys)
         if new_rows:
             replace_file(self.path, _append(data, new_rows))
             self._verify(keys, action)
+        if action == UNSUBSCRIBED:
+            with self._witness.updating() as draft:
+                after = self._latest(self._read_bytes()).suppressed()
+                if draft.unsubscribed is None:
+                    draft.unsubscribed = set()
+                draft.unsubscribed |= self._witness.hashes(after)
         return changes
 
     def _verify(self, keys: list[str], action: str) -> None:

@@ -147,7 +147,8 @@ def link_for(
     https = config.unsubscribe.url
     parts = []
     if mailto:
-        subject = quote(f"unsubscribe {address}")
+        # The reader writes this mail, and the readers are Swedish (a mixed spot, #25).
+        subject = quote(f"avregistrera {address}")
         parts.append(f"mailto:{mailto}?subject={subject}")
     if https:
         if secret is None:

@@ -140,7 +140,7 @@ SubscribersOption = Annotated[
         "--subscribers",
         help=_("The subscriber list (CSV) to use instead of the one named in smakom.toml."),
         dir_okay=False,
-        metavar="PATH",
+        metavar=_("PATH"),
         show_default=False,
     ),
 ]

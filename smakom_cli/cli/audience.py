@@ -67,15 +67,19 @@ def _listed(path: Path, keys: list[str]) -> set[str] | None:
 def _report(
     changes: list[Change], listed: set[str] | None, *, done: str, already: str, unlisted: str
 ) -> None:
-    """One line per address: what happened, and whether it is on the subscriber list."""
+    """One line per address: what happened, and whether it is on the subscriber list.
+
+    `done` and `already` are sentences with {email} and {note}; `unlisted` is the note for an
+    address that is not on the list."""
     for change in changes:
         note = ""
         if listed is not None:
-            note = " (on the subscriber list)" if change.email in listed else f" ({unlisted})"
+            on_list = change.email in listed
+            note = _(" (on the subscriber list)") if on_list else f" ({unlisted})"
         if change.already:
-            output.info(f"{change.email} {already}{note}.")
+            output.info(already.format(email=change.email, note=note))
         else:
-            output.success(f"{change.email} {done}{note}.")
+            output.success(done.format(email=change.email, note=note))
 
 
 @app.command(help=_("Stop sending the newsletter to these addresses; repeating it is harmless."))
@@ -84,7 +88,7 @@ def unsubscribe(
     emails: Annotated[
         list[str] | None,
         typer.Argument(
-            help=_("The addresses to unsubscribe."), metavar="EMAIL...", show_default=False
+            help=_("The addresses to unsubscribe."), metavar=_("EMAIL..."), show_default=False
         ),
     ] = None,
     file: Annotated[
@@ -114,9 +118,9 @@ def unsubscribe(
     _report(
         changes,
         _listed(_subscribers_path(config, subscriber_list), [c.email for c in changes]),
-        done="is now unsubscribed",
-        already="was already unsubscribed",
-        unlisted="not on the subscriber list; kept on record so a later import cannot mail it",
+        done=_("{email} is now unsubscribed{note}."),
+        already=_("{email} was already unsubscribed{note}."),
+        unlisted=_("not on the subscriber list; kept on record so a later import cannot mail it"),
     )
 
 
@@ -126,7 +130,7 @@ def resubscribe(
     emails: Annotated[
         list[str],
         typer.Argument(
-            help=_("The addresses that asked to get the newsletter again."), metavar="EMAIL..."
+            help=_("The addresses that asked to get the newsletter again."), metavar=_("EMAIL...")
         ),
     ],
     reason: ReasonOption = "",
@@ -141,9 +145,9 @@ def resubscribe(
     _report(
         changes,
         _listed(_subscribers_path(config, subscriber_list), [c.email for c in changes]),
-        done="is subscribed again",
-        already="was not unsubscribed",
-        unlisted="not on the subscriber list: add it there to send it the newsletter",
+        done=_("{email} is subscribed again{note}."),
+        already=_("{email} was not unsubscribed{note}."),
+        unlisted=_("not on the subscriber list: add it there to send it the newsletter"),
     )
 
 
@@ -189,14 +193,14 @@ def subscribers_command(
     suppressed = SuppressionList(config.suppression_path).is_suppressed
     summary = summarise(path, suppressed)
     counts = [
-        ("Rows", summary.rows),
-        ("Valid addresses", summary.valid),
-        ("Will receive the newsletter", summary.active),
-        ("Unsubscribed", summary.unsubscribed),
-        ("Duplicates (sent once)", summary.duplicates),
-        ("Invalid (left out)", len(summary.invalid)),
+        (_("Rows"), summary.rows),
+        (_("Valid addresses"), summary.valid),
+        (_("Will receive the newsletter"), summary.active),
+        (_("Unsubscribed"), summary.unsubscribed),
+        (_("Duplicates (sent once)"), summary.duplicates),
+        (_("Invalid (left out)"), len(summary.invalid)),
     ]
-    output.table(("", "Count"), [(label, str(n)) for label, n in counts], title=str(path))
+    output.table(("", _("Count")), [(label, str(n)) for label, n in counts], title=str(path))
     if summary.invalid:
         output.info(
             _("These rows are left out of every send; fix them in {name}:").format(name=path.name)
@@ -205,7 +209,7 @@ def subscribers_command(
         output.info(_("  line {line}: {reason}").format(line=row.line, reason=row.reason))
     if show_list:
         output.table(
-            ("E-mail", "Name", "Organisation"),
+            (_("E-mail"), _("Name"), _("Organisation")),
             (
                 (s.email, s.name, s.fields.get("organisation", ""))
                 for s in iter_recipients(path, suppressed)

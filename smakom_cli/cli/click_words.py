@@ -76,6 +76,16 @@ _CLICK_SENTENCES = (
     N_("Directory {path!r} is not writable."),
     N_("Path {path!r} is not writable."),
 )
+# The names click gives a value in the help, by argument name and by option type.
+_ARGUMENT_NAMES = {"issue": N_("issue"), "folder": N_("folder")}
+_VALUE_KINDS = {
+    "directory": N_("<directory>"),
+    "file": N_("<file>"),
+    "path": N_("<path>"),
+    "str": N_("<str>"),
+    "int range": N_("<int range>"),
+    "float range": N_("<float range>"),
+}
 _FIELD = re.compile(r"\{(\w+)(!r)?\}")
 
 
@@ -132,6 +142,16 @@ class _Words:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.options_metavar = _("[OPTIONS]")
+        # What click would show for a value without a metavar of its own, in the interface
+        # language: "<file>" for a --config PATH, "issue" for the argument.
+        for param in getattr(self, "params", ()):
+            if param.metavar is None and not getattr(param, "is_flag", False):
+                if param.param_type_name == "argument":
+                    shown = _ARGUMENT_NAMES.get(param.name or "")
+                else:
+                    shown = _VALUE_KINDS.get(param.type.name)
+                if shown is not None:
+                    param.metavar = _(shown)
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
         pieces = self.collect_usage_pieces(ctx)  # type: ignore[attr-defined]

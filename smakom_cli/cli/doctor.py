@@ -34,7 +34,7 @@ def doctor(
         typer.Option(
             "--dns",
             help=_("Ask this DNS server (HOST[:PORT], an IP address) instead of the system's."),
-            metavar="HOST[:PORT]",
+            metavar=_("HOST[:PORT]"),
             show_default=False,
         ),
     ] = None,

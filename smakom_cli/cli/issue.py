@@ -10,7 +10,7 @@ import typer
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
 from smakom_cli.cli.common import exit_if_a_send_would_stop, prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
-from smakom_cli.i18n import _
+from smakom_cli.i18n import LANGUAGE, _
 
 
 @app.command(
@@ -166,7 +166,7 @@ def init(
 
     from smakom_cli.compose.scaffold import create_newsletter
 
-    for path in create_newsletter(folder, dt.date.today(), example=example):
+    for path in create_newsletter(folder, dt.date.today(), example=example, language=LANGUAGE):
         output.success(_("created {path}").format(path=path))
     output.info(
         _("Next: edit {value}, then `smakom preview` the issue in {value2}.").format(
@@ -188,7 +188,7 @@ def archive(
                 "index and the feed list exactly these."
             ),
             dir_okay=False,
-            metavar="ISSUE",
+            metavar=_("ISSUE"),
             show_default=False,
         ),
     ] = None,

@@ -443,9 +443,27 @@ def show_unsubscribed(reading: Reading) -> None:
     grid.add_column(_("Reason"))
     for entry in reading.entries:
         grid.add_row(
-            *(Text(cell) for cell in (entry.email, entry.since, entry.source, entry.reason))
+            *(
+                Text(cell)
+                for cell in (entry.email, entry.since, _source(entry.source), entry.reason)
+            )
         )
     console.print(grid)
+
+
+# How each way out is named in the table (the file keeps the machine word).
+_SOURCES = {
+    "command": N_("command"),
+    "file": N_("file"),
+    "one-click": N_("one-click"),
+    "web": N_("web"),
+    "mail": N_("mail"),
+    "bounce": N_("bounce"),
+}
+
+
+def _source(source: str) -> str:
+    return _(_SOURCES[source]) if source in _SOURCES else source
 
 
 def show_suppression_check(reading: Reading) -> None:
@@ -490,7 +508,7 @@ def show_suppression_check(reading: Reading) -> None:
         )
 
 
-def show_sync(result: SyncResult, url: str) -> None:
+def show_sync(result: SyncResult) -> None:
     """What `smakom sync` brought home: each change, then one summary line."""
     for email in result.unsubscribed:
         success(
@@ -513,7 +531,7 @@ def show_sync(result: SyncResult, url: str) -> None:
     changes = ngettext("{count} change", "{count} changes", changed).format(count=changed)
     info(
         _("Synced with {url}: {changes}, {count} already recorded in unsubscribed.csv.").format(
-            url=url, changes=changes, count=result.unchanged
+            url=result.service, changes=changes, count=result.unchanged
         )
     )
     if result.unresolved:
@@ -598,7 +616,10 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
 _INBOX_KINDS = {
     "hard": N_("hard"),
     "soft": N_("soft"),
+    "blocked": N_("blocked"),
+    "complaint": N_("complaint"),
     "unsubscribe": N_("unsubscribe"),
+    "unreadable": N_("unreadable"),
     "auto-reply": N_("auto-reply"),
     "unknown": N_("unknown"),
 }

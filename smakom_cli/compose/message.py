@@ -384,7 +384,7 @@ def _address_header(field: str, name: str, address: str) -> str:
     Control characters are removed from the name, so a subscriber called
     "Eve\\r\\nBcc: x@y" cannot add a header.
     """
-    local, _, domain = address.strip().rpartition("@")
+    local, _at, domain = address.strip().rpartition("@")
     addr_spec = f"{local}@{_ascii_domain(domain)}"
     name = _one_line(name)
     if not name:

@@ -10,16 +10,21 @@ from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 
 
-def create_newsletter(folder: Path, today: dt.date, *, example: bool = False) -> list[Path]:
+def create_newsletter(
+    folder: Path, today: dt.date, *, example: bool = False, language: str = "en"
+) -> list[Path]:
     """Write smakom.toml, subscribers.csv and a first issue (with `example`, the January 2021
-    issue with its images, settings and list instead); never overwrite a file."""
+    issue with its images, settings and list instead); never overwrite a file.
+
+    smakom.toml's comments are in `language` when there is a template in it (its values are
+    the same in every language)."""
     if example:
         source = example_dir()
         files = {folder / name: source / name for name in _example_files(source)}
     else:
         source = default_templates_dir() / "init"
         files = {
-            folder / "smakom.toml": source / "smakom.toml",
+            folder / "smakom.toml": _in_language(source / "smakom.toml", language),
             folder / "subscribers.csv": source / "subscribers.csv",
             folder / "issues" / f"{today:%Y-%m}.md": source / "issue.md",
         }
@@ -33,6 +38,11 @@ def create_newsletter(folder: Path, today: dt.date, *, example: bool = False) ->
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(template.read_bytes())
     return list(files)
+
+
+def _in_language(template: Path, language: str) -> Path:
+    translated = template.with_suffix(f".{language}{template.suffix}")
+    return translated if translated.is_file() else template
 
 
 def example_dir() -> Path:

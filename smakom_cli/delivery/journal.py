@@ -22,7 +22,12 @@ simply sent again; with `handed` the server has the whole message, which counts 
 is named as handed over: only a server refusing a message at its very end would not have
 taken it). Between the two marks, or after a power cut (which may have lost the lines and the
 data the system had not yet written), it may have arrived: "uncertain", reported and never
-sent again unasked. A journal written by smakom 0.1 (no sums, no sessions) is still read.
+sent again unasked.
+
+This module is the only one that opens `sent/*.jsonl`: the plan, the inbox and the sync ask
+it which journals are an issue's, who got which issue and which addresses it knows. The
+witness (`audience/witness.py`) remembers what each journal held when its run ended, so a
+journal cut short or restored from an older backup is an error, never "fewer already sent".
 """
 
 from __future__ import annotations
@@ -37,21 +42,25 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from smakom_cli.atomic import PRIVATE, replace_file
+from smakom_cli.audience.witness import JournalRecord, Witness
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
+
+if TYPE_CHECKING:
+    from smakom_cli.compose.issue import Issue
 
 VERSION = 2
 # Where the locks of the sends in progress are, in the newsletter folder.
@@ -139,7 +148,7 @@ class JournalState:
         `boot` is this machine's boot identity (default: read from the system).
         """
         try:
-            data = path.read_bytes()
+            data = _read(path)
         except FileNotFoundError:
             return cls()
         return _parse(path, data)[0].state(boot or current_boot())
@@ -239,7 +248,6 @@ def _parse(path: Path, data: bytes) -> tuple[_Tracker, int]:
     error naming the line, because guessing could send someone the issue twice.
     """
     tracker = _Tracker()
-    versioned = data.startswith(b'{"event":"journal"')
     lines = data.split(b"\n")
     offset = 0
     for number, line in enumerate(lines, start=1):
@@ -248,8 +256,8 @@ def _parse(path: Path, data: bytes) -> tuple[_Tracker, int]:
             offset += len(line) + 1
             continue
         try:
-            record = _decode(line, checked=versioned)
-            _check_order(tracker, record, versioned=versioned)
+            record = _decode(line)
+            _check_order(tracker, record)
         except ValueError as exc:
             if last and number > 1 and _torn(line):
                 return tracker, offset
@@ -260,6 +268,12 @@ def _parse(path: Path, data: bytes) -> tuple[_Tracker, int]:
             ) from None
         tracker.apply(record)
         offset += len(line) + 1
+    if tracker.header is None:
+        raise SmakomError(
+            _("{path} is empty: a journal starts with its header line. {repair}").format(
+                path=path, repair=_REPAIR
+            )
+        )
     return tracker, len(data)
 
 
@@ -276,14 +290,13 @@ def _torn(tail: bytes) -> bool:
     return False  # a whole object, with or without more after it: not torn
 
 
-def _decode(line: bytes, *, checked: bool) -> dict[str, Any]:
-    if checked:
-        cut = line.rfind(_SUM)
-        if cut < 0 or not line.endswith(b'"}'):
-            raise ValueError(_("a journal line without its checksum"))
-        expected = line[cut + len(_SUM) : -2]
-        if f"{zlib.crc32(line[:cut] + b'}'):08x}".encode() != expected:
-            raise ValueError(_("the line was changed or damaged (its checksum does not match)"))
+def _decode(line: bytes) -> dict[str, Any]:
+    cut = line.rfind(_SUM)
+    if cut < 0 or not line.endswith(b'"}'):
+        raise ValueError(_("a journal line without its checksum"))
+    expected = line[cut + len(_SUM) : -2]
+    if f"{zlib.crc32(line[:cut] + b'}'):08x}".encode() != expected:
+        raise ValueError(_("the line was changed or damaged (its checksum does not match)"))
     try:
         record = json.loads(line.decode("utf-8"))
     except ValueError:  # also UnicodeDecodeError
@@ -301,12 +314,8 @@ def _decode(line: bytes, *, checked: bool) -> dict[str, Any]:
     return record
 
 
-def _check_order(tracker: _Tracker, record: Mapping[str, Any], *, versioned: bool) -> None:
+def _check_order(tracker: _Tracker, record: Mapping[str, Any]) -> None:
     event = record["event"]
-    if not versioned:
-        if event in (Mark.HEADER, Mark.SESSION, Mark.ENDING, Mark.HANDED, Outcome.UNCERTAIN):
-            raise ValueError(_("a newer kind of record in an old journal"))
-        return
     if (tracker.header is None) != (event == Mark.HEADER):
         raise ValueError(_("the journal's first line must be its header, and only it"))
     if event in _KEYED and not tracker.sessions:
@@ -327,6 +336,14 @@ def _record(event: str, **values: str) -> dict[str, str]:
 def _local_time(second: int) -> str:
     """The local time of a second as text: worked out once, not for each of its records."""
     return datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+
+
+def issue_header(issue: Issue) -> JournalHeader:
+    """What a journal of this issue says it is for: its name and the fingerprint of its
+    subject and text, the same for a renamed copy (spacing ignored)."""
+    text = f"{' '.join(issue.subject.split())}\0{' '.join(issue.body.split())}"
+    fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return JournalHeader(issue.slug, issue.subject, fingerprint)
 
 
 @contextmanager
@@ -354,7 +371,7 @@ def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iter
             except Timeout:
                 raise SmakomError(_busy(note)) from None
             held.append((lock, note))
-        for _, note in held:
+        for _path, note in held:
             note.write_text(run + "\n", encoding="utf-8")
         yield
     finally:
@@ -364,10 +381,16 @@ def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iter
 
 
 def _busy(note: Path) -> str:
-    try:
-        holder = note.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        holder = ""
+    holder = ""
+    # The holder writes its note just after taking the lock: give it that moment.
+    for _attempt in range(20):
+        try:
+            holder = note.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            holder = ""
+        if holder:
+            break
+        time.sleep(0.01)
     who = f" ({holder})" if holder else ""
     return _(
         "Another smakom is sending this issue right now{who}, perhaps under another file "
@@ -397,6 +420,168 @@ def archive_journal(path: Path) -> Path:
 def is_archived(path: Path) -> bool:
     """A journal moved aside by `send --again`: history, no longer counted."""
     return ".until-" in path.name
+
+
+def protected(state: JournalState) -> frozenset[str]:
+    """Who must not get the issue again unasked: sent, refused for good, or uncertain."""
+    return state.done | state.uncertain
+
+
+def issue_journals(
+    folder: Path, header: JournalHeader, *, boot: str | None = None
+) -> list[tuple[Path, JournalState]]:
+    """Every live journal of this issue, by its name or by the fingerprint of its text.
+
+    Each is checked against the witness: a journal that holds fewer recipients than it did
+    when its last run ended (cut short, restored from an older backup, deleted) is an error
+    naming how many are missing, never "fewer already sent".
+    """
+    boot = boot or current_boot()
+    found: list[tuple[Path, JournalState]] = []
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.jsonl")):
+            if is_archived(path):
+                continue
+            if path.name != f"{header.issue}.jsonl" and not _starts_like_a_journal(path):
+                continue
+            state = JournalState.read(path, boot=boot)
+            if state.header is not None and _same_issue(state.header, header):
+                found.append((path, state))
+    _check_witness(folder, header, found)
+    return found
+
+
+def journal_for(
+    folder: Path, header: JournalHeader, journals: list[tuple[Path, JournalState]], *, again: bool
+) -> Path:
+    """The journal a send of this issue writes: its own, else a renamed copy's; a new one for
+    --again or a first send."""
+    if not again:
+        for path, state in journals:
+            if state.header is not None and state.header.issue == header.issue:
+                return path
+        if journals:
+            return journals[0][0]
+    return folder / f"{header.issue}.jsonl"
+
+
+def witness_journals(folder: Path, paths: Iterable[Path], *, boot: str | None = None) -> None:
+    """Tell the witness what these journals hold; only once their run has closed them (on disk).
+
+    The witness never learns more than the disk holds, so it lags the journal, never leads
+    it; a witness made for the first time takes in every live journal in `folder`.
+    """
+    witness = Witness(folder.parent)
+    with witness.updating() as draft:
+        if draft.journals is None:
+            draft.journals = {}
+            paths = [p for p in sorted(folder.glob("*.jsonl")) if not is_archived(p)]
+        for path in paths:
+            if not path.exists():
+                continue
+            state = JournalState.read(path, boot=boot or current_boot())
+            if state.header is None:
+                continue
+            keys = protected(state)
+            known = draft.journals.get(path.name)
+            if known is None or len(keys) >= known.count:
+                draft.journals[path.name] = JournalRecord(
+                    state.header.issue, state.header.fingerprint, len(keys), witness.digest(keys)
+                )
+
+
+def forget_journals(folder: Path, paths: Iterable[Path]) -> None:
+    """Before journals are moved aside (`send --again`): the witness lets go of them first."""
+    with Witness(folder.parent).updating() as draft:
+        if draft.journals is not None:
+            for path in paths:
+                draft.journals.pop(path.name, None)
+
+
+def any_journal(folder: Path) -> bool:
+    """Whether any issue has a journal in `folder` (one has gone out, or begun to)."""
+    return folder.is_dir() and any(folder.glob("*.jsonl"))
+
+
+def sent_by_issue(folder: Path) -> dict[str, frozenset[str]]:
+    """Who was sent which issue, by the issue each journal names (moved-aside ones too)."""
+    sent: dict[str, frozenset[str]] = {}
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else ():
+        state = JournalState.read(path)
+        if state.header is not None:
+            issue = state.header.issue
+            sent[issue] = sent.get(issue, frozenset()) | frozenset(state.sent)
+    return sent
+
+
+def known_keys(folder: Path) -> Iterator[str]:
+    """Every recipient any journal in `folder` names (moved-aside ones too), in any state."""
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else ():
+        yield from _parse(path, _read(path))[0].last
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SmakomError(
+            _("{path} cannot be read ({why}).").format(path=path, why=exc.strerror or exc)
+        ) from None
+
+
+def _same_issue(found: JournalHeader, wanted: JournalHeader) -> bool:
+    return found.issue == wanted.issue or found.fingerprint == wanted.fingerprint
+
+
+def _starts_like_a_journal(path: Path) -> bool:
+    """A cheap look at the first bytes, so only journals are read whole."""
+    with path.open("rb") as file:
+        return file.read(18) == b'{"event":"journal"'
+
+
+def _check_witness(
+    folder: Path, header: JournalHeader, journals: list[tuple[Path, JournalState]]
+) -> None:
+    witness = Witness(folder.parent)
+    recorded = witness.read().journals or {}
+    states = {path.name: state for path, state in journals}
+    for name, record in sorted(recorded.items()):
+        if not _same_issue(JournalHeader(record.issue, "", record.fingerprint), header):
+            continue
+        path = folder / name
+        state = states.get(name)
+        if state is None and path.exists():
+            JournalState.read(path)  # emptied or damaged at its start: say so, with the line
+        if state is None:
+            raise SmakomError(
+                _(
+                    "{path} is missing, but it recorded {count} recipients who got issue "
+                    "'{issue}' or may have (smakom's witness, {witness}, remembers). Restore it "
+                    "from a backup (to send the issue to everyone again on purpose, restore it "
+                    "and use `smakom send --again`); smakom will not send this issue until then."
+                ).format(path=path, count=record.count, issue=record.issue, witness=witness.path)
+            )
+        keys = protected(state)
+        if len(keys) < record.count:
+            problem = _(
+                "it names {count} recipients who got this issue or may have, but it "
+                "named {recorded} when its last send ended: {missing} are missing"
+            ).format(count=len(keys), recorded=record.count, missing=record.count - len(keys))
+        elif len(keys) == record.count and witness.digest(keys) != record.digest:
+            problem = _(
+                "it names as many recipients as when its last send ended, but not the same ones"
+            )
+        else:
+            continue
+        raise SmakomError(
+            _(
+                "{path}: {problem} (smakom's witness, {witness}, remembers). Was it restored "
+                "from an older backup, or cut short by a copy or a sync? Restore the whole "
+                "journal from a backup; smakom will not send this issue until then."
+            ).format(path=path, problem=problem, witness=witness.path)
+        )
 
 
 def _create(path: Path, header: JournalHeader) -> None:
@@ -509,10 +694,6 @@ class Journal:
                 _create(path, header)
             data = path.read_bytes()
             tracker, intact = _parse(path, data)
-            if tracker.header is None:
-                raise SmakomError(
-                    _("{path} is a journal of an older smakom; it is only read.").format(path=path)
-                )
             # Unbuffered: a line the disk refuses is refused at once, with nothing left
             # in a buffer to fail again when the journal is closed.
             file = path.open("r+b", buffering=0)

@@ -28,7 +28,6 @@ from smakom_cli.config import SmtpConfig
 from smakom_cli.delivery.journal import Journal
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.delivery.smtp import (
-    Login,
     Outgoing,
     Unreachable,
     alive,
@@ -41,6 +40,7 @@ from smakom_cli.delivery.smtp import (
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 from smakom_cli.signin.providers import explain_reply, is_sending_limit
+from smakom_cli.signin.resolver import Login
 
 # The calling thread never blocks longer than this, so a Ctrl-C (which only sets `stop`, and
 # on Windows does not wake a blocked wait) is noticed promptly.
@@ -155,7 +155,7 @@ def send_messages(
     finally:
         # Workers finish the message in hand, give back the others unsent, and hang up.
         shared.halt.set()
-        for _ in workers:
+        for _worker in workers:
             shared.work.put(None)
         for worker in workers:
             worker.join()
@@ -299,7 +299,7 @@ class _RateLimit:
                     if len(starts) >= limit:
                         delay = max(delay, starts[0] + seconds - now)
                 if delay <= 0:
-                    for _, _, starts in self._windows:
+                    for _limit, _span, starts in self._windows:
                         starts.append(now)
                     if self._day_limit > 0:
                         self._day.append(now)

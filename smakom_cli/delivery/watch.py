@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from smakom_cli.compose.render import RenderedIssue
 
 # How often the files are looked at, and the page asks for a new version, in seconds.
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.05
 _PAGE_POLL_MS = 250
 # A file's state as polling sees it: (modification time in ns, size), None when it is gone.
 Stamp = tuple[int, int] | None

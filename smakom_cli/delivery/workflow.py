@@ -14,7 +14,6 @@ who already got it.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,14 +29,18 @@ from smakom_cli.delivery.journal import (
     JournalState,
     archive_journal,
     current_boot,
+    forget_journals,
     hold_issue,
-    is_archived,
+    issue_header,
+    issue_journals,
+    journal_for,
+    witness_journals,
 )
 from smakom_cli.delivery.mailing import Mailing
 from smakom_cli.delivery.sender import Failure, ProgressEvent, SendReport, send_messages
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _, ngettext
+from smakom_cli.signin.resolver import Login
 
 
 @dataclass(frozen=True)
@@ -172,21 +175,10 @@ class DeliveryReport:
         ).format(count=count)
 
 
-def fingerprint(mailing: Mailing) -> str:
-    """The same for a renamed copy of an issue: its subject and text, spacing ignored."""
-    issue = mailing.issue
-    text = f"{' '.join(issue.subject.split())}\0{' '.join(issue.body.split())}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def issue_header(mailing: Mailing) -> JournalHeader:
-    """What a journal of this issue says it is for: the issue's name and its fingerprint."""
-    return JournalHeader(mailing.issue.slug, mailing.issue.subject, fingerprint(mailing))
-
-
 def holding_issue(mailing: Mailing) -> AbstractContextManager[None]:
     """The issue held for one send to the list; take it before the plan, keep it to the end."""
-    return hold_issue(mailing.config.folder, issue_header(mailing), issue_file=mailing.issue.path)
+    header = issue_header(mailing.issue)
+    return hold_issue(mailing.config.folder, header, issue_file=mailing.issue.path)
 
 
 def list_name(mailing: Mailing) -> str:
@@ -215,15 +207,9 @@ def plan_send(
     is confirmed): they are counted as unsubscribed.
     """
     config = mailing.config
-    header = issue_header(mailing)
-    journals = _journals_of(config.journal_dir, header, boot or current_boot())
-    # Its own journal, else the one of a renamed copy; --again starts one of its own.
-    path = next(
-        (p for p, state in journals if state.header and state.header.issue == header.issue),
-        next((p for p, state in journals if state.header), None),
-    )
-    if again or path is None:
-        path = config.journal_dir / f"{header.issue}.jsonl"
+    header = issue_header(mailing.issue)
+    journals = issue_journals(config.journal_dir, header, boot=boot)
+    path = journal_for(config.journal_dir, header, journals, again=again)
     known = _Known.of([] if again else [state for _, state in journals])
     name = list_name(mailing)
     recipients = pending = already = left = 0
@@ -284,16 +270,24 @@ def run_send(
     on_progress: Callable[[ProgressEvent], None] = lambda _event: None,
     stop: threading.Event | None = None,
     boot: str | None = None,
+    before_last: Callable[[], None] = lambda: None,
+    stop_reason: Callable[[], str] = lambda: "",
 ) -> DeliveryReport:
-    """Carry out a plan: the only step that writes a journal, sends and writes the report."""
+    """Carry out a plan: the only step that writes a journal, sends and writes the report.
+
+    `before_last` is called once before the last planned message is built (a send asks the
+    one-click service once more there); `stop_reason` says why `stop` was set, when it was
+    set by a fault rather than by the user.
+    """
     if plan.refusal:
         raise SmakomError(plan.refusal)
+    forget_journals(plan.journal.parent, plan.to_archive)
     for old in plan.to_archive:
         archive_journal(old)
     boot = boot or current_boot()
     with Journal.open(plan.journal, plan.header, list_name=plan.list_name, boot=boot) as journal:
         # Read again under the lock: another send may have run since the plan was made.
-        journals = [] if plan.again else _journals_of(journal.path.parent, plan.header, boot)
+        journals = [] if plan.again else issue_journals(journal.path.parent, plan.header, boot=boot)
         known = _Known.of([state for _, state in journals])
         skip = known.not_to_send(resend_uncertain=plan.resend_uncertain)
         # Who was unsubscribed when the plan was made is left out here; whoever leaves
@@ -305,7 +299,7 @@ def run_send(
             if s.key not in skip
         )
         report = send_messages(
-            mailing.messages(recipients),
+            mailing.messages(_calling_before_last(recipients, plan.pending, before_last)),
             mailing.config.smtp,
             envelope_from=mailing.config.sender.email,
             login=login,
@@ -315,6 +309,11 @@ def run_send(
             stop=stop,
         )
         after = journal.state
+    reason = stop_reason() if report.interrupted and not report.stopped_by else ""
+    if reason:
+        report = replace(report, interrupted=False, stopped_by=reason)
+    # Closed, so on disk: only now may the witness learn what the journal holds.
+    remember(plan, mailing, boot=boot)
     still_uncertain = known.uncertain - frozenset(after.sent) | after.uncertain
     delivery = DeliveryReport(
         plan=plan,
@@ -325,6 +324,22 @@ def run_send(
         report_error="",
     )
     return _with_report_file(delivery)
+
+
+def _calling_before_last(
+    recipients: Iterator[Subscriber], planned: int, before_last: Callable[[], None]
+) -> Iterator[Subscriber]:
+    for count, subscriber in enumerate(recipients, start=1):
+        if count == planned:
+            before_last()
+        yield subscriber
+
+
+def remember(plan: SendPlan, mailing: Mailing, *, boot: str | None = None) -> None:
+    """The witness learns what the issue's journal and the suppression list hold now: after
+    a run, or when a plan finds nothing to send (a witness made for the first time)."""
+    witness_journals(plan.journal.parent, [plan.journal], boot=boot)
+    mailing.suppression.witness()
 
 
 @dataclass(frozen=True)
@@ -362,37 +377,6 @@ class _Known:
     def not_to_send(self, *, resend_uncertain: bool) -> frozenset[str]:
         done = frozenset(self.sent) | frozenset(self.failed)
         return done if resend_uncertain else done | self.uncertain
-
-
-def _journals_of(folder: Path, header: JournalHeader, boot: str) -> list[tuple[Path, JournalState]]:
-    """Every live journal of this issue: by its name, by its fingerprint, or an old one's name.
-
-    An old smakom kept one journal per issue and list (`2021-01--subscribers.jsonl`); those
-    are read too, so upgrading mid-issue sends nobody the issue twice.
-    """
-    found: list[tuple[Path, JournalState]] = []
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.jsonl")):
-        if is_archived(path):
-            continue
-        legacy = path.name.startswith(f"{header.issue}--")
-        mine = path.name == f"{header.issue}.jsonl"
-        if not (legacy or mine or _starts_like_a_journal(path)):
-            continue
-        state = JournalState.read(path, boot=boot)
-        same = state.header is not None and (
-            state.header.issue == header.issue or state.header.fingerprint == header.fingerprint
-        )
-        if same or (legacy and state.header is None):
-            found.append((path, state))
-    return found
-
-
-def _starts_like_a_journal(path: Path) -> bool:
-    """A cheap look at the first bytes, so reading every journal is only done for this issue."""
-    with path.open("rb") as file:
-        return file.read(18) == b'{"event":"journal"'
 
 
 def _with_report_file(delivery: DeliveryReport) -> DeliveryReport:

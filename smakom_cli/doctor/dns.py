@@ -113,16 +113,22 @@ class Lookup:
             self._problem = _("the DNS server did not answer in time")
             return Answer(name, kind, failure=self._problem)
         except (dns.exception.DNSException, OSError, ValueError) as exc:
-            failure = _("DNS could not be asked ({error})").format(error=type(exc).__name__)
-            return Answer(name, kind, failure=failure)
+            return Answer(
+                name,
+                kind,
+                failure=_("DNS could not be asked ({name__})").format(name__=type(exc).__name__),
+            )
         rrset = answer.rrset
         if rrset is None:
             return Answer(name, kind)
         if len(rrset) > MAX_RECORDS:
-            failure = _("the DNS server sent {count} records, far too many").format(
-                count=len(rrset)
+            return Answer(
+                name,
+                kind,
+                failure=_("the DNS server sent {count} records, far too many").format(
+                    count=len(rrset)
+                ),
             )
-            return Answer(name, kind, failure=failure)
         return Answer(name, kind, tuple(_text(kind, item) for item in rrset))
 
 

@@ -199,7 +199,7 @@ def _lookups(tree: Mapping[str, Answer], domain: str) -> int:
 
 
 def _new_spf(wanted: Expected) -> str:
-    include = wanted.spf_include or "<the include your mail provider gives>"
+    include = wanted.spf_include or _("<the include your mail provider gives>")
     return f"v=spf1 include:{include} -all"
 
 
@@ -236,8 +236,8 @@ def spf_verdict(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fi
             _(
                 "the record {said}, so it does not say that other servers may not send as {domain}"
             ).format(said=said, domain=domain),
-            _("Change the TXT record at {domain} to: {value}").format(
-                domain=domain, value=shown(_with_ending(record), 200)
+            _("Change the TXT record at {domain} to: {shown}").format(
+                domain=domain, shown=shown(_with_ending(record), 200)
             ),
         )
     return Finding("ok", _("SPF ({domain})").format(domain=domain), shown(record, 100))
@@ -250,7 +250,7 @@ def spf_passes(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> boo
 
 def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Finding | None:
     """What makes SPF fail for the provider's mail, or None."""
-    what = _("SPF ({domain})").format(domain=domain)
+    what = f"SPF ({domain})"
     answer = tree.get(domain, Answer(domain, "TXT"))
     if answer.failure:
         return Finding(
@@ -269,8 +269,8 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
             _(
                 "{domain} has no SPF record, so receivers cannot tell your mail from forgeries"
             ).format(domain=domain),
-            _("Add a TXT record at {domain}: {value}").format(
-                domain=domain, value=_new_spf(wanted)
+            _("Add a TXT record at {domain}: {new_spf}").format(
+                domain=domain, new_spf=_new_spf(wanted)
             ),
         )
     if len(records) > 1:
@@ -278,12 +278,11 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
             "problem",
             what,
             _(
-                "{domain} has {count} SPF records; receivers then ignore SPF altogether (RFC 7208 "
-                "permerror)"
+                "{domain} has {count} SPF records; receivers then ignore SPF "
+                "altogether (RFC 7208 permerror)"
             ).format(domain=domain, count=len(records)),
-            _(
-                "Merge them into one TXT record beginning v=spf1 and remove the others: {records}"
-            ).format(records=" | ".join(shown(r, 60) for r in records)),
+            _("Merge them into one TXT record beginning v=spf1 and remove the others: ")
+            + " | ".join(shown(r, 60) for r in records),
         )
     record = records[0]
     reachable = _reachable(tree, domain)
@@ -314,8 +313,8 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
             "problem",
             what,
             _(
-                "the record does not include {title}'s servers ({spf_include}), so mail you send "
-                "through it fails SPF"
+                "the record does not include {title}'s servers ({spf_include}), so "
+                "mail you send through it fails SPF"
             ).format(title=wanted.title, spf_include=wanted.spf_include),
             _("Change the TXT record at {domain} to: ").format(domain=domain)
             + shown(_with_include(record, wanted.spf_include), 200),
@@ -326,9 +325,9 @@ def _spf_fault(domain: str, tree: Mapping[str, Answer], wanted: Expected) -> Fin
             "problem",
             what,
             _(
-                "checking the record takes more than {limit} DNS lookups, so receivers "
-                "give up on it (RFC 7208 permerror)"
-            ).format(limit=SPF_LOOKUP_LIMIT),
+                "checking the record takes more than {spf_lookup_limit} DNS lookups, "
+                "so receivers give up on it (RFC 7208 permerror)"
+            ).format(spf_lookup_limit=SPF_LOOKUP_LIMIT),
             _(
                 "Remove the includes you no longer send through from the TXT record at {domain}."
             ).format(domain=domain),
@@ -365,15 +364,15 @@ def dkim_verdict(
     domain: str, selectors: Sequence[tuple[str, Answer, Answer]], wanted: Expected
 ) -> Finding:
     """DKIM: a key for each of the provider's selectors, as CNAMEs where Microsoft needs them."""
-    what = _("DKIM ({domain})").format(domain=domain)
+    what = f"DKIM ({domain})"
     if not selectors:
         return Finding(
             "warning",
             what,
             _("smakom does not know which DKIM selector your mail provider signs with"),
             _(
-                "Set [sender] dkim_selector in smakom.toml to the selector your provider names "
-                "(the part before ._domainkey)."
+                "Set [sender] dkim_selector in smakom.toml to the selector your "
+                "provider names (the part before ._domainkey)."
             ),
         )
     for selector, cname, txt in selectors:
@@ -395,7 +394,7 @@ def dkim_verdict(
         name = f"{selector}._domainkey.{domain}"
         revoked = key == "revoked"
         where = (
-            _("Google Admin console → Apps → Google Workspace → Gmail → Authenticate email")
+            "Google Admin console → Apps → Google Workspace → Gmail → Authenticate email"
             if wanted.provider == "google"
             else _("your mail provider")
         )
@@ -407,8 +406,8 @@ def dkim_verdict(
                 name=name, said=said, domain=domain
             ),
             _(
-                "Add the TXT record {name} with the key {where} gives, then switch signing on "
-                "there."
+                "Add the TXT record {name} with the key {where} gives, then switch "
+                "signing on there."
             ).format(name=name, where=where),
         )
     names = ", ".join(f"{selector}._domainkey" for selector, _c, _t in selectors)
@@ -418,10 +417,10 @@ def dkim_verdict(
 def _microsoft_dkim(
     domain: str, selectors: Sequence[tuple[str, Answer, Answer]], wanted: Expected
 ) -> Finding:
-    what = _("DKIM ({domain})").format(domain=domain)
-    defender = _(
-        "Microsoft Defender → Email & collaboration → Policies → Email authentication settings → "
-        "DKIM"
+    what = f"DKIM ({domain})"
+    defender = (
+        "Microsoft Defender → Email & collaboration → Policies → Email authentication settings "
+        "→ DKIM"
     )
     absent = [s for s, cname, txt in selectors if not cname.records and not txt.records]
     if len(absent) == len(selectors):
@@ -433,8 +432,9 @@ def _microsoft_dkim(
             "problem",
             what,
             _(
-                "no DKIM for {domain}: Microsoft 365 signs your mail for onmicrosoft.com only, so "
-                "DMARC rests on SPF alone, which fails when a reader's mail is forwarded"
+                "no DKIM for {domain}: Microsoft 365 signs your mail for "
+                "onmicrosoft.com only, so DMARC rests on SPF alone, which fails when a "
+                "reader's mail is forwarded"
             ).format(domain=domain),
             _(
                 "Add {records} (the exact values are in {defender}), then switch DKIM on there."
@@ -444,7 +444,7 @@ def _microsoft_dkim(
         name = f"{selector}._domainkey.{domain}"
         target = _microsoft_target(selector, domain, wanted.tenant)
         if not cname.records:
-            said = _("is a TXT record, not") if txt.records else _("is missing, and")
+            said = "is a TXT record, not" if txt.records else "is missing, and"
             return Finding(
                 "problem",
                 what,
@@ -458,8 +458,8 @@ def _microsoft_dkim(
             return Finding(
                 "problem",
                 what,
-                _("{name} points to {pointed}, not to Microsoft 365").format(
-                    name=name, pointed=shown(pointed)
+                _("{name} points to {shown}, not to Microsoft 365").format(
+                    name=name, shown=shown(pointed)
                 ),
                 _("Make {name} a CNAME → {target} (the exact value is in {defender}).").format(
                     name=name, target=target, defender=defender
@@ -470,9 +470,9 @@ def _microsoft_dkim(
                 "problem",
                 what,
                 _(
-                    "{name} points to {pointed}, which holds no key: DKIM has not been switched "
-                    "on for {domain}"
-                ).format(name=name, pointed=shown(pointed), domain=domain),
+                    "{name} points to {shown}, which holds no key: DKIM has not been "
+                    "switched on for {domain}"
+                ).format(name=name, shown=shown(pointed), domain=domain),
                 _("Switch DKIM on for {domain} in {defender} (or correct the CNAME).").format(
                     domain=domain, defender=defender
                 ),
@@ -494,7 +494,7 @@ def _new_dmarc(domain: str) -> str:
 
 def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
     """DMARC: one record at _dmarc (or the organisational domain's) with a policy that acts."""
-    what = _("DMARC (_dmarc.{domain})").format(domain=domain)
+    what = f"DMARC (_dmarc.{domain})"
     name = f"_dmarc.{domain}"
     for answer in answers:
         if answer.failure:
@@ -525,8 +525,8 @@ def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
                 "problem",
                 what,
                 _("the record at {name} has no valid policy (p=)").format(name=answer.name),
-                _("Change the TXT record at {name} to: {value}").format(
-                    name=answer.name, value=_new_dmarc(domain)
+                _("Change the TXT record at {name} to: {new_dmarc}").format(
+                    name=answer.name, new_dmarc=_new_dmarc(domain)
                 ),
             )
         if policy == "none":
@@ -535,12 +535,12 @@ def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
                 what,
                 _(
                     "p=none: receivers are asked to deliver mail that fails DMARC as if it "
-                    "passed, so anyone can send in the name of {domain} and your own mail earns "
-                    "less trust"
+                    "passed, so anyone can send in the name of {domain} and your own mail "
+                    "earns less trust"
                 ).format(domain=domain),
                 _(
-                    "Change p=none to p=quarantine in the TXT record at {name}, once its reports "
-                    "(rua=) show your newsletter passes."
+                    "Change p=none to p=quarantine in the TXT record at {name}, once its "
+                    "reports (rua=) show your newsletter passes."
                 ).format(name=answer.name),
             )
         percent = tags.get("pct", "100")
@@ -564,7 +564,9 @@ def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
         _(
             "{domain} has no DMARC record: Gmail, Yahoo and Outlook.com require one of bulk senders"
         ).format(domain=domain),
-        _("Add a TXT record at {name}: {value}").format(name=name, value=_new_dmarc(domain)),
+        _("Add a TXT record at {name}: {new_dmarc}").format(
+            name=name, new_dmarc=_new_dmarc(domain)
+        ),
     )
 
 
@@ -573,7 +575,7 @@ def alignment_verdict(
 ) -> Finding:
     """Whether DMARC can pass: the From domain is the domain SPF checks (smakom's envelope
     sender is the From address) and the domain DKIM signs for once its key is published."""
-    what = _("DMARC alignment (From: {domain})").format(domain=domain)
+    what = f"DMARC alignment (From: {domain})"
     if unread and not (spf_passes and dkim_passes):
         return Finding(
             "warning",
@@ -589,8 +591,8 @@ def alignment_verdict(
             "warning",
             what,
             _(
-                "DMARC rests on SPF alone; it fails for every reader whose mail is forwarded "
-                "(DKIM signs as {signer})"
+                "DMARC rests on SPF alone; it fails for every reader whose mail is "
+                "forwarded (DKIM signs as {signer})"
             ).format(signer=signer),
             _("Publish the DKIM records the DKIM line names."),
         )
@@ -605,8 +607,9 @@ def alignment_verdict(
         "problem",
         what,
         _(
-            "the From domain {domain} aligns with neither DKIM (which signs as {signer}) nor SPF, "
-            "so DMARC fails for every message and receivers may refuse or bin them"
+            "the From domain {domain} aligns with neither DKIM (which signs as "
+            "{signer}) nor SPF, so DMARC fails for every message and receivers may "
+            "refuse or bin them"
         ).format(domain=domain, signer=signer),
         _("Fix the SPF and DKIM records the lines above name."),
     )
@@ -617,7 +620,7 @@ def alignment_verdict(
 
 def mx_verdict(domain: str, answer: Answer) -> Finding:
     """MX: the sender's domain receives mail (replies, bounces, the unsubscribe address)."""
-    what = _("MX ({domain})").format(domain=domain)
+    what = f"MX ({domain})"
     if answer.failure:
         return Finding(
             "problem",
@@ -634,8 +637,8 @@ def mx_verdict(domain: str, answer: Answer) -> Finding:
             "problem",
             what,
             _(
-                "{domain} {said}: replies, bounces and unsubscribe mails cannot reach you, and "
-                "some receivers refuse mail from such a domain"
+                "{domain} {said}: replies, bounces and unsubscribe mails cannot reach "
+                "you, and some receivers refuse mail from such a domain"
             ).format(domain=domain, said=said),
             _("Add the MX record your mail provider gives for {domain}.").format(domain=domain),
         )

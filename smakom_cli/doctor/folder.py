@@ -7,7 +7,7 @@ from pathlib import Path
 from smakom_cli.config import Config, load_config
 from smakom_cli.doctor.findings import Finding
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _, ngettext
+from smakom_cli.i18n import _
 
 # Any key signs links of the same length; the doctor never needs the list's real one.
 _SAMPLE_KEY = bytes(32)
@@ -29,7 +29,7 @@ def check_issues(config: Config) -> Finding:
     from smakom_cli.delivery.mailing import prepare
 
     folder = config.issues_dir
-    what = _("{issues}/").format(issues=config.newsletter.issues)
+    what = f"{config.newsletter.issues}/"
     if not folder.is_dir():
         return Finding(
             "problem",
@@ -46,7 +46,7 @@ def check_issues(config: Config) -> Finding:
             _("Write one, e.g. issues/2026-01.md."),
         )
     newest = issues[-1]
-    what = _("{issues}/{name}").format(issues=config.newsletter.issues, name=newest.name)
+    what = f"{config.newsletter.issues}/{newest.name}"
     command = _("Run `smakom check {issues}/{name}` and fix what it says.").format(
         issues=config.newsletter.issues, name=newest.name
     )
@@ -62,20 +62,16 @@ def check_issues(config: Config) -> Finding:
         return Finding(
             "problem",
             what,
-            ngettext(
-                "{count} error stops a send: {where}: {message}",
-                "{count} errors stop a send, the first: {where}: {message}",
-                len(errors),
-            ).format(count=len(errors), where=first.where, message=first.message),
+            _("{count} error(s) stop a send, the first: {where}: {message}").format(
+                count=len(errors), where=first.where, message=first.message
+            ),
             command,
         )
     if findings:
         return Finding(
             "warning",
             what,
-            ngettext(
-                "{count} warning worth a look", "{count} warnings worth a look", len(findings)
-            ).format(count=len(findings)),
+            _("{count} warning(s) worth a look").format(count=len(findings)),
             command,
         )
     return Finding("ok", what, _("the newest issue passes `smakom check`"))

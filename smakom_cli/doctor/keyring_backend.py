@@ -15,7 +15,7 @@ from smakom_cli.signin.credentials import (
     unencrypted_keyring,
 )
 
-WHAT = "keyring"
+WHAT = _("keyring")
 
 
 def check_keyring(environ: Mapping[str, str]) -> Finding:
@@ -24,8 +24,8 @@ def check_keyring(environ: Mapping[str, str]) -> Finding:
     import keyring.backends.fail
     import keyring.errors
 
-    unattended = _("set {PASSWORD_VARIABLE} and {SECRET_VARIABLE} in the environment").format(
-        PASSWORD_VARIABLE=PASSWORD_VARIABLE, SECRET_VARIABLE=SECRET_VARIABLE
+    unattended = _("set {password_variable} and {secret_variable} in the environment").format(
+        password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE
     )
     backend = keyring.get_keyring()
     if isinstance(backend, keyring.backends.fail.Keyring):
@@ -34,20 +34,21 @@ def check_keyring(environ: Mapping[str, str]) -> Finding:
                 "warning",
                 WHAT,
                 _(
-                    "no system keyring; the password and link key come from {PASSWORD_VARIABLE} "
-                    "and {SECRET_VARIABLE} (OAuth2 sign-in needs a keyring)"
-                ).format(PASSWORD_VARIABLE=PASSWORD_VARIABLE, SECRET_VARIABLE=SECRET_VARIABLE),
+                    "no system keyring; the password and link key come from "
+                    "{password_variable} and {secret_variable} (OAuth2 sign-in needs a "
+                    "keyring)"
+                ).format(password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE),
             )
         return Finding(
             "problem",
             WHAT,
             _(
-                "there is no system keyring on this computer, so smakom cannot keep the password, "
-                "the sign-in tokens or the unsubscribe-link key"
+                "there is no system keyring on this computer, so smakom cannot keep "
+                "the password, the sign-in tokens or the unsubscribe-link key"
             ),
             _(
-                "On a desktop, install a keyring backend (https://pypi.org/project/keyring/); on "
-                "a server, {unattended}."
+                "On a desktop, install a keyring backend "
+                "(https://pypi.org/project/keyring/); on a server, {unattended}."
             ).format(unattended=unattended),
         )
     try:
@@ -62,17 +63,17 @@ def check_keyring(environ: Mapping[str, str]) -> Finding:
             _("Unlock or repair the keyring, or {unattended}.").format(unattended=unattended),
         )
     if plain is not None:
-        where = _(" ({file})").format(file=plain.file) if plain.file else ""
+        where = f" ({plain.file})" if plain.file else ""
         return Finding(
             "warning",
             WHAT,
             _(
-                "{backend} keeps the secrets unencrypted in a plain file{where}: anyone who can "
-                "read it can send as you"
+                "{backend} keeps the secrets unencrypted in a plain file{where}: "
+                "anyone who can read it can send as you"
             ).format(backend=plain.backend, where=where),
             _(
-                "Use the system's keyring (Windows Credential Manager, macOS Keychain, GNOME "
-                "Keyring or KWallet) instead, or on a server {unattended}."
+                "Use the system's keyring (Windows Credential Manager, macOS Keychain, "
+                "GNOME Keyring or KWallet) instead, or on a server {unattended}."
             ).format(unattended=unattended),
         )
     return Finding("ok", WHAT, _("secrets are kept in {name}").format(name=name))

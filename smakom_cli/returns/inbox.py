@@ -31,11 +31,12 @@ from smakom_cli.audience.references import ids_for
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers, parse_address
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.config import Config, InboxConfig
-from smakom_cli.delivery.journal import JournalState
-from smakom_cli.delivery.smtp import Login
+from smakom_cli.delivery.journal import sent_by_issue
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _, ngettext
 from smakom_cli.returns.bounces import Context, Verdict, classify
 from smakom_cli.returns.inbox_log import Entry, InboxLog
+from smakom_cli.signin.resolver import Login
 
 LOG_NAME = "inbox.jsonl"
 # Marks a message copied to its folder on a server that can neither MOVE nor expunge one UID.
@@ -55,17 +56,8 @@ class Deliveries:
 
     @classmethod
     def read(cls, journal_dir: Path) -> Deliveries:
-        """Every journal in `sent/` (also older `.until-…` ones), by the issue it names.
-
-        A journal names its issue in its header; one of smakom 0.1 by its file name,
-        `<issue>--<list>.jsonl`.
-        """
-        sent: dict[str, frozenset[str]] = {}
-        for path in sorted(journal_dir.glob("*.jsonl")):
-            state = JournalState.read(path)
-            issue = state.header.issue if state.header else path.name.partition("--")[0]
-            sent[issue] = sent.get(issue, frozenset()) | frozenset(state.sent)
-        return cls(sent)
+        """Every journal in `sent/` (also older `.until-…` ones), by the issue it names."""
+        return cls(sent_by_issue(journal_dir))
 
     def issues_of(self, key: str) -> list[str]:
         """The issues sent to this address, oldest first (issue names sort by date)."""
@@ -139,7 +131,7 @@ def read_inbox(
         lock.acquire(timeout=0)
     except Timeout:
         raise SmakomError(
-            "another smakom inbox is sorting this mailbox right now; wait for it to finish."
+            _("another smakom inbox is sorting this mailbox right now; wait for it to finish.")
         ) from None
     try:
         return _read(config, login, secret, dry_run=False, on_message=on_message)
@@ -172,17 +164,23 @@ def _read(
         _login(client, inbox, login)
         run.sort()
     except _CONNECTION_ERRORS as exc:
-        run.interrupted = (
-            f"the connection to {inbox.host} was lost ({_describe(exc)}) after "
-            f"{len(run.items)} new message(s); what was done is recorded: run `smakom inbox` "
-            "again to finish."
-        )
+        run.interrupted = ngettext(
+            "the connection to {host} was lost ({reason}) after {count} new message; what was "
+            "done is recorded: run `smakom inbox` again to finish.",
+            "the connection to {host} was lost ({reason}) after {count} new messages; what was "
+            "done is recorded: run `smakom inbox` again to finish.",
+            len(run.items),
+        ).format(host=inbox.host, reason=_describe(exc), count=len(run.items))
     except IMAPClientError as exc:
-        run.interrupted = (
-            f"the mail server {inbox.host} refused a command ({_describe(exc)}) after "
-            f"{len(run.items)} new message(s); what was done is recorded: run `smakom inbox` "
-            "again to finish, or ask whoever runs the mailbox."
-        )
+        run.interrupted = ngettext(
+            "the mail server {host} refused a command ({reason}) after {count} new message; "
+            "what was done is recorded: run `smakom inbox` again to finish, or ask whoever runs "
+            "the mailbox.",
+            "the mail server {host} refused a command ({reason}) after {count} new messages; "
+            "what was done is recorded: run `smakom inbox` again to finish, or ask whoever runs "
+            "the mailbox.",
+            len(run.items),
+        ).format(host=inbox.host, reason=_describe(exc), count=len(run.items))
     finally:
         _close(client)
     return InboxReport(
@@ -200,8 +198,10 @@ def require_mailbox(config: Config) -> InboxConfig:
     """The [inbox] table, when it names a mailbox (host and username)."""
     if not config.inbox.host or not config.inbox.username:
         raise SmakomError(
-            f"{config.path}: [inbox] needs host and username, those of the mailbox the "
-            "newsletter's bounces and replies come back to (see docs/inbox.md)."
+            _(
+                "{path}: [inbox] needs host and username, those of the mailbox the "
+                "newsletter's bounces and replies come back to (see docs/inbox.md)."
+            ).format(path=config.path)
         )
     return config.inbox
 
@@ -212,7 +212,11 @@ def connect(inbox: InboxConfig) -> IMAPClient:
     try:
         context = ssl.create_default_context(cafile=inbox.ca_file or None)
     except (OSError, ssl.SSLError) as exc:
-        raise SmakomError(f"inbox.ca_file {inbox.ca_file} cannot be read ({exc}).") from None
+        raise SmakomError(
+            _("inbox.ca_file {ca_file} cannot be read ({exc}).").format(
+                ca_file=inbox.ca_file, exc=exc
+            )
+        ) from None
     try:
         if inbox.security == "tls":
             return IMAPClient(
@@ -226,19 +230,25 @@ def connect(inbox: InboxConfig) -> IMAPClient:
             raise
     except ssl.SSLCertVerificationError as exc:
         raise SmakomError(
-            f"the certificate of the mail server {where} could not be verified "
-            f"({exc.verify_message}); check inbox.host, or set inbox.ca_file for a server "
-            "with a private certificate."
+            _(
+                "the certificate of the mail server {where} could not be verified "
+                "({verify_message}); check inbox.host, or set inbox.ca_file for a "
+                "server with a private certificate."
+            ).format(where=where, verify_message=exc.verify_message)
         ) from None
     except IMAPClientError as exc:
         raise SmakomError(
-            f"the mail server {where} does not offer STARTTLS ({_describe(exc)}); "
-            'try security = "tls" (port 993).'
+            _(
+                "the mail server {where} does not offer STARTTLS ({describe}); try "
+                'security = "tls" (port 993).'
+            ).format(where=where, describe=_describe(exc))
         ) from None
     except (OSError, ssl.SSLError) as exc:
         raise SmakomError(
-            f"could not connect to the mail server {where} ({_describe(exc)}); "
-            "check inbox.host, inbox.port and inbox.security."
+            _(
+                "could not connect to the mail server {where} ({describe}); check "
+                "inbox.host, inbox.port and inbox.security."
+            ).format(where=where, describe=_describe(exc))
         ) from None
     return client
 
@@ -249,7 +259,11 @@ def check_login(inbox: InboxConfig, login: Login) -> None:
     try:
         _login(client, inbox, login)
     except _CONNECTION_ERRORS as exc:
-        raise SmakomError(f"the connection to {inbox.host} was lost ({_describe(exc)}).") from None
+        raise SmakomError(
+            _("the connection to {host} was lost ({describe}).").format(
+                host=inbox.host, describe=_describe(exc)
+            )
+        ) from None
     finally:
         _close(client)
 
@@ -267,7 +281,9 @@ def _login(client: IMAPClient, inbox: InboxConfig, login: Login) -> None:
             client.plain_login(login.username, login.secret)
     except LoginError:
         raise SmakomError(
-            f"the mail server {inbox.host} refused the login for {login.username}: {login.remedy}"
+            _("the mail server {host} refused the login for {username}: {remedy}").format(
+                host=inbox.host, username=login.username, remedy=login.remedy
+            )
         ) from None
 
 
@@ -310,7 +326,9 @@ class _Run:
             if isinstance(exc, imaplib.IMAP4.abort):
                 raise
             raise SmakomError(
-                f"the mailbox has no folder '{folder}' ({_describe(exc)}); check inbox.folder."
+                _("the mailbox has no folder '{folder}' ({describe}); check inbox.folder.").format(
+                    folder=folder, describe=_describe(exc)
+                )
             ) from None
         uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
         uids = sorted(self.client.search("ALL"))
@@ -362,7 +380,7 @@ class _Run:
             )
             # Kept in memory only, so the dry run counts soft bounces as the real run would.
             entry = _entry(self.inbox.folder, uidvalidity, uid, verdict, decision)
-            self.log = InboxLog(self.log.path, (*self.log.entries, entry))
+            self.log.record(entry)
         item = Sorted(
             uid=uid,
             verdict=verdict,
@@ -444,32 +462,64 @@ def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: Inbox
         return _decide_bounce(verdict, deliveries, log, inbox)
     if verdict.kind == "unsubscribe":
         if not verdict.confirmed or not verdict.addresses:
-            return Decision("leave", "", f"left for a person: {verdict.reason}", verdict.issue)
+            left = _("left for a person: {reason}").format(reason=verdict.reason)
+            return Decision("leave", "", left, verdict.issue)
         wrong = [a for a in verdict.addresses if not _is_address(a)]
         if wrong:
-            effect = f"{', '.join(wrong)} is not an e-mail address: left for a person"
+            effect = _("{addresses} is not an e-mail address: left for a person").format(
+                addresses=", ".join(wrong)
+            )
             return Decision("leave", "", effect, verdict.issue)
         return Decision(
             "move",
             inbox.unsubscribe_folder,
-            "unsubscribed",
+            _("unsubscribed"),
             verdict.issue,
             verdict.addresses,
             unsubscribe=verdict.addresses,
             source="mail",
             reason=verdict.reason,
         )
+    if verdict.kind == "unreadable":
+        effect = _("unreadable: moved for a person to look at, never deleted")
+        return Decision("move", inbox.unreadable_folder, effect, addresses=verdict.addresses)
+    if verdict.kind == "complaint":
+        sent = tuple(a for a in verdict.addresses if deliveries.issues_of(a))
+        if not sent:
+            effect = _(
+                "a spam complaint about nobody this newsletter was sent to: left for a person"
+            )
+            return Decision("leave", "", effect, verdict.issue, verdict.addresses)
+        return Decision(
+            "move",
+            inbox.unsubscribe_folder,
+            _("unsubscribed"),
+            verdict.issue or deliveries.issues_of(sent[0])[-1],
+            sent,
+            unsubscribe=sent,
+            source="complaint",
+            reason=verdict.reason,
+        )
+    if verdict.kind == "blocked":
+        effect = _(
+            "the sending was blocked: the receiving server refused smakom's server or domain, "
+            "not this address; nobody was unsubscribed for it"
+        )
+        return Decision("move", inbox.bounce_folder, effect, verdict.issue, verdict.addresses)
+    if verdict.mentions_unsubscribe:
+        effect = _("left for a person: {reason}").format(reason=verdict.reason)
+        return Decision("leave", "", effect, verdict.issue)
     if verdict.kind == "auto-reply":
         if verdict.recipient or any(a in deliveries.everyone for a in verdict.addresses):
             return Decision(
                 "move",
                 inbox.auto_reply_folder,
-                "ignored, never counted as a bounce",
+                _("ignored, never counted as a bounce"),
                 verdict.issue,
                 verdict.addresses,
             )
-        return Decision("leave", "", "not about the newsletter: left in place")
-    return Decision("leave", "", "left in place", verdict.issue, verdict.addresses)
+        return Decision("leave", "", _("not about the newsletter: left in place"))
+    return Decision("leave", "", _("left in place"), verdict.issue, verdict.addresses)
 
 
 def _decide_bounce(
@@ -483,11 +533,12 @@ def _decide_bounce(
         elif not verdict.issue and issues:
             matched.append((address, issues[-1]))
     if not matched:
-        what = f"issue {verdict.issue}" if verdict.issue else "this newsletter"
         if not verdict.addresses:
-            effect = "no address could be read from it: left for a person"
+            effect = _("no address could be read from it: left for a person")
+        elif verdict.issue:
+            effect = _("never sent issue {issue}: left for a person").format(issue=verdict.issue)
         else:
-            effect = f"never sent {what}: left for a person"
+            effect = _("never sent this newsletter: left for a person")
         return Decision("leave", "", effect, verdict.issue, verdict.addresses)
     addresses = tuple(address for address, _ in matched)
     issue = matched[0][1]
@@ -495,7 +546,7 @@ def _decide_bounce(
         return Decision(
             "move",
             inbox.bounce_folder,
-            "unsubscribed",
+            _("unsubscribed"),
             issue,
             addresses,
             unsubscribe=addresses,
@@ -506,12 +557,24 @@ def _decide_bounce(
     counts = {a: soft_bounce_count(a, i, deliveries, log) for a, i in matched}
     over = tuple(a for a, n in counts.items() if n >= limit)
     if len(counts) == 1:
-        effect = f"counted: {next(iter(counts.values()))} of {limit} issues in a row"
+        effect = _("counted: {count} of {limit} issues in a row").format(
+            count=next(iter(counts.values())), limit=limit
+        )
     else:
-        effect = "counted: " + ", ".join(f"{a} {n} of {limit}" for a, n in counts.items())
-    if over:
-        effect += "; unsubscribed" if len(counts) == 1 else f"; unsubscribed {', '.join(over)}"
-    reason = f"soft bounces on {limit} issues in a row; the last: {_bounce_reason(verdict)}"
+        each = ", ".join(
+            _("{address} {count} of {limit}").format(address=a, count=n, limit=limit)
+            for a, n in counts.items()
+        )
+        effect = _("counted: {each}").format(each=each)
+    if over and len(counts) == 1:
+        effect = _("{effect}; unsubscribed").format(effect=effect)
+    elif over:
+        effect = _("{effect}; unsubscribed {addresses}").format(
+            effect=effect, addresses=", ".join(over)
+        )
+    reason = _("soft bounces on {limit} issues in a row; the last: {bounce_reason}").format(
+        limit=limit, bounce_reason=_bounce_reason(verdict)
+    )
     return Decision(
         "move",
         inbox.bounce_folder,
@@ -579,7 +642,7 @@ def write_reports(config: Config, report: InboxReport, now: datetime) -> list[Pa
         path = folder / f"{issue}.bounces.txt"
         lines = [
             f"Issue: {issue}, as of {now:%Y-%m-%d %H:%M}",
-            bounce_summary(config, issue),
+            _bounce_line(entries),
             "",
             *(f"{e.kind}\t{', '.join(e.addresses)}\t{e.reason}" for e in entries),
         ]
@@ -588,58 +651,60 @@ def write_reports(config: Config, report: InboxReport, now: datetime) -> list[Pa
     return written
 
 
-def bounce_summary(config: Config, issue: str) -> str:
-    """One line for an issue's send report: its bounces read so far ("" before any)."""
-    entries = [
-        e
-        for e in InboxLog.read(config.folder / LOG_NAME).entries
-        if e.issue == issue and e.kind in ("hard", "soft")
-    ]
-    if not entries:
-        return ""
+def _bounce_line(entries: list[Entry]) -> str:
     hard = sum(e.kind == "hard" for e in entries)
-    return f"Bounces read by smakom inbox: {hard} hard, {len(entries) - hard} soft"
+    return _("Bounces read by smakom inbox: {hard} hard, {soft} soft").format(
+        hard=hard, soft=len(entries) - hard
+    )
 
 
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("hard", "Hard bounces"),
-    ("soft", "Soft bounces"),
-    ("unsubscribe", "Unsubscribe requests"),
-    ("auto-reply", "Auto-replies"),
-    ("unknown", "Other mail"),
+    ("hard", N_("Hard bounces")),
+    ("soft", N_("Soft bounces")),
+    ("blocked", N_("Sending blocked")),
+    ("complaint", N_("Spam complaints")),
+    ("unsubscribe", N_("Unsubscribe requests")),
+    ("unreadable", N_("Unreadable")),
+    ("auto-reply", N_("Auto-replies")),
+    ("unknown", N_("Other mail")),
 )
 
 
 def report_lines(report: InboxReport) -> Iterator[str]:
     """The report as plain text lines: one section per kind, a line per message."""
-    mode = "dry run, nothing changed" if report.dry_run else "sorted"
-    yield f"smakom inbox: {report.host}, folder {report.folder} ({mode})"
-    yield (
-        f"New messages: {len(report.items)}; seen before: {report.already_seen}; "
-        f"moves finished from an earlier run: {report.finished_moves}"
+    mode = _("dry run, nothing changed") if report.dry_run else _("sorted")
+    yield _("smakom inbox: {host}, folder {folder} ({mode})").format(
+        host=report.host, folder=report.folder, mode=mode
     )
+    yield _(
+        "New messages: {count}; seen before: {seen}; moves finished from an earlier run: {finished}"
+    ).format(count=len(report.items), seen=report.already_seen, finished=report.finished_moves)
     if report.interrupted:
-        yield f"Stopped early: {report.interrupted}"
+        yield _("Stopped early: {reason}").format(reason=report.interrupted)
     for kind, title in SECTIONS:
         items = [i for i in report.items if i.verdict.kind == kind]
         yield ""
-        yield f"{title}: {len(items)}"
+        yield f"{_(title)}: {len(items)}"
         for item in items:
             yield "\t".join(row(item))
 
 
 def row(item: Sorted) -> tuple[str, str, str, str]:
-    """Addresses, what was done, why (the server's reply or the subject), and where it went."""
+    """Addresses, what was done, why (the server's reply, or date and subject of what a
+    person must read), and where it went."""
     verdict = item.verdict
     addresses = ", ".join(item.addresses or verdict.addresses) or verdict.sender or "?"
-    where = item.to if item.action == "move" else "stays in place"
-    if verdict.kind in ("hard", "soft"):
+    where = item.to if item.action == "move" else _("stays in place")
+    if verdict.kind == "unreadable" or item.action == "leave":
+        when = f"{verdict.date:%Y-%m-%d %H:%M} " if verdict.date else ""
+        why = when + (verdict.subject or _("(no subject)"))
+    elif verdict.kind in ("hard", "soft", "blocked"):
         why = _bounce_reason(verdict)
-    elif verdict.kind == "auto-reply":
-        why = verdict.reason
     else:
-        why = verdict.subject
-    effect = f"{item.effect} (sorted before, as another copy)" if item.repeat else item.effect
+        why = verdict.reason
+    effect = verdict.reason if verdict.kind == "unreadable" else item.effect
+    if item.repeat:
+        effect = _("{effect} (sorted before, as another copy)").format(effect=effect)
     return addresses, effect, why, where
 
 
@@ -689,7 +754,11 @@ def missing_folders(inbox: InboxConfig, login: Login) -> list[str]:
         namespace = _personal_namespace(client)
         existing = {_str(folder[2]).upper() for folder in client.list_folders()}
     except (IMAPClientError, *_CONNECTION_ERRORS) as exc:
-        raise SmakomError(f"the mail server {inbox.host}: {_describe(exc)}.") from None
+        raise SmakomError(
+            _("the mail server {host} answered: {reason}.").format(
+                host=inbox.host, reason=_describe(exc)
+            )
+        ) from None
     finally:
         _close(client)
     names = (inbox.folder, inbox.bounce_folder, inbox.unsubscribe_folder, inbox.auto_reply_folder)

@@ -65,9 +65,12 @@ def capacity(
     if open_files is not None:
         room = open_files - _RESERVED_FILES - _FILES_PER_THREAD * threads
         if room < connections:
-            allowed, limited_by = max(room, 1), f"the open-file limit of {open_files}"
+            allowed, limited_by = (
+                max(room, 1),
+                _("the open-file limit of {open_files}").format(open_files=open_files),
+            )
     if windows and allowed > _WINDOWS_SOCKETS:
-        allowed, limited_by = _WINDOWS_SOCKETS, "Windows (at most 500 sockets at once)"
+        allowed, limited_by = _WINDOWS_SOCKETS, _("Windows (at most 500 sockets at once)")
     return Capacity(allowed, idle_timeout, threads, limited_by)
 
 

@@ -153,7 +153,7 @@ def make_app(settings: ServiceSettings, log: logging.Logger | None = None) -> WS
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
-        method = str(environ.get("REQUEST_METHOD", ""))[:16]
+        method = re.sub(r"[^A-Z]", "?", str(environ.get("REQUEST_METHOD", ""))[:16])
         path = _loggable(environ.get("PATH_INFO", ""))
         try:
             response = _route(settings, pages, environ)
@@ -190,8 +190,11 @@ def _check_keys(settings: ServiceSettings) -> None:
     """Refuse keys that would make links or the event list guessable."""
     if len(settings.secret) < MIN_KEY_LENGTH:
         raise SmakomError(
-            f"the one-click service needs the link-signing key (at least {MIN_KEY_LENGTH} "
-            "characters), the one the office's unsubscribe links are signed with."
+            _(
+                "the one-click service needs the link-signing key (at least "
+                "{min_key_length} characters), the one the office's unsubscribe links "
+                "are signed with."
+            ).format(min_key_length=MIN_KEY_LENGTH)
         )
     secret = settings.secret.decode("utf-8", "replace")
     if key_problem(secret):
@@ -368,7 +371,7 @@ def _events(settings: ServiceSettings, environ: WSGIEnvironment) -> _Response:
     if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
         return _Response("405 Method Not Allowed", b"", extra=(("Allow", "GET"),))
     given = environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, key = given.partition(" ")
+    scheme, _space, key = given.partition(" ")
     authorised = bool(settings.service_key) and scheme.lower() == "bearer"
     # Compared in constant time, and always, so the answer's timing tells nothing.
     matches = hmac.compare_digest(key.strip().encode(), settings.service_key.encode())
@@ -509,7 +512,9 @@ def _create_database(path: Path) -> None:
             )
             _upgrade(db)
     except (sqlite3.Error, OSError) as exc:
-        raise SmakomError(f"{path}: the service's database cannot be opened ({exc}).") from None
+        raise SmakomError(
+            _("{path}: the service's database cannot be opened ({exc}).").format(path=path, exc=exc)
+        ) from None
 
 
 def _upgrade(db: sqlite3.Connection) -> None:

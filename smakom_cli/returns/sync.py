@@ -26,8 +26,11 @@ from smakom_cli.audience.subscribers import Subscriber, iter_subscribers
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.audience.unsubscribe_links import index_by_id
 from smakom_cli.config import Config
+from smakom_cli.delivery.journal import known_keys
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 from smakom_cli.returns.service import EVENTS_PATH, HEALTH_PATH, RESUBSCRIBED, UNSUBSCRIBED
+from smakom_cli.signin.resolver import Resolver
 
 T = TypeVar("T")
 
@@ -35,10 +38,10 @@ STATE_NAME = "unsubscribed.sync.json"
 _MAX_PAGES = 10_000
 _SOURCES = ("one-click", "web")
 _REASONS = {
-    ("one-click", UNSUBSCRIBED): "one-click unsubscribe in the mail program",
-    ("web", UNSUBSCRIBED): "the unsubscribe page",
-    ("web", RESUBSCRIBED): "undo on the unsubscribe page",
-    ("one-click", RESUBSCRIBED): "undo on the unsubscribe page",
+    ("one-click", UNSUBSCRIBED): N_("one-click unsubscribe in the mail program"),
+    ("web", UNSUBSCRIBED): N_("the unsubscribe page"),
+    ("web", RESUBSCRIBED): N_("undo on the unsubscribe page"),
+    ("one-click", RESUBSCRIBED): N_("undo on the unsubscribe page"),
 }
 
 
@@ -91,6 +94,7 @@ class SyncResult:
     """Undos on the web left out: the suppression list has a newer event for the address."""
     unresolved: int
     cursor: int
+    service: str  # the events' address, to say where they came from
     refused_undos: int = 0
 
 
@@ -132,10 +136,28 @@ def last_sync(config: Config) -> datetime | None:
     return datetime.fromtimestamp(stamp, UTC)
 
 
+def sync(signin: Resolver, *, lists: Sequence[Path] = ()) -> SyncResult:
+    """`smakom sync`: fetch the events and write them, with the list's real link key.
+
+    Never with a stand-in key: the new links would match nobody, and the list be blamed.
+    """
+    config = signin.config
+    if service_urls(config) is None:
+        raise SmakomError(_no_service(config))
+    key = signin.sync_key()
+    return apply_events(config, fetch_events(config, key, signin.required_link_key(), lists=lists))
+
+
+def _no_service(config: Config) -> str:
+    return _(
+        "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
+    ).format(name=config.path.name)
+
+
 def fetch_events(
     config: Config,
     service_key: str,
-    secret: bytes,
+    secret: bytes | None,
     *,
     lists: Sequence[Path] = (),
     timeout: float = 15.0,
@@ -143,15 +165,13 @@ def fetch_events(
     """The events since the last sync, with addresses found; reads only, writes nothing.
 
     `lists` are subscriber lists besides the configured one whose addresses may be behind a
-    link (a send's --subscribers). Raises SmakomError, one line, when the service cannot be
+    link (a send's --subscribers); without `secret` (no key on this computer) only events
+    that carry their address are matched. Raises SmakomError, one line, when the service cannot be
     reached or refuses the key.
     """
     urls = service_urls(config)
     if urls is None:
-        raise SmakomError(
-            f"{config.path.name}: [unsubscribe] has no url, so there is no one-click service "
-            "to sync with."
-        )
+        raise SmakomError(_no_service(config))
     saved = _read_state(state_path(config))
     document = _get(urls.events, saved.cursor, service_key, timeout)
     if document["service"] != saved.service and saved.service:
@@ -161,18 +181,26 @@ def fetch_events(
     service = document["service"]
     events: list[SyncEvent] = list(saved.unresolved)
     cursor = saved.cursor
-    for _ in range(_MAX_PAGES):
+    for _page in range(_MAX_PAGES):
         new = [_event(item, urls.events) for item in document["events"]]
         for event in new:
             if event.cursor <= cursor:
-                raise SmakomError(f"{urls.events} answered events out of order; try again.")
+                raise SmakomError(
+                    _("{events} answered events out of order; try again.").format(
+                        events=urls.events
+                    )
+                )
             cursor = event.cursor
         events += new
         if not document["more"]:
             break
         document = _get(urls.events, cursor, service_key, timeout)
         if document["service"] != service:
-            raise SmakomError(f"{urls.events} changed its database during the sync; try again.")
+            raise SmakomError(
+                _("{events} changed its database during the sync; try again.").format(
+                    events=urls.events
+                )
+            )
     # Only an undo the reader made on the page, right after the unsubscribe, resubscribes.
     kept = [event for event in events if event.action != RESUBSCRIBED or event.genuine]
     return SyncBatch(
@@ -213,7 +241,7 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
     for run in _runs(event for event in resolved if not overruled(event)):
         first = run[0]
         addresses = [event.address for event in run]
-        reason = _REASONS[first.source, first.action]
+        reason = _(_REASONS[first.source, first.action])
         if first.action == UNSUBSCRIBED:
             changes = suppression.unsubscribe(
                 addresses, source=first.source, reason=reason, when=first.at
@@ -233,6 +261,7 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
         overruled=tuple(event.address for event in resolved if overruled(event)),
         unresolved=len(unresolved),
         cursor=batch.cursor,
+        service=urls.events if (urls := service_urls(config)) else "",
         refused_undos=batch.refused_undos,
     )
 
@@ -245,16 +274,14 @@ def known_addresses(config: Config, lists: Sequence[Path] = ()) -> Iterator[str]
                 if isinstance(item, Subscriber):
                     yield item.key
     yield from SuppressionList(config.suppression_path).suppressed()
-    if config.journal_dir.is_dir():
-        for journal in sorted(config.journal_dir.glob("*.jsonl")):
-            yield from _journal_keys(journal)
+    yield from known_keys(config.journal_dir)
 
 
 def _resolve(
-    config: Config, secret: bytes, events: list[SyncEvent], lists: Sequence[Path]
+    config: Config, secret: bytes | None, events: list[SyncEvent], lists: Sequence[Path]
 ) -> tuple[SyncEvent, ...]:
     """Fill in the address of each event from a new link; the lists are read only if needed."""
-    if all(event.address for event in events):
+    if secret is None or all(event.address for event in events):
         return tuple(events)
     index = index_by_id(secret, known_addresses(config, lists))
     return tuple(
@@ -277,28 +304,6 @@ def _runs(events: Iterable[SyncEvent]) -> Iterator[list[SyncEvent]]:
         run.append(event)
     if run:
         yield run
-
-
-def _journal_keys(path: Path) -> Iterator[str]:
-    """The recipients named in one send journal (JSON lines with a "key")."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as exc:
-        raise SmakomError(f"{path} cannot be read ({exc.strerror or exc}).") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            # A crash mid-write leaves a torn last line; anywhere else it is damage.
-            if any(rest.strip() for rest in lines[number:]):
-                raise SmakomError(
-                    f"{path}, line {number}: damaged journal entry; fix or remove that line."
-                ) from None
-            return
-        if isinstance(record, dict) and isinstance(record.get("key"), str):
-            yield record["key"]
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -327,19 +332,25 @@ def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, An
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             raise SmakomError(
-                f"the one-click service at {url} refused the sync key ({exc.code}): run "
-                "`smakom login --service-key` with the key the service runs with "
-                "(SMAKOM_SERVICE_KEY on the server)."
+                _(
+                    "the one-click service at {url} refused the sync key ({code}): run "
+                    "`smakom login --service-key` with the key the service runs with "
+                    "(SMAKOM_SERVICE_KEY on the server)."
+                ).format(url=url, code=exc.code)
             ) from None
         raise SmakomError(
-            f"the one-click service at {url} answered {exc.code} {exc.reason}; is "
-            "`smakom serve` running behind [unsubscribe] url?"
+            _(
+                "the one-click service at {url} answered {code} {reason}; is `smakom "
+                "serve` running behind [unsubscribe] url?"
+            ).format(url=url, code=exc.code, reason=exc.reason)
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SmakomError(
-            f"cannot reach the one-click service at {url} ({reason}); check the connection "
-            "and that the service is running."
+            _(
+                "cannot reach the one-click service at {url} ({reason}); check the "
+                "connection and that the service is running."
+            ).format(url=url, reason=reason)
         ) from None
     try:
         document = json.loads(body)
@@ -349,11 +360,13 @@ def _get(url: str, after: int, service_key: str, timeout: float) -> dict[str, An
             and isinstance(document.get("events"), list)
             and isinstance(document.get("more"), bool)
         ):
-            raise ValueError("not an event list")
+            raise ValueError(_("not an event list"))
     except ValueError:
         raise SmakomError(
-            f"{url} did not answer with the one-click service's event list; is "
-            "[unsubscribe] url the address of `smakom serve`?"
+            _(
+                "{url} did not answer with the one-click service's event list; is "
+                "[unsubscribe] url the address of `smakom serve`?"
+            ).format(url=url)
         ) from None
     return document
 
@@ -376,7 +389,9 @@ def _event(item: object, url: str) -> SyncEvent:
         if event.at.tzinfo is None:
             raise ValueError
     except (KeyError, TypeError, ValueError):
-        raise SmakomError(f"{url} answered an event smakom cannot read: {item!r}.") from None
+        raise SmakomError(
+            _("{url} answered an event smakom cannot read: {item!r}.").format(url=url, item=item)
+        ) from None
     return event
 
 
@@ -400,7 +415,7 @@ def _read_state(path: Path) -> _State:
     except FileNotFoundError:
         return _State()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SmakomError(f"{path} cannot be read ({exc}).") from None
+        raise SmakomError(_("{path} cannot be read ({exc}).").format(path=path, exc=exc)) from None
     try:
         data = json.loads(text)
         if not isinstance(data, dict) or set(data) != {"service", "cursor", "unresolved"}:
@@ -411,8 +426,10 @@ def _read_state(path: Path) -> _State:
             raise ValueError
     except (ValueError, TypeError, SmakomError):
         raise SmakomError(
-            f"{path} is damaged. Delete it and run `smakom sync` again: every event is then "
-            "fetched again, which is harmless."
+            _(
+                "{path} is damaged. Delete it and run `smakom sync` again: every event "
+                "is then fetched again, which is harmless."
+            ).format(path=path)
         ) from None
     return state
 

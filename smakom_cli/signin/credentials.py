@@ -84,12 +84,6 @@ def find_password(username: str, environ: Mapping[str, str]) -> Password | None:
         return Password(value, "keyring", keyring_name()) if value is not None else None
 
 
-def lookup_password(username: str, environ: Mapping[str, str]) -> str | None:
-    """The SMTP password alone (see `find_password` for where it came from)."""
-    found = find_password(username, environ)
-    return found.value if found else None
-
-
 def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None:
     """The key that signs a list's unsubscribe links; None when none was made yet.
 
@@ -101,8 +95,11 @@ def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None
     if text:
         if len(text) < _MIN_SECRET_LENGTH:
             raise SmakomError(
-                f"{SECRET_VARIABLE} is too short: use at least {_MIN_SECRET_LENGTH} random "
-                "characters (copy the one the keyring holds on the computer that sent before)."
+                _(
+                    "{secret_variable} is too short: use at least {min_secret_length} "
+                    "random characters (copy the one the keyring holds on the computer "
+                    "that sent before)."
+                ).format(secret_variable=SECRET_VARIABLE, min_secret_length=_MIN_SECRET_LENGTH)
             )
         return text.encode("utf-8")
     with _keyring():
@@ -118,17 +115,15 @@ def create_unsubscribe_secret(list_id: str) -> bytes:
     with _keyring():
         if keyring.get_password(SERVICE, _secret_user(list_id)) is not None:
             raise SmakomError(
-                f"the keyring already holds the unsubscribe-link key of {list_id}; it is kept, "
-                "because a new one would break the links in every issue already sent."
+                _(
+                    "the keyring already holds the unsubscribe-link key of {list_id}; it "
+                    "is kept, because a new one would break the links in every issue "
+                    "already sent."
+                ).format(list_id=list_id)
             )
         made = secrets.token_urlsafe(32)
         keyring.set_password(SERVICE, _secret_user(list_id), made)
     return made.encode("utf-8")
-
-
-def ensure_unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes:
-    """The list's unsubscribe-link key, made and stored first if there is none (a real send)."""
-    return unsubscribe_secret(list_id, environ) or create_unsubscribe_secret(list_id)
 
 
 def unencrypted_keyring() -> UnencryptedKeyring | None:
@@ -163,7 +158,7 @@ def service_key(list_id: str, environ: Mapping[str, str]) -> str | None:
 
 def store_service_key(list_id: str, key: str) -> str:
     """Keep the one-click service's sync key in the keyring; returns the backend's name."""
-    _check_service_key(key, "The service key")
+    _check_service_key(key, _("The service key"))
     with _keyring():
         keyring.set_password(SERVICE, f"service-key:{list_id}", key)
         return keyring_name()
@@ -275,23 +270,29 @@ def _backend_name(backend: keyring.backend.KeyringBackend) -> str:
 @contextmanager
 def _keyring(*, oauth: bool = False) -> Iterator[None]:
     """Turn the keyring's errors into one sentence that says how to go on without it."""
-    advice = (
-        f"Set {PASSWORD_VARIABLE} (and {SECRET_VARIABLE}) in the environment for unattended "
-        "runs, or install a keyring backend (see https://pypi.org/project/keyring/)."
-    )
+    advice = _(
+        "Set {password_variable} (and {secret_variable}) in the environment "
+        "for unattended runs, or install a keyring backend (see "
+        "https://pypi.org/project/keyring/)."
+    ).format(password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE)
     if oauth:
         # Tokens renew themselves, so they cannot live in an environment variable.
-        advice = (
-            "OAuth2 sign-in keeps its tokens in the keyring: install a keyring backend "
-            "(see https://pypi.org/project/keyring/) and run `smakom login` again."
+        advice = _(
+            "OAuth2 sign-in keeps its tokens in the keyring: install a keyring "
+            "backend (see https://pypi.org/project/keyring/) and run `smakom "
+            "login` again."
         )
     try:
         yield
     except keyring.errors.NoKeyringError:
-        raise SmakomError(f"There is no system keyring on this machine. {advice}") from None
+        raise SmakomError(
+            _("There is no system keyring on this machine. {advice}").format(advice=advice)
+        ) from None
     except keyring.errors.KeyringError as exc:
         raise SmakomError(
-            f"The system keyring could not be used ({type(exc).__name__}). {advice}"
+            _("The system keyring could not be used ({name__}). {advice}").format(
+                name__=type(exc).__name__, advice=advice
+            )
         ) from None
 
 

@@ -24,6 +24,7 @@ import requests
 
 from smakom_cli.config import Config
 from smakom_cli.errors import SmakomError
+from smakom_cli.i18n import N_, _
 from smakom_cli.signin.credentials import lookup_token_cache, store_token_cache
 
 PUBLIC_CLOUD = "https://login.microsoftonline.com"
@@ -171,9 +172,11 @@ class SignIn:
             signed_in = str(result.get("id_token_claims", {}).get("preferred_username", ""))
             if signed_in and signed_in.lower() != settings.username.lower():
                 raise SmakomError(
-                    f"You signed in as {signed_in}, but smakom sends as {settings.username} "
-                    "([smtp] username, or [sender] email): run `smakom login` again and sign "
-                    f"in as {settings.username}."
+                    _(
+                        "You signed in as {signed_in}, but smakom sends as {username} ([smtp] "
+                        "username, or [sender] email): run `smakom login` again and sign in as "
+                        "{username}."
+                    ).format(signed_in=signed_in, username=settings.username)
                 )
             self.cache.save()
             return self._token(result)
@@ -186,7 +189,9 @@ class SignIn:
             accounts = app.get_accounts(username=settings.username)
             if not accounts:
                 raise SmakomError(
-                    f"{settings.username} is not signed in with OAuth2: run `smakom login`."
+                    _("{username} is not signed in with OAuth2: run `smakom login`.").format(
+                        username=settings.username
+                    )
                 )
             result = app.acquire_token_silent_with_error([settings.scope(purpose)], accounts[0])
             if not result or "access_token" not in result:
@@ -238,45 +243,54 @@ def _talking_to(settings: OAuthSettings) -> Iterator[None]:
         yield
     except requests.exceptions.SSLError:
         raise SmakomError(
-            f"The certificate of the sign-in server {authority} could not be verified. "
-            "If it uses its own certificate authority, set [oauth] ca_file to that "
-            "authority's certificate (a PEM file)."
+            _(
+                "The certificate of the sign-in server {authority} could not be "
+                "verified. If it uses its own certificate authority, set [oauth] "
+                "ca_file to that authority's certificate (a PEM file)."
+            ).format(authority=authority)
         ) from None
     except requests.exceptions.RequestException as exc:
         raise SmakomError(
-            f"Could not reach the sign-in server {authority} ({type(exc).__name__}). "
-            "Check the network, and [oauth] tenant and authority in smakom.toml."
+            _(
+                "Could not reach the sign-in server {authority} ({name__}). Check the "
+                "network, and [oauth] tenant and authority in smakom.toml."
+            ).format(authority=authority, name__=type(exc).__name__)
         ) from None
     except json.JSONDecodeError:
         raise SmakomError(
-            f"The sign-in server {authority} gave an answer that is not OAuth2: check "
-            "[oauth] authority in smakom.toml."
+            _(
+                "The sign-in server {authority} gave an answer that is not OAuth2: "
+                "check [oauth] authority in smakom.toml."
+            ).format(authority=authority)
         ) from None
     except ValueError:
         # msal's way of saying the authority's discovery document is missing or wrong.
         raise SmakomError(
-            f"{authority} is not a sign-in authority smakom can use: check [oauth] tenant "
-            "(your organisation's tenant ID or domain) and authority in smakom.toml."
+            _(
+                "{authority} is not a sign-in authority smakom can use: check [oauth] "
+                "tenant (your organisation's tenant ID or domain) and authority in "
+                "smakom.toml."
+            ).format(authority=authority)
         ) from None
 
 
 # Entra's error numbers (AADSTS…) the office can do something about, with what to do.
 _ENTRA_ERRORS = {
-    "AADSTS7000218": (
+    "AADSTS7000218": N_(
         "the app registration does not allow public client flows: in Microsoft Entra, open "
         "it, Authentication, and set 'Allow public client flows' to Yes"
     ),
-    "AADSTS700016": (
+    "AADSTS700016": N_(
         "[oauth] client_id is not an app registration in this tenant: copy the Application "
         "(client) ID from Microsoft Entra, and check [oauth] tenant"
     ),
-    "AADSTS90002": "the tenant was not found: check [oauth] tenant in smakom.toml",
-    "AADSTS65001": (
+    "AADSTS90002": N_("the tenant was not found: check [oauth] tenant in smakom.toml"),
+    "AADSTS65001": N_(
         "nobody has consented to the app's permissions yet: an administrator must grant admin "
         "consent for SMTP.Send and IMAP.AccessAsUser.All in Microsoft Entra"
     ),
-    "AADSTS50076": "the organisation requires multi-factor sign-in: run `smakom login` again",
-    "AADSTS50173": "the password changed or the sign-in was revoked since: sign in again",
+    "AADSTS50076": N_("the organisation requires multi-factor sign-in: run `smakom login` again"),
+    "AADSTS50173": N_("the password changed or the sign-in was revoked since: sign in again"),
 }
 
 
@@ -286,21 +300,25 @@ def _refusal(result: dict[str, Any], settings: OAuthSettings) -> str:
     description = str(result.get("error_description", ""))
     for code, advice in _ENTRA_ERRORS.items():
         if code in description:
-            return f"Microsoft Entra refused the sign-in: {advice}."
+            return _("Microsoft Entra refused the sign-in: {advice}.").format(advice=_(advice))
     if error == "expired_token":
-        return "The sign-in code expired before the sign-in was finished: run `smakom login` again."
+        return _(
+            "The sign-in code expired before the sign-in was finished: run `smakom login` again."
+        )
     if error in ("access_denied", "authorization_declined"):
-        return (
-            f"The sign-in was declined at the sign-in page. Run `smakom login` again and sign "
-            f"in as {settings.username}, accepting the permissions asked for."
-        )
+        return _(
+            "The sign-in was declined at the sign-in page. Run `smakom login` again and sign "
+            "in as {username}, accepting the permissions asked for."
+        ).format(username=settings.username)
     if error == "invalid_grant":
-        return (
-            f"The sign-in of {settings.username} has expired or was revoked: run "
-            "`smakom login` to sign in again."
-        )
-    first_line = description.splitlines()[0] if description else "no reason given"
-    return f"The sign-in server {settings.authority} refused: {error or 'error'} ({first_line})."
+        return _(
+            "The sign-in of {username} has expired or was revoked: run `smakom login` to sign "
+            "in again."
+        ).format(username=settings.username)
+    first_line = description.splitlines()[0] if description else _("no reason given")
+    return _("The sign-in server {authority} refused: {error} ({reason}).").format(
+        authority=settings.authority, error=error or "error", reason=first_line
+    )
 
 
 def _utc(timestamp: float) -> dt.datetime:

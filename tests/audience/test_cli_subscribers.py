@@ -232,3 +232,29 @@ def test_twenty_unsubscribes_at_once(folder: Path) -> None:
     rows = (folder / "unsubscribed.csv").read_text(encoding="utf-8-sig").splitlines()[1:]
     assert sorted(row.split(",")[0] for row in rows) == sorted(addresses)
     assert suppressed(folder) == set(addresses)
+
+
+def test_a_runaway_quote_stops_every_command_with_the_same_line(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """The reported openq.csv: `subscribers`, `check`, `preview` and the dry run each exit 1
+    with one line naming line 2, where the quote opened; no message is written."""
+    (newsletter / "openq.csv").write_text(
+        'email;name;organisation\nanna@kommun.se;"Anna Å;Ragunda\n'
+        "bo@kommun.se;Bo;Åre\ncarl@kommun.se;Carl;Bräcke\n",
+        encoding="utf-8",
+    )
+    errors = set()
+    for command in (
+        ["subscribers", "--subscribers", "openq.csv", "--list"],
+        ["check", "issues/2021-01.md", "--offline", "--subscribers", "openq.csv"],
+        ["preview", "issues/2021-01.md", "--subscribers", "openq.csv"],
+        ["send", "issues/2021-01.md", "--dry-run", "--subscribers", "openq.csv"],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, (command, result.output)
+        [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        errors.add(line)
+    [error] = errors
+    assert "openq.csv line 2: a quote mark opens a value" in error
+    assert not (newsletter / "outbox" / "2021-01").exists()

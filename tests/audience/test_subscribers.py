@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smakom_cli.audience.subscribers import (
     InvalidRow,
@@ -213,3 +215,72 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "subscribers.csv"
     with pytest.raises(SmakomError, match=re.escape(f"The subscriber list {path} does not exist")):
         list(iter_subscribers(path))
+
+
+OPEN_QUOTE = (
+    'email;name;organisation\nanna@kommun.se;"Anna Å;Ragunda\n'
+    "bo@kommun.se;Bo;Åre\ncarl@kommun.se;Carl;Bräcke\n"
+)
+
+
+def test_a_quote_that_swallows_the_rows_after_it_is_an_error(tmp_path: Path) -> None:
+    """The reported list: one message to "Anna Å;Ragunda bo@kommun.se;…" is now an error
+    naming line 2, where the quote opened, and the first row it would swallow."""
+    path = write(tmp_path, OPEN_QUOTE)
+    with pytest.raises(SmakomError, match=r"subscribers\.csv line 2: a quote mark opens") as caught:
+        valid(path)
+    assert "line 3 (bo@kommun.se)" in str(caught.value)
+
+
+def test_a_quoted_line_break_in_a_name_stays_legal(tmp_path: Path) -> None:
+    """Excel's cell with a line break (in quotes, across lines) is one value, as before."""
+    path = write(
+        tmp_path,
+        'email;name;organisation\nanna@kommun.se;"Anna Å\nKansliet";"Ragunda\nkommun"\n'
+        "bo@kommun.se;Bo;Åre\n",
+    )
+    [anna, bo] = valid(path)
+    assert (anna.name, anna.fields["organisation"]) == ("Anna Å\nKansliet", "Ragunda\nkommun")
+    assert (bo.key, bo.line) == ("bo@kommun.se", 5)
+
+
+NAMES = st.text(alphabet="AaÅåÖö ;\n\"'-", max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(NAMES, min_size=1, max_size=6),
+    stray=st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=2)),
+)
+def test_a_stray_quote_never_drops_an_address_in_silence(
+    names: list[str], stray: tuple[int, int]
+) -> None:
+    """A list Excel wrote (names with quotes, separators, line breaks) with one quote mark
+    typed at the start of any cell: every address is read, named as invalid, or it is an
+    error; never a shorter list."""
+    import csv
+    import io
+    import tempfile
+
+    addresses = [f"person{n}@kommun.se" for n in range(len(names))]
+    row, column = stray[0] % len(names), stray[1]
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
+    writer.writerow(["email", "name", "organisation"])
+    for number, (address, name) in enumerate(zip(addresses, names, strict=True)):
+        if number != row:
+            writer.writerow([address, name, "Kommun"])
+            continue
+        # The row typed by hand, with a quote mark at the start of one cell.
+        cells = [address, re.sub(r'[;\n"]', "", name), "Kommun"]
+        cells[column] = '"' + cells[column]
+        buffer.write(";".join(cells) + "\n")
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(Path(folder), buffer.getvalue())
+        try:
+            items = list(iter_subscribers(path))
+        except SmakomError as exc:
+            assert "line" in str(exc)
+            return
+    found = " ".join(item.key if isinstance(item, Subscriber) else item.value for item in items)
+    assert all(address in found for address in addresses), (buffer.getvalue(), items)

@@ -53,7 +53,7 @@ def test_headers_of_a_bulk_message(builder: MessageBuilder, config: Config) -> N
     assert message["Message-ID"].endswith("@smakom.se>")
     assert message["Date"]
     unsubscribe = message["List-Unsubscribe"]
-    assert "<mailto:avregistrera@smakom.se?subject=unsubscribe%20anna.aberg%40example.com>" in (
+    assert "<mailto:avregistrera@smakom.se?subject=avregistrera%20anna.aberg%40example.com>" in (
         unsubscribe
     )
     assert "<https://www.smakom.se/avregistrera?token=" in unsubscribe
@@ -140,4 +140,4 @@ def test_mailto_only_lists_get_no_one_click_header(config: Config) -> None:
     mailto_only = Config(path=config.path, unsubscribe=type(config.unsubscribe)(mailto="a@b.se"))
     link = link_for(mailto_only, None, "anna@example.com")
     assert not link.one_click
-    assert link.header == "<mailto:a@b.se?subject=unsubscribe%20anna%40example.com>"
+    assert link.header == "<mailto:a@b.se?subject=avregistrera%20anna%40example.com>"

@@ -206,19 +206,15 @@ def test_a_file_of_garbage_is_not_a_journal(path: Path) -> None:
     assert path.read_bytes() == b"\x00garbage" * 625
 
 
-def test_a_journal_of_smakom_0_1_is_still_read(tmp_path: Path) -> None:
-    """The journals of the first release (no header, no sums) keep their meaning."""
-    old = tmp_path / "2021-01--subscribers.jsonl"
-    old.write_text(
-        '{"time": "2021-01-05T09:00:00+01:00", "event": "in-flight", "key": "anna@k.se"}\n'
-        '{"time": "2021-01-05T09:00:01+01:00", "event": "sent", "key": "anna@k.se"}\n'
-        '{"time": "2021-01-05T09:00:02+01:00", "event": "in-flight", "key": "bo@k.se"}\n',
-        encoding="utf-8",
-    )
+def test_an_empty_journal_is_damage_not_nothing_sent(path: Path) -> None:
+    """A journal cut to nothing (smakom never writes one without its header) is an error."""
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
 
-    state = JournalState.read(old)
-
-    assert (state.done, state.uncertain, state.header) == ({"anna@k.se"}, {"bo@k.se"}, None)
+    with pytest.raises(SmakomError, match="is empty"):
+        JournalState.read(path)
+    with pytest.raises(SmakomError, match="is empty"):
+        open_journal(path)
 
 
 def test_a_second_send_of_the_same_issue_is_refused(path: Path) -> None:

@@ -7,21 +7,15 @@ import http.client
 import re
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
-from smakom_cli.delivery.watch import IssueWatcher, PreviewServer, watch
+from tests.delivery.conftest import ISSUE, WAIT_SECONDS
 from tests.processes import stop
-
-ISSUE = "issues/2021-01.md"
-# Generous: the machine may be busy; a save is seen within a tenth of a second when it is not.
-WAIT_SECONDS = 30
 
 
 def get(url: str, path: str, host: str | None = None) -> tuple[int, str, bytes]:
@@ -57,27 +51,6 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-@pytest.fixture
-def served(newsletter: Path) -> Iterator[str]:
-    """The example watched and served in this process, as the command does it; its address."""
-    watcher = IssueWatcher(newsletter / "smakom.toml", Path(ISSUE), None, None, b"k" * 32)
-    watcher.render()
-    server = PreviewServer(watcher)
-    stopping = threading.Event()
-    threads = [
-        threading.Thread(target=server.serve_forever, daemon=True),
-        threading.Thread(target=watch, args=(watcher, lambda _r: None, stopping), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    yield server.url
-    stopping.set()
-    server.shutdown()
-    server.server_close()
-    for thread in threads:
-        thread.join(timeout=WAIT_SECONDS)
 
 
 @pytest.mark.slow

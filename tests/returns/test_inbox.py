@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ from smakom_cli.cli import app
 from smakom_cli.config import load_config
 from smakom_cli.delivery.journal import Journal, JournalHeader
 from smakom_cli.delivery.outcome import Outcome
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.returns.inbox import Sorted, read_inbox
 from smakom_cli.signin.credentials import lookup_imap_password
+from smakom_cli.signin.resolver import Login
 from tests.conftest import FIXTURES
 from tests.imap_server import PASSWORD, DovecotServer, require_dovecot_2_3, running_dovecot
 from tests.returns.test_bounces import SECRET
@@ -42,6 +43,13 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "soft-mailbox-full.eml": (STUDSAR, "", ""),
     "out-of-office-sv.eml": (AUTOSVAR, "", ""),
     "out-of-office-en.eml": (AUTOSVAR, "", ""),
+    "yahoo-bounce.eml": (STUDSAR, "rolf.sjogren@example.org", "bounce"),
+    "qmail-local-bounce.eml": (STUDSAR, "sara.hagglund@example.com", "bounce"),
+    "exchange-html-ndr.eml": (STUDSAR, "tomas.narhi@example.org", "bounce"),
+    "exchange-blocked-ndr.eml": (STUDSAR, "", ""),
+    "arf-complaint.eml": (AVREG, "per.akesson@example.org", "complaint"),
+    "out-of-office-latin1.eml": (AUTOSVAR, "", ""),
+    "out-of-office-utf8-raw.eml": (AUTOSVAR, "", ""),
     "unsubscribe-mailto.eml": (AVREG, "johan.alvsjo@example.org", "mail"),
     "unsubscribe-with-token.eml": (AVREG, "karin.ohman@example.com", "mail"),
     "unsubscribe-without-token.eml": ("INBOX", "", ""),
@@ -183,15 +191,27 @@ def test_every_kind_of_mail_ends_in_its_place(
     assert "5.1.10" in anna["reason"] and anna["when"] == "2021-01-05T08:01:12Z"
     johan = next(r for r in rows if r["email"] == "johan.alvsjo@example.org")
     assert "unsubscribe johan.alvsjo@example.org" in johan["reason"]
-    assert "15 new messages: hard bounces 7, soft bounces 1, unsubscribe requests 4" in output
-    assert "nils.backman@examp" in output  # the table, whose cells wrap
+    assert "22 new messages: hard bounces 10, soft bounces 1, sending blocked 1" in output
+    assert "spam complaints 1, unsubscribe requests 3" in output
+    assert "lars.privat@exampl" in output  # the table, whose cells wrap
     text = _report(newsletter)
     assert "counted: 1 of 3 issues in a row" in text
-    assert "nils.backman@example.org" in text and "a person should check it" in text
+    assert "lars.privat@example.net" in text and "a person should check it" in text
+    assert "maria.soderberg@example.com\tleft for a person: writes about someone else" in text
     assert "never sent this newsletter: left for a person" in text
-    assert "Hard bounces: 7" in text and "olivia.strom@example.com\tleft in place" in text
+    assert (
+        "Hard bounces: 10" in text
+        and "Sending blocked: 1" in text
+        and "olivia.strom@example.com\tleft in place" in text
+    )
     bounces = (newsletter / "sent" / "2021-01.bounces.txt").read_text(encoding="utf-8")
-    assert "Bounces read by smakom inbox: 6 hard, 1 soft" in bounces
+    assert "Bounces read by smakom inbox: 9 hard, 1 soft" in bounces
+    assert "qarin.ek" not in bounces
+    assert "nobody was unsubscribed for it" in text
+    reasons = {r["email"]: r["reason"] for r in rows}
+    assert "(#5.1.1)" in reasons["sara.hagglund@example.com"]
+    assert "This user doesn't have" in reasons["rolf.sjogren@example.org"]
+    assert "<" not in reasons["tomas.narhi@example.org"]
 
     state = (newsletter / "inbox.jsonl").read_bytes()
     csv_bytes = (newsletter / "unsubscribed.csv").read_bytes()
@@ -212,6 +232,69 @@ def test_every_kind_of_mail_ends_in_its_place(
         assert stays in written
 
 
+def _reply(subject: str, body: str, to: str, number: int) -> bytes:
+    """A reader's short mail, from a subscriber, as a mail program sends it."""
+    message = EmailMessage()
+    message["From"] = "Gunilla <gunilla.nystrom@example.com>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = "Thu, 7 Jan 2021 10:00:00 +0100"
+    message["Message-ID"] = f"<reply-{number}@example.com>"
+    message.set_content(body)
+    return message.as_bytes().replace(b"\n", b"\r\n")
+
+
+def _nested(depth: int) -> bytes:
+    inner = b"Subject: inne\r\n\r\nhej\r\n"
+    for _ in range(depth):
+        inner = b"Content-Type: message/rfc822\r\n\r\n" + inner
+    head = b"From: x@example.net\r\nSubject: Djupt inb\xc3\xa4ddat\r\n"  # raw 8-bit, as sent
+    head += b"Message-ID: <deep@example.net>\r\nDate: Thu, 7 Jan 2021 09:00:00 +0100\r\n"
+    return head + inner
+
+
+def test_one_unreadable_message_does_not_stop_the_sorting(
+    dovecot: DovecotServer, mailbox: str, newsletter: Path, runner: CliRunner
+) -> None:
+    """A message nested 1,000 deep is moved aside once and named; the mail after it is
+    sorted; replies asking to stay unsubscribe nobody; the mailto request does."""
+    stay = [
+        (
+            "Re: Nyhetsbrev Januari 2021",
+            "Avregistrera mig INTE, jag vill gärna fortsätta få brevet!",
+        ),
+        ("Re: Nyhetsbrev", "länken för att avregistrera sig fungerar inte för min kollega"),
+        ("Unsubscribe-länken i förra brevet", "jag vill vara kvar på listan"),
+    ]
+    replies = [_reply(s, b, "nyhetsbrev@smakom.se", n) for n, (s, b) in enumerate(stay)]
+    replies += [_reply(s, b, "avregistrera@smakom.se", n + 3) for n, (s, b) in enumerate(stay)]
+    request = _reply("unsubscribe gunilla.nystrom@example.com", "", "avregistrera@smakom.se", 9)
+    gmail = (BOUNCES / "gmail-dsn.eml").read_bytes()
+    _append(dovecot, mailbox, [_nested(1000), *replies, gmail])
+    before = _unsubscribed(newsletter)
+
+    output = _inbox(runner)
+
+    where = _where(dovecot, mailbox)
+    assert where["<deep@example.net>"][0] == "smakom.olasliga"
+    assert where[_message_id(gmail)][0] == STUDSAR
+    assert all(where[_message_id(raw)][0] == "INBOX" for raw in replies)
+    assert [r["email"] for r in _unsubscribed(newsletter)[len(before) :]] == [
+        "bjorn.ostlund@example.org"
+    ]
+    assert "Traceback" not in output
+    text = _report(newsletter)
+    assert "Djupt inbäddat" in text and "nested" in text
+    assert text.count("a person should read it") == 6
+
+    _append(dovecot, mailbox, [request])
+    again = _inbox(runner)
+    assert "1 new message:" in again
+    assert _unsubscribed(newsletter)[-1]["email"] == "gunilla.nystrom@example.com"
+    log = (newsletter / "inbox.jsonl").read_text(encoding="utf-8")
+    assert log.count('"unreadable"') == 1
+
+
 def test_dry_run_changes_nothing(
     dovecot: DovecotServer, mailbox: str, newsletter: Path, runner: CliRunner
 ) -> None:
@@ -223,7 +306,7 @@ def test_dry_run_changes_nothing(
     output = _inbox(runner, "--dry-run")
 
     assert "Dry run, nothing was changed" in output
-    assert "15 new messages: hard bounces 7" in output
+    assert "22 new messages: hard bounces 10" in output
     assert {p: p.read_bytes() for p in newsletter.rglob("*") if p.is_file()} == before
     assert _where(dovecot, mailbox) == where
     with dovecot.client(mailbox) as client:

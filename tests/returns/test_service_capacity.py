@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from smakom_cli.audience.unsubscribe_links import make_token
+from smakom_cli.returns.server import Capacity, capacity
 from tests.service_server import (
     HOST,
     SECRET,
@@ -103,3 +104,14 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout(tmp_path: Path) ->
         started = time.monotonic()
         assert silent.recv(1) == b""
         assert time.monotonic() - started < 4
+
+
+def test_the_connection_limit_fits_the_open_file_limit() -> None:
+    """What docs/service.md promises: 1,000 where the files allow, 984 under a hard 1,024 with
+    8 threads (and says why), at most 500 on Windows."""
+    assert capacity(1000, 15, 8, 524_288) == Capacity(1000, 15, 8)
+    assert capacity(1000, 15, 8, None) == Capacity(1000, 15, 8)
+    limited = capacity(1000, 15, 8, 1024)
+    assert limited.connections == 984
+    assert "open-file limit of 1024" in limited.limited_by
+    assert capacity(1000, 15, 8, None, windows=True).connections == 500

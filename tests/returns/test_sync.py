@@ -21,6 +21,8 @@ from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.audience.unsubscribe_links import make_token, subscriber_id
 from smakom_cli.cli import app
 from smakom_cli.config import load_config
+from smakom_cli.delivery.journal import Journal, JournalHeader, known_keys
+from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
 from smakom_cli.returns.sync import (
     _read_state,
@@ -287,6 +289,7 @@ def test_an_unreachable_service_is_one_clear_line(
 ) -> None:
     """With nothing listening, sync says it cannot reach the service and exits 1."""
     monkeypatch.setenv("SMAKOM_SERVICE_KEY", SERVICE_KEY)
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
     with closed_port() as port:
         point_at(newsletter, port)
         result = runner.invoke(app, ["sync"])
@@ -450,13 +453,13 @@ def test_unsubscribe_takes_a_link_of_someone_only_in_the_journals(
 ) -> None:
     """A reader since removed from the list is found through the send journals in sent/."""
     monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
-    (newsletter / "sent").mkdir()
-    journal = newsletter / "sent" / "2020-12--subscribers.jsonl"
-    journal.write_text(
-        '{"event": "in-flight", "key": "gammal@example.se"}\n'
-        '{"event": "sent", "key": "gammal@example.se"}\n{"event": "compl',
-        encoding="utf-8",
-    )
+    header = JournalHeader("2020-12", "Nyhetsbrev December 2020", "d" * 64)
+    journal = newsletter / "sent" / "2020-12.jsonl"
+    with Journal.open(journal, header, list_name="subscribers.csv") as sending:
+        sending.mark_ending(sending.mark_in_flight("gammal@example.se"))
+        sending.record(Outcome.SENT, "gammal@example.se")
+    with journal.open("ab") as file:
+        file.write(b'{"event":"compl')  # a crash tore the last line
     link = f"https://www.smakom.se/avregistrera?token={make_token(KEY, 'gammal@example.se')}"
     result = runner.invoke(app, ["unsubscribe", link])
     assert result.exit_code == 0, result.output
@@ -464,19 +467,31 @@ def test_unsubscribe_takes_a_link_of_someone_only_in_the_journals(
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(st.binary(max_size=40), st.just(b'{"key": "a@example.se"}')), max_size=6))
-def test_any_journal_is_read_or_refused(tmp_path: Path, lines: list[bytes]) -> None:
-    """Looking up addresses in a damaged journal reads it whole or names the line, never less."""
-    from smakom_cli.returns.sync import _journal_keys
-
-    path = tmp_path / "x.jsonl"
-    path.write_bytes(b"\n".join(lines))
+@given(cut=st.integers(min_value=0), junk=st.binary(max_size=40))
+def test_a_damaged_journal_is_read_whole_or_refused(tmp_path: Path, cut: int, junk: bytes) -> None:
+    """Looking up addresses in a cut or damaged journal reads every address it holds or
+    names the damage, never fewer: the one journal reader, with its checksums."""
+    folder = tmp_path / "sent"
+    folder.mkdir(exist_ok=True)
+    path = folder / "2021-01.jsonl"
+    path.unlink(missing_ok=True)
+    header = JournalHeader("2021-01", "Nyhetsbrev", "e" * 64)
+    names = [f"p{n}@example.se" for n in range(4)]
+    with Journal.open(path, header, list_name="subscribers.csv") as sending:
+        for name in names:
+            sending.mark_ending(sending.mark_in_flight(name))
+            sending.record(Outcome.SENT, name)
+    whole = path.read_bytes()
+    cut %= len(whole) + 1
+    path.write_bytes(whole[:cut] + junk)
     try:
-        keys = list(_journal_keys(path))
+        keys = set(known_keys(folder))
     except SmakomError as exc:
-        assert "damaged journal entry" in str(exc)
+        assert "2021-01.jsonl" in str(exc)
     else:
-        assert all(isinstance(key, str) for key in keys)
+        # Every address whose first line is whole in what is left is found.
+        kept = {n for n in names if whole.find(b"\n", whole.find(n.encode())) < cut}
+        assert kept <= keys
 
 
 def test_an_old_undo_does_not_overrule_a_newer_unsubscribe(

@@ -1,4 +1,5 @@
-"""The proxy recipes of docs/service.md, run with real Caddy and nginx in front of `smakom serve`.
+"""The deployment recipes of docs/service.md: Caddy and nginx for real in front of `smakom
+serve`, and the web hotel's passenger_wsgi.py.
 
 Each test takes its recipe from the page itself (the ```caddyfile and ```nginx blocks), so the
 page says what was tested. Only what a test machine needs is changed: plain http on a free
@@ -8,6 +9,8 @@ recipe's 10 s shortened to 2 s so a stalled client is cut off without a long wai
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 import socket
@@ -42,10 +45,46 @@ SHORTENED = 2
 
 
 def recipe(language: str) -> str:
-    """The one fenced block of that language on docs/service.md."""
+    """The one fenced block of that language on docs/service.md, its 10 s shortened."""
     [block] = re.findall(rf"^```{language}\n(.*?)^```$", PAGE.read_text("utf-8"), re.S | re.M)
     assert "10s" in block
     return block.replace("10s", f"{SHORTENED}s")
+
+
+def test_the_passenger_file_runs_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """passenger_wsgi.py as the page gives it: a working application, its log lines kept."""
+    [code] = re.findall(
+        r"`passenger_wsgi.py`[^`]*?```python\n(.*?)^```$", PAGE.read_text("utf-8"), re.S | re.M
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
+    monkeypatch.setenv("SMAKOM_SERVICE_KEY", SERVICE_KEY)
+    namespace: dict[str, object] = {}
+    # The file's logging.basicConfig() sets up the root logger, bare as under Passenger;
+    # as it was again afterwards.
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    exec(compile(code, "passenger_wsgi.py", "exec"), namespace)
+    application = namespace["application"]
+    assert callable(application)
+    body = b"List-Unsubscribe=One-Click"
+    environ: dict[str, object] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/avregistrera",
+        "QUERY_STRING": f"token={make_token(KEY, 'hotel@example.com')}",
+        "CONTENT_TYPE": FORM,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    statuses: list[str] = []
+    page = b"".join(application(environ, lambda status, _headers: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    assert "Kontakta Charlotta Haskovec" in page.decode()
+    assert (tmp_path / "smakom" / "service.sqlite3").exists()
+    assert " INFO POST /avregistrera 200 " in capsys.readouterr().err
 
 
 @contextmanager
