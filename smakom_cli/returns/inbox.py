@@ -32,11 +32,11 @@ from smakom_cli.audience.subscribers import Subscriber, iter_subscribers, parse_
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.config import Config, InboxConfig
 from smakom_cli.delivery.journal import sent_by_issue
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _, ngettext
 from smakom_cli.returns.bounces import Context, Verdict, classify
 from smakom_cli.returns.inbox_log import Entry, InboxLog
+from smakom_cli.signin.resolver import Login
 
 LOG_NAME = "inbox.jsonl"
 # Marks a message copied to its folder on a server that can neither MOVE nor expunge one UID.
@@ -380,7 +380,7 @@ class _Run:
             )
             # Kept in memory only, so the dry run counts soft bounces as the real run would.
             entry = _entry(self.inbox.folder, uidvalidity, uid, verdict, decision)
-            self.log = InboxLog(self.log.path, (*self.log.entries, entry))
+            self.log.record(entry)
         item = Sorted(
             uid=uid,
             verdict=verdict,
@@ -647,7 +647,7 @@ def write_reports(config: Config, report: InboxReport, now: datetime) -> list[Pa
         path = folder / f"{issue}.bounces.txt"
         lines = [
             f"Issue: {issue}, as of {now:%Y-%m-%d %H:%M}",
-            bounce_summary(config, issue),
+            _bounce_line(entries),
             "",
             *(f"{e.kind}\t{', '.join(e.addresses)}\t{e.reason}" for e in entries),
         ]
@@ -656,15 +656,7 @@ def write_reports(config: Config, report: InboxReport, now: datetime) -> list[Pa
     return written
 
 
-def bounce_summary(config: Config, issue: str) -> str:
-    """One line for an issue's send report: its bounces read so far ("" before any)."""
-    entries = [
-        e
-        for e in InboxLog.read(config.folder / LOG_NAME).entries
-        if e.issue == issue and e.kind in ("hard", "soft")
-    ]
-    if not entries:
-        return ""
+def _bounce_line(entries: list[Entry]) -> str:
     hard = sum(e.kind == "hard" for e in entries)
     return _("Bounces read by smakom inbox: {hard} hard, {soft} soft").format(
         hard=hard, soft=len(entries) - hard

@@ -8,19 +8,22 @@ stopped anywhere leaves nothing half-recorded.
 
 A person may edit the file (remove a soft bounce to reset its count, say), so it is read
 strictly: a damaged line is an error naming it, never skipped. Writers hold a lock and
-replace the file atomically.
+append one line at a time, synced to disk; only a last line cut short by a crash, which
+recorded nothing yet acted on, is dropped.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from filelock import FileLock, Timeout
 
-from smakom_cli.atomic import PRIVATE, replace_file
+from smakom_cli.atomic import PRIVATE
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 from smakom_cli.returns.bounces import Kind
@@ -62,12 +65,22 @@ class Entry:
     """The folder it is moved to ("" when it stays)."""
 
 
-@dataclass(frozen=True)
 class InboxLog:
-    """The entries of `inbox.jsonl`, in order."""
+    """The entries of `inbox.jsonl`, in order, with the indexes a run looks things up by.
 
-    path: Path
-    entries: tuple[Entry, ...]
+    Read once per run; each sorted message then adds one line at the end of the file and
+    to the indexes, so a run's cost grows with its new messages, not with the log.
+    """
+
+    def __init__(self, path: Path, entries: Iterable[Entry] = (), *, torn_at: int = -1) -> None:
+        self.path = path
+        self._entries: list[Entry] = []
+        self._by_place: dict[tuple[str, int], dict[int, Entry]] = {}
+        self._by_message_id: dict[str, Entry] = {}
+        self._soft: dict[str, set[str]] = {}
+        self._torn_at = torn_at
+        for entry in entries:
+            self._index(entry)
 
     @classmethod
     def read(cls, path: Path) -> InboxLog:
@@ -75,41 +88,47 @@ class InboxLog:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return cls(path, ())
+            return cls(path)
         except OSError as exc:
             raise SmakomError(
                 _("{path} cannot be read ({value}).").format(path=path, value=exc.strerror or exc)
             ) from None
-        return cls(path, tuple(parse(data, path.name)))
+        entries, torn_at = _parse_file(data, path.name)
+        return cls(path, entries, torn_at=torn_at)
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(self._entries)
 
     def seen(self, folder: str, uidvalidity: int) -> dict[int, Entry]:
         """The entries of one folder's current UIDs, by UID."""
-        return {
-            e.uid: e for e in self.entries if e.folder == folder and e.uidvalidity == uidvalidity
-        }
+        return dict(self._by_place.get((folder, uidvalidity), {}))
 
     def by_message_id(self) -> dict[str, Entry]:
-        return {e.message_id: e for e in self.entries if e.message_id}
+        return dict(self._by_message_id)
 
     def soft_issues(self, key: str) -> frozenset[str]:
         """The issues on which this address bounced softly."""
-        return frozenset(
-            e.issue for e in self.entries if e.kind == "soft" and e.issue and key in e.addresses
-        )
+        return frozenset(self._soft.get(key, ()))
+
+    def record(self, entry: Entry) -> InboxLog:
+        """Add one entry in memory only (a dry run counts as the real run would)."""
+        self._index(entry)
+        return self
 
     def append(self, entry: Entry) -> InboxLog:
-        """Add one entry on disk (locked, atomic) and return the log with it."""
+        """Add one entry at the end of the file, synced to disk, and to this log.
+
+        One line appended in one write: a crash leaves the file as it was or, at worst
+        (a power cut mid-write), a last line cut short, which is dropped at the next
+        append; the message it was about had not been moved yet and is sorted again.
+        """
+        line = (json.dumps(_record(entry), ensure_ascii=False) + "\n").encode("utf-8")
         lock = FileLock(self.path.with_name(self.path.name + ".lock"))
         try:
             with lock.acquire(timeout=LOCK_TIMEOUT):
-                old = self.path.read_bytes() if self.path.exists() else b""
-                # Another run may have added lines since this one read the file.
-                current = parse(old, self.path.name)
-                if old and not old.endswith(b"\n"):
-                    old += b"\n"
-                line = json.dumps(_record(entry), ensure_ascii=False) + "\n"
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                replace_file(self.path, old + line.encode("utf-8"), new_mode=PRIVATE)
+                self._write(line)
         except Timeout:
             raise SmakomError(
                 _(
@@ -117,7 +136,57 @@ class InboxLog:
                     "seconds. Wait for it to finish and try again."
                 ).format(name=self.path.name, lock_timeout=LOCK_TIMEOUT)
             ) from None
-        return InboxLog(self.path, (*current, entry))
+        except OSError as exc:
+            raise SmakomError(
+                _("{path} cannot be written ({value}).").format(
+                    path=self.path, value=exc.strerror or exc
+                )
+            ) from None
+        return self._index(entry)
+
+    def _write(self, line: bytes) -> None:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        descriptor = os.open(self.path, flags, PRIVATE)
+        with os.fdopen(descriptor, "r+b") as file:
+            end = file.seek(0, os.SEEK_END)
+            if self._torn_at >= 0:
+                file.truncate(self._torn_at)
+                end = self._torn_at
+                self._torn_at = -1
+            if end:
+                file.seek(end - 1)
+                if file.read(1) != b"\n":
+                    line = b"\n" + line
+            file.seek(0, os.SEEK_END)
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
+
+    def _index(self, entry: Entry) -> InboxLog:
+        self._entries.append(entry)
+        self._by_place.setdefault((entry.folder, entry.uidvalidity), {})[entry.uid] = entry
+        if entry.message_id:
+            self._by_message_id[entry.message_id] = entry
+        if entry.kind == "soft" and entry.issue:
+            for key in entry.addresses:
+                self._soft.setdefault(key, set()).add(entry.issue)
+        return self
+
+
+def _parse_file(data: bytes, name: str) -> tuple[list[Entry], int]:
+    """The entries, and where a last line cut short by a crash starts (-1 when none).
+
+    Only a last line without its line end that is not an entry counts as cut short; any
+    other damage is an error naming the line (`parse`).
+    """
+    if data and not data.endswith(b"\n"):
+        start = data.rfind(b"\n") + 1
+        try:
+            tail = parse(data[start:], name)
+        except SmakomError:
+            return parse(data[:start], name), start
+        return [*parse(data[:start], name), *tail], -1
+    return parse(data, name), -1
 
 
 def parse(data: bytes, name: str) -> list[Entry]:
@@ -142,10 +211,13 @@ def parse(data: bytes, name: str) -> list[Entry]:
     return entries
 
 
+_FIELD_NAMES = frozenset(_FIELDS)
+
+
 def _entry(record: object) -> Entry:
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
-    unknown = set(record) - set(_FIELDS)
+    unknown = record.keys() - _FIELD_NAMES
     if unknown:
         raise ValueError(f"unknown key '{sorted(unknown)[0]}'")
     for key, kind in _FIELDS.items():

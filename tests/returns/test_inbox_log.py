@@ -193,3 +193,39 @@ def test_a_bounce_for_an_address_never_sent_is_left_alone(tmp_path: Path) -> Non
     ours = Verdict(kind="hard", addresses=(ANNA,), reason="550", issue="2021-01")
     decision = decide(ours, deliveries, log, InboxConfig())
     assert (decision.action, decision.unsubscribe, decision.source) == ("move", (ANNA,), "bounce")
+
+
+def test_a_last_line_cut_short_by_a_crash_is_dropped_at_the_next_append(tmp_path: Path) -> None:
+    """A power cut mid-append leaves half a line: the rest is read; the next line is whole."""
+    path = tmp_path / "inbox.jsonl"
+    InboxLog.read(path).append(entry(1)).append(entry(2))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 40])
+
+    log = InboxLog.read(path)
+
+    assert [e.uid for e in log.entries] == [1]
+    log.append(entry(3))
+    assert [e.uid for e in InboxLog.read(path).entries] == [1, 3]
+    assert path.read_bytes().endswith(b"\n") and path.read_bytes().count(b"\n") == 2
+
+
+def test_a_whole_last_line_without_its_line_end_is_kept(tmp_path: Path) -> None:
+    """An editor that drops the final line end loses nothing; the next entry goes below it."""
+    path = tmp_path / "inbox.jsonl"
+    InboxLog.read(path).append(entry(1))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    InboxLog.read(path).append(entry(2))
+    assert [e.uid for e in InboxLog.read(path).entries] == [1, 2]
+
+
+def test_an_append_leaves_the_lines_before_it_as_they_were(tmp_path: Path) -> None:
+    """Appending writes only the new line: the file before it is byte for byte unchanged."""
+    path = tmp_path / "inbox.jsonl"
+    log = InboxLog.read(path)
+    for uid in range(1, 50):
+        log.append(entry(uid))
+    before = path.read_bytes()
+    InboxLog.read(path).append(entry(50))
+    assert path.read_bytes().startswith(before)
+    assert len(InboxLog.read(path).entries) == 50
