@@ -7,7 +7,8 @@ newsletter: the January 2021 example issue and N generated subscribers, in a tem
 2. Send: `smakom send --yes` to a discarding SMTP sink on 127.0.0.1 in its own process
    (Postfix's smtp-sink, then aiosmtpd), against the ceiling (the same messages sent with bare
    smtplib over reused connections) and the durable ceiling (the same, with an fsync'd journal
-   line before each message), with 1, 2 and 4 connections.
+   line before each message), with 1, 2 and 4 connections; and a send that asks the one-click
+   service (`smakom serve`) again every 0.1 s while it runs against one that does not ask.
 3. Memory: peak RSS of a dry run at two list sizes.
 4. Peer: mailmerge 2.3.0 doing the same job (same list, same content, same sink).
 5. Start-up: `smakom --help` and `smakom preview` on the example.
@@ -601,6 +602,100 @@ def sends(
     return ours, mailmerge_rates
 
 
+# --- 2b. the one-click service asked again during a send --------------------------------
+
+
+SERVICE_KEY = "benchmark-sync-key-" + "fedcba9876543210" * 2
+LISTEN_EVERY = 0.1  # seconds: 600 times as often as a real send asks (once a minute)
+
+
+@contextlib.contextmanager
+def one_click_service(work: Path, smakom: list[str]) -> Iterator[str]:
+    """`smakom serve` in its own process on 127.0.0.1; yields its base address."""
+    port = free_port()
+    env = {**environment(), "SMAKOM_SERVICE_KEY": SERVICE_KEY}
+    proc = subprocess.Popen(
+        [*smakom, "serve", "--host", "127.0.0.1", "--port", str(port), "--data",
+         str(work / "service.sqlite3")],
+        env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def core_send(folder: Path, n: int, *, listen_every: float | None) -> float:
+    """The run of `send_issue` in-process from a fresh journal, asking the service every
+    `listen_every` seconds (None: no sync at all, as --no-sync); checks that all were sent."""
+    from smakom_cli.config import load_config
+    from smakom_cli.delivery.mailing import prepare
+    from smakom_cli.delivery.send import SendOptions, send_issue
+    from smakom_cli.signin.resolver import Resolver
+
+    shutil.rmtree(folder / "sent", ignore_errors=True)
+    (folder / "unsubscribed.sync.json").unlink(missing_ok=True)
+    config = load_config(folder / "smakom.toml")
+    mailing = prepare(config, folder / ISSUE, secret=None)
+    signin = Resolver(config, {**environment(), "SMAKOM_SERVICE_KEY": SERVICE_KEY})
+    options = SendOptions(sync=listen_every is not None)
+    started: list[float] = []
+
+    def start(_starting: object) -> Callable[[object], None]:
+        started.append(time.perf_counter())  # the run alone: sync, check and plan are before
+        return lambda _event: None
+
+    outcome = send_issue(
+        mailing,
+        signin,
+        options,
+        confirm=lambda _plan: True,
+        on_start=start,
+        refresh_seconds=listen_every or 60.0,
+    )
+    seconds = time.perf_counter() - started[0]
+    if outcome.delivery is None or outcome.delivery.send.sent != n:
+        raise SystemExit(f"the send with listen_every={listen_every} did not send all {n}")
+    return seconds
+
+
+def listening(
+    s: Settings,
+    folder: Path,
+    work: Path,
+    smakom: list[str],
+    sinks: list[tuple[str, Callable[[], contextlib.AbstractContextManager[int]]]],
+) -> None:
+    """A send that asks the one-click service again while it runs, against one that does not
+    ask at all, interleaved run by run, one connection, through the core call."""
+    sink_name, sink = sinks[0]
+    config = folder / "smakom.toml"
+    original = config.read_text(encoding="utf-8")
+    with one_click_service(work, smakom) as base, sink() as port:
+        url = 'url = "https://www.smakom.se/avregistrera"'
+        config.write_text(original.replace(url, f'{url}\nservice = "{base}"', 1), "utf-8")
+        set_smtp(folder, port=port, connections=1)
+        asking, silent = [], []
+        for _ in range(s.repeats):
+            asking.append(core_send(folder, s.n, listen_every=LISTEN_EVERY))
+            silent.append(core_send(folder, s.n, listen_every=None))
+    config.write_text(original, encoding="utf-8")
+    ask_rate, silent_rate = s.n / median(asking), s.n / median(silent)
+    s.rows.append(
+        Row(
+            "2 Send",
+            f"{sink_name}, 1 connection: asking the one-click service every {LISTEN_EVERY} s "
+            f"during the send (about {median(asking) / LISTEN_EVERY:.0f} times) / not asking "
+            f"at all, N={s.n:,}, median of {s.repeats}",
+            f"{ask_rate:,.0f} / {silent_rate:,.0f} msg/s = {ask_rate / silent_rate:.0%}",
+            "≥ 95 %",
+            verdict(ask_rate / silent_rate >= 0.95),
+        )
+    )
+
+
 # --- 3. memory ----------------------------------------------------------------------------
 
 
@@ -1036,6 +1131,7 @@ def main(argv: list[str] | None = None) -> None:
         outbox, ours_dry = dry_run(s, folder, smakom)
         stages(s, folder)
         ours_send, theirs_send = sends(s, folder, smakom, outbox, sinks, peer)
+        listening(s, folder, work, smakom, sinks)
         if peer is not None:
             peer_rows(s, peer, ours_dry, ours_send, theirs_send)
         memory(s, folder, smakom)

@@ -128,6 +128,8 @@ class RecordingHandler:
         """Set to accept AUTH XOAUTH2: (user, access token) → whether it is a live token."""
         self.xoauth2_tokens: list[str] = []
         """Every token accepted with XOAUTH2, in order."""
+        self.on_message: Callable[[Received], None] | None = None
+        """Called with each message as it arrives, before the server answers it."""
 
     @property
     def messages(self) -> list[Received]:
@@ -217,6 +219,8 @@ class RecordingHandler:
         )
         with self._lock:
             self._messages.append(received)
+        if self.on_message is not None:
+            self.on_message(received)
         if self.faults.vanish_after_data & set(received.rcpt_tos):
             assert server.transport is not None
             server.transport.abort()  # the "250" below is never written

@@ -1,5 +1,5 @@
-"""What several command groups share: the issue prepared for a command, the link-signing key, the
-warning that the one-click unsubscribes are old."""
+"""What several command groups share: the sign-in resolver of the folder, the issue prepared for a
+command, the warning that the one-click unsubscribes are old, the end of a look with errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from smakom_cli.cli.app import output, state
-from smakom_cli.errors import ExitCode, SmakomError
+from smakom_cli.errors import ExitCode
 from smakom_cli.i18n import _, ngettext
 
 if TYPE_CHECKING:
@@ -21,41 +21,15 @@ if TYPE_CHECKING:
     from smakom_cli.config import Config
     from smakom_cli.delivery.check import Finding
     from smakom_cli.delivery.mailing import Mailing
+    from smakom_cli.signin.resolver import Resolver
 
 
-def link_secret(config: Config, *, required: bool) -> bytes | None:
-    """The key that signs unsubscribe links, from the keyring; a throwaway one for looking.
+def signin(config: Config) -> Resolver:
+    """Every login and secret of this folder, from the settings, this environment and the
+    keyring (the one place the command line hands the environment to the core)."""
+    from smakom_cli.signin.resolver import Resolver
 
-    Nothing here writes to the keyring: a send makes the key only once it is confirmed
-    (`make_unsubscribe_secret`). Until then (`required`), a missing key is silently stood
-    in for, since no message is built before it is made.
-    """
-    if not config.unsubscribe.url:
-        return None
-    import secrets
-
-    from smakom_cli.signin.credentials import unsubscribe_secret
-
-    if required:
-        return unsubscribe_secret(config.list_id, os.environ) or secrets.token_bytes(32)
-    throwaway = _(
-        "The unsubscribe links in this preview or dry run are signed with a "
-        "throwaway key and will not work."
-    )
-    try:
-        secret = unsubscribe_secret(config.list_id, os.environ)
-    except SmakomError as exc:
-        output.warning(f"{exc} {throwaway}")
-        return secrets.token_bytes(32)
-    if secret is None:
-        output.warning(
-            _(
-                "No key to sign the unsubscribe links of {list_id} has been made yet "
-                "(`smakom login` makes it). {throwaway}"
-            ).format(list_id=config.list_id, throwaway=throwaway)
-        )
-        return secrets.token_bytes(32)
-    return secret
+    return Resolver(config, os.environ)
 
 
 def prepare(
@@ -66,7 +40,11 @@ def prepare(
     sending: bool,
     images: ImageMode = "mail",
 ) -> Mailing:
-    """Load the configuration and render the issue for the list, with the link-signing key."""
+    """Load the configuration and render the issue for the list.
+
+    Only looking (`sending` False) signs the links at once: with the real key if there is
+    one, else a throwaway one, said in a warning. A send gets its key from the core.
+    """
     from smakom_cli.delivery.mailing import prepare
 
     config = state(ctx).config()
@@ -93,8 +71,13 @@ def prepare(
                 "whether they lost anything before."
             ).format(path=witness.path)
         )
+    if sending:
+        return mailing
     # The key last, so a mistake in the issue is the first thing said.
-    return replace(mailing, secret=link_secret(config, required=sending))
+    looking = signin(config).looking_key()
+    if looking.warning:
+        output.warning(looking.warning)
+    return replace(mailing, secret=looking.secret)
 
 
 def warn_if_not_synced(config: Config) -> None:
@@ -136,18 +119,7 @@ def exit_if_a_send_would_stop(findings: Iterable[Finding]) -> None:
         raise typer.Exit(ExitCode.ERROR)
 
 
-def with_secret(mailing: Mailing) -> Mailing:
-    """The mailing with the list's real link-signing key, once it has been made."""
-    return replace(mailing, secret=link_secret(mailing.config, required=True))
-
-
-def make_unsubscribe_secret(config: Config) -> None:
-    """Make the key that signs the unsubscribe links, once per list, and say so."""
-    from smakom_cli.signin.credentials import create_unsubscribe_secret, unsubscribe_secret
-
-    if not config.unsubscribe.url or unsubscribe_secret(config.list_id, os.environ):
-        return
-    create_unsubscribe_secret(config.list_id)
+def say_key_made(config: Config) -> None:
     output.success(
         _(
             "Made the key that signs the unsubscribe links of {list_id} and stored "

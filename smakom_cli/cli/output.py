@@ -508,7 +508,7 @@ def show_suppression_check(reading: Reading) -> None:
         )
 
 
-def show_sync(result: SyncResult, url: str) -> None:
+def show_sync(result: SyncResult) -> None:
     """What `smakom sync` brought home: each change, then one summary line."""
     for email in result.unsubscribed:
         success(
@@ -531,7 +531,7 @@ def show_sync(result: SyncResult, url: str) -> None:
     changes = ngettext("{count} change", "{count} changes", changed).format(count=changed)
     info(
         _("Synced with {url}: {changes}, {count} already recorded in unsubscribed.csv.").format(
-            url=url, changes=changes, count=result.unchanged
+            url=result.service, changes=changes, count=result.unchanged
         )
     )
     if result.unresolved:

@@ -9,12 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from smakom_cli.cli.app import app, output, state
-from smakom_cli.cli.common import (
-    link_secret,
-)
-from smakom_cli.cli.signin import (
-    inbox_login,
-)
+from smakom_cli.cli.common import signin
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 
@@ -88,9 +83,10 @@ def serve(
 ) -> None:
     from smakom_cli.returns.server import bind, service_log
     from smakom_cli.returns.service import make_app, settings_for
+    from smakom_cli.signin.resolver import service_secrets
 
     config = _serve_config(ctx, config_path)
-    secret, key = _service_secrets(config)
+    secret, key = service_secrets(config, os.environ)
     logger = service_log(log)
     app_ = make_app(settings_for(data, secret, key, config), logger)
     server, limits = bind(
@@ -138,39 +134,6 @@ def _serve_config(ctx: typer.Context, option: Path | None) -> Config | None:
         return None
 
 
-def _service_secrets(config: Config | None) -> tuple[bytes, str]:
-    """The link-signing key and the sync key: the environment, or this machine's keyring."""
-    from smakom_cli.signin.credentials import (
-        SECRET_VARIABLE,
-        SERVICE_KEY_VARIABLE,
-        service_key,
-        unsubscribe_secret,
-    )
-
-    list_id = config.list_id if config else ""
-    # Without a newsletter folder there is no list to look up in the keyring.
-    has_secret = list_id or os.environ.get(SECRET_VARIABLE)
-    secret = unsubscribe_secret(list_id, os.environ) if has_secret else None
-    if secret is None:
-        raise SmakomError(
-            _(
-                "the service needs the key the unsubscribe links are signed with: set "
-                "{secret_variable} to the one in the office's keyring (see "
-                "docs/service.md)."
-            ).format(secret_variable=SECRET_VARIABLE)
-        )
-    key = service_key(list_id, os.environ)
-    if key is None:
-        raise SmakomError(
-            _(
-                "the service needs a sync key for `smakom sync`: set "
-                "{service_key_variable} (at least 32 random characters), and store the "
-                "same with `smakom login --service-key`."
-            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
-        )
-    return secret, key
-
-
 @app.command(
     help=_("Fetch who unsubscribed (or undid it) on the one-click service into unsubscribed.csv.")
 )
@@ -187,36 +150,10 @@ def sync(
         ),
     ] = None,
 ) -> None:
-    from smakom_cli.returns.sync import apply_events, fetch_events, service_urls
+    from smakom_cli.returns.sync import sync as sync_events
 
-    config = state(ctx).config()
-    urls = service_urls(config)
-    if urls is None:
-        raise SmakomError(
-            _(
-                "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
-            ).format(name=config.path.name)
-        )
-    key = _sync_key(config)
-    secret = link_secret(config, required=True)
-    assert secret is not None
     lists = [subscriber_list] if subscriber_list else []
-    result = apply_events(config, fetch_events(config, key, secret, lists=lists))
-    output.show_sync(result, urls.events)
-
-
-def _sync_key(config: Config) -> str:
-    from smakom_cli.signin.credentials import SERVICE_KEY_VARIABLE, service_key
-
-    key = service_key(config.list_id, os.environ)
-    if key is None:
-        raise SmakomError(
-            _(
-                "no sync key for the one-click service is stored: run `smakom login "
-                "--service-key` (or set {service_key_variable})."
-            ).format(service_key_variable=SERVICE_KEY_VARIABLE)
-        )
-    return key
+    output.show_sync(sync_events(signin(state(ctx).config()), lists=lists))
 
 
 @app.command(
@@ -230,14 +167,14 @@ def inbox(
     ] = False,
 ) -> None:
     from smakom_cli.returns.inbox import require_mailbox, sort_inbox
-    from smakom_cli.signin.credentials import unsubscribe_secret
 
     config = state(ctx).config()
     require_mailbox(config)
-    login = inbox_login(config)
+    resolver = signin(config)
+    login = resolver.inbox_login()
     # Only an existing key: without one no link or Message-ID was ever signed to check.
     try:
-        secret = unsubscribe_secret(config.list_id, os.environ)
+        secret = resolver.link_key()
     except SmakomError as exc:
         output.warning(_("{exc} Bounces are matched by address only.").format(exc=exc))
         secret = None

@@ -1,79 +1,22 @@
-"""Signing in: `smakom login` and `smakom logout`, and the logins the other commands use."""
+"""Signing in: `smakom login` and `smakom logout` (the logins themselves come from the resolver in
+`signin/`)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from smakom_cli.cli.app import app, output, state
-from smakom_cli.cli.common import (
-    make_unsubscribe_secret,
-)
+from smakom_cli.cli.common import say_key_made, signin
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Callable
 
     from smakom_cli.config import Config
-    from smakom_cli.delivery.smtp import Login
-    from smakom_cli.signin.oauth import DeviceCode, SignIn
-
-
-def smtp_login(config: Config) -> Login | None:
-    """The account and password a send logs in with, and what to do if it is refused."""
-    if not config.smtp.username:
-        return None
-    from smakom_cli.delivery.smtp import Login
-    from smakom_cli.signin.credentials import PASSWORD_VARIABLE, find_password
-
-    username = config.smtp.username
-    password = find_password(username, os.environ)
-    if password is None:
-        raise SmakomError(
-            _(
-                "no password is stored for {username}. Run `smakom login` first (or "
-                "set {password_variable} for unattended runs)."
-            ).format(username=username, password_variable=PASSWORD_VARIABLE)
-        )
-    if password.source == "environment":
-        remedy = _(
-            "The password is the one in {where}, which overrides the keyring: "
-            "correct that variable, or unset it to use the one `smakom login` "
-            "stores."
-        ).format(where=password.where)
-    else:
-        remedy = _(
-            "The password is the one stored in the system keyring ({where}): run "
-            "`smakom login` to store the right one."
-        ).format(where=password.where)
-    return Login(username, password.value, remedy=remedy)
-
-
-def login_source(config: Config) -> Callable[[], Login | None]:
-    """What a send logs in with at each (re)connect: the password, or a fresh OAuth2 token."""
-    if config.smtp.auth != "oauth2":
-        login = smtp_login(config)
-        return lambda: login
-    sign_in = oauth_sign_in(config)
-    sign_in.access_token()  # not signed in: say so before anything is sent
-    return lambda: xoauth2_login(sign_in)
-
-
-def xoauth2_login(sign_in: SignIn) -> Login:
-    """An SMTP login with the current access token, renewed by msal when it is running out."""
-    from smakom_cli.delivery.smtp import Login
-
-    token = sign_in.access_token("smtp")
-    remedy = _(
-        "Run `smakom login` to sign in again; if that does not help, see "
-        "docs/mail-providers.md (Microsoft 365) for the app registration and "
-        "SMTP AUTH for the mailbox."
-    )
-    return Login(token.username, token.token, method="xoauth2", remedy=remedy)
+    from smakom_cli.signin.oauth import DeviceCode
 
 
 def _smtp_username(config: Config) -> str:
@@ -100,8 +43,9 @@ def _login_inbox(config: Config, *, check: bool) -> None:
 
     username = require_mailbox(config).username
     where = f"{config.inbox.host}:{config.inbox.server_port}"
+    resolver = signin(config)
     if check:
-        login = inbox_login(config)
+        login = resolver.inbox_login()
         check_login(config.inbox, login)
         how = "OAuth2" if login.method == "xoauth2" else "a password"
         output.success(
@@ -110,7 +54,7 @@ def _login_inbox(config: Config, *, check: bool) -> None:
             )
         )
         return
-    if _inbox_signs_in_with_oauth(config):
+    if resolver.inbox_signs_in_with_oauth():
         raise SmakomError(
             _(
                 "the mailbox {username} signs in with OAuth2 like the sending: run "
@@ -128,42 +72,6 @@ def _login_inbox(config: Config, *, check: bool) -> None:
         ).format(username=username, keyring_name=keyring_name)
     )
     output.info(_("Run `smakom login --inbox --check` to test it against the mail server."))
-
-
-def _inbox_signs_in_with_oauth(config: Config) -> bool:
-    """The mailbox is the sending one, and that signs in with OAuth2: the same sign-in."""
-    return config.smtp.auth == "oauth2" and (
-        config.inbox.username.lower() == config.smtp.username.lower()
-    )
-
-
-def inbox_login(config: Config) -> Login:
-    """How `smakom inbox` signs in: the sending mailbox's OAuth2 token, or a password."""
-    from smakom_cli.delivery.smtp import Login
-    from smakom_cli.signin.credentials import IMAP_PASSWORD_VARIABLE, lookup_imap_password
-
-    username = config.inbox.username
-    if _inbox_signs_in_with_oauth(config):
-        from smakom_cli.signin.oauth import access_token
-
-        token = access_token(config, "imap")
-        remedy = _(
-            "run `smakom login` to sign in again (IMAP.AccessAsUser.All, see "
-            "docs/mail-providers.md)."
-        )
-        return Login(token.username, token.token, method="xoauth2", remedy=remedy)
-    password = lookup_imap_password(username, os.environ)
-    if password is None:
-        raise SmakomError(
-            _(
-                "no mailbox password is stored for {username}. Run `smakom login "
-                "--inbox` first (or set {imap_password_variable} for unattended runs)."
-            ).format(username=username, imap_password_variable=IMAP_PASSWORD_VARIABLE)
-        )
-    remedy = _(
-        "run `smakom login --inbox` to store the right password (or set {imap_password_variable})."
-    ).format(imap_password_variable=IMAP_PASSWORD_VARIABLE)
-    return Login(username, password, remedy=remedy)
 
 
 @app.command(
@@ -207,14 +115,14 @@ def login(
     if config.smtp.auth == "oauth2":
         _oauth_login(config, check=check)
         if not check:
-            make_unsubscribe_secret(config)
+            _make_link_key(config)
         return
     where = f"{config.smtp.host}:{config.smtp.port}"
     _warn_if_unencrypted_keyring()
     if check:
         from smakom_cli.delivery.smtp import check_login
 
-        check_login(config.smtp, smtp_login(config))
+        check_login(config.smtp, signin(config).smtp_login())
         output.success(
             _("Logged in to {where} as {username} with a password.").format(
                 where=where, username=username
@@ -231,15 +139,15 @@ def login(
             username=username, keyring_name=keyring_name
         )
     )
-    make_unsubscribe_secret(config)
+    _make_link_key(config)
     output.info(_("Run `smakom login --check` to test it against the mail server."))
 
 
-def oauth_sign_in(config: Config) -> SignIn:
-    """The configured mailbox's OAuth2 sign-in, its tokens in the system keyring."""
-    from smakom_cli.signin.oauth import sign_in_for
-
-    return sign_in_for(config)
+def _make_link_key(config: Config) -> None:
+    """A sign-in makes the list's link key, once, so the first send has nothing to make."""
+    _key, made = signin(config).make_link_key()
+    if made:
+        say_key_made(config)
 
 
 def _local_time(moment: dt.datetime) -> str:
@@ -249,8 +157,9 @@ def _local_time(moment: dt.datetime) -> str:
 def _oauth_login(config: Config, *, check: bool) -> None:
     """`smakom login` for [smtp] auth = "oauth2": the device code, or --check the sign-in."""
     from smakom_cli.signin.credentials import keyring_name
+    from smakom_cli.signin.resolver import xoauth2_login
 
-    sign_in = oauth_sign_in(config)
+    sign_in = signin(config).oauth()
     username = sign_in.settings.username
     if check:
         from smakom_cli.delivery.smtp import check_login, where

@@ -28,7 +28,6 @@ from smakom_cli.config import SmtpConfig
 from smakom_cli.delivery.journal import Journal
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.delivery.smtp import (
-    Login,
     Outgoing,
     Unreachable,
     alive,
@@ -41,6 +40,7 @@ from smakom_cli.delivery.smtp import (
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 from smakom_cli.signin.providers import explain_reply, is_sending_limit
+from smakom_cli.signin.resolver import Login
 
 # The calling thread never blocks longer than this, so a Ctrl-C (which only sets `stop`, and
 # on Windows does not wake a blocked wait) is noticed promptly.

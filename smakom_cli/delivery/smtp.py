@@ -11,18 +11,16 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 from smakom_cli.config import SmtpConfig
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 from smakom_cli.signin.providers import explain_reply
+from smakom_cli.signin.resolver import Login
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-# RFC 5322 §2.1.1: a line of a message must not be longer than this, CRLF excluded.
-MAX_LINE_OCTETS = 998
 
 
 @dataclass(frozen=True)
@@ -32,20 +30,6 @@ class Outgoing:
     key: str
     envelope_to: str
     message: bytes
-
-
-@dataclass(frozen=True)
-class Login:
-    """How to log in: the account, its secret and what to tell the user when it is refused.
-
-    `remedy` depends on where the secret came from (the keyring, an environment variable,
-    a sign-in token), so a refused login names the one thing that can fix it.
-    """
-
-    username: str
-    secret: str = field(repr=False)
-    method: Literal["password", "xoauth2"] = "password"
-    remedy: str = _("Run `smakom login` to store the right password.")
 
 
 class Unreachable(SmakomError):

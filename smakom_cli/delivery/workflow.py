@@ -38,9 +38,9 @@ from smakom_cli.delivery.journal import (
 )
 from smakom_cli.delivery.mailing import Mailing
 from smakom_cli.delivery.sender import Failure, ProgressEvent, SendReport, send_messages
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _, ngettext
+from smakom_cli.signin.resolver import Login
 
 
 @dataclass(frozen=True)
@@ -270,8 +270,15 @@ def run_send(
     on_progress: Callable[[ProgressEvent], None] = lambda _event: None,
     stop: threading.Event | None = None,
     boot: str | None = None,
+    before_last: Callable[[], None] = lambda: None,
+    stop_reason: Callable[[], str] = lambda: "",
 ) -> DeliveryReport:
-    """Carry out a plan: the only step that writes a journal, sends and writes the report."""
+    """Carry out a plan: the only step that writes a journal, sends and writes the report.
+
+    `before_last` is called once before the last planned message is built (a send asks the
+    one-click service once more there); `stop_reason` says why `stop` was set, when it was
+    set by a fault rather than by the user.
+    """
     if plan.refusal:
         raise SmakomError(plan.refusal)
     forget_journals(plan.journal.parent, plan.to_archive)
@@ -292,7 +299,7 @@ def run_send(
             if s.key not in skip
         )
         report = send_messages(
-            mailing.messages(recipients),
+            mailing.messages(_calling_before_last(recipients, plan.pending, before_last)),
             mailing.config.smtp,
             envelope_from=mailing.config.sender.email,
             login=login,
@@ -302,6 +309,9 @@ def run_send(
             stop=stop,
         )
         after = journal.state
+    reason = stop_reason() if report.interrupted and not report.stopped_by else ""
+    if reason:
+        report = replace(report, interrupted=False, stopped_by=reason)
     # Closed, so on disk: only now may the witness learn what the journal holds.
     remember(plan, mailing, boot=boot)
     still_uncertain = known.uncertain - frozenset(after.sent) | after.uncertain
@@ -314,6 +324,15 @@ def run_send(
         report_error="",
     )
     return _with_report_file(delivery)
+
+
+def _calling_before_last(
+    recipients: Iterator[Subscriber], planned: int, before_last: Callable[[], None]
+) -> Iterator[Subscriber]:
+    for count, subscriber in enumerate(recipients, start=1):
+        if count == planned:
+            before_last()
+        yield subscriber
 
 
 def remember(plan: SendPlan, mailing: Mailing, *, boot: str | None = None) -> None:

@@ -12,10 +12,10 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from smakom_cli.config import InboxConfig
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
 from smakom_cli.returns.bounces import MAX_BYTES
+from smakom_cli.signin.resolver import Login
 
 # Marks a message copied to its folder on a server that can neither MOVE nor expunge one UID.
 SORTED_KEYWORD = "$SmakomSorted"

@@ -30,13 +30,13 @@ from smakom_cli.audience.references import ids_for
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers, parse_address
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.config import Config, InboxConfig
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _, ngettext
 from smakom_cli.returns.bounces import Context, Verdict, classify
 from smakom_cli.returns.imap import CONNECTION_ERRORS, Session, close, connect, describe, sign_in
 from smakom_cli.returns.inbox_log import Entry, InboxLog
 from smakom_cli.returns.sorting import Decision, Deliveries, decide
+from smakom_cli.signin.resolver import Login
 
 LOG_NAME = "inbox.jsonl"
 

@@ -30,6 +30,7 @@ from smakom_cli.delivery.journal import known_keys
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _
 from smakom_cli.returns.service import EVENTS_PATH, HEALTH_PATH, RESUBSCRIBED, UNSUBSCRIBED
+from smakom_cli.signin.resolver import Resolver
 
 T = TypeVar("T")
 
@@ -93,6 +94,7 @@ class SyncResult:
     """Undos on the web left out: the suppression list has a newer event for the address."""
     unresolved: int
     cursor: int
+    service: str  # the events' address, to say where they came from
     refused_undos: int = 0
 
 
@@ -134,10 +136,28 @@ def last_sync(config: Config) -> datetime | None:
     return datetime.fromtimestamp(stamp, UTC)
 
 
+def sync(signin: Resolver, *, lists: Sequence[Path] = ()) -> SyncResult:
+    """`smakom sync`: fetch the events and write them, with the list's real link key.
+
+    Never with a stand-in key: the new links would match nobody, and the list be blamed.
+    """
+    config = signin.config
+    if service_urls(config) is None:
+        raise SmakomError(_no_service(config))
+    key = signin.sync_key()
+    return apply_events(config, fetch_events(config, key, signin.required_link_key(), lists=lists))
+
+
+def _no_service(config: Config) -> str:
+    return _(
+        "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
+    ).format(name=config.path.name)
+
+
 def fetch_events(
     config: Config,
     service_key: str,
-    secret: bytes,
+    secret: bytes | None,
     *,
     lists: Sequence[Path] = (),
     timeout: float = 15.0,
@@ -145,16 +165,13 @@ def fetch_events(
     """The events since the last sync, with addresses found; reads only, writes nothing.
 
     `lists` are subscriber lists besides the configured one whose addresses may be behind a
-    link (a send's --subscribers). Raises SmakomError, one line, when the service cannot be
+    link (a send's --subscribers); without `secret` (no key on this computer) only events
+    that carry their address are matched. Raises SmakomError, one line, when the service cannot be
     reached or refuses the key.
     """
     urls = service_urls(config)
     if urls is None:
-        raise SmakomError(
-            _(
-                "{name}: [unsubscribe] has no url, so there is no one-click service to sync with."
-            ).format(name=config.path.name)
-        )
+        raise SmakomError(_no_service(config))
     saved = _read_state(state_path(config))
     document = _get(urls.events, saved.cursor, service_key, timeout)
     if document["service"] != saved.service and saved.service:
@@ -244,6 +261,7 @@ def apply_events(config: Config, batch: SyncBatch) -> SyncResult:
         overruled=tuple(event.address for event in resolved if overruled(event)),
         unresolved=len(unresolved),
         cursor=batch.cursor,
+        service=urls.events if (urls := service_urls(config)) else "",
         refused_undos=batch.refused_undos,
     )
 
@@ -260,10 +278,10 @@ def known_addresses(config: Config, lists: Sequence[Path] = ()) -> Iterator[str]
 
 
 def _resolve(
-    config: Config, secret: bytes, events: list[SyncEvent], lists: Sequence[Path]
+    config: Config, secret: bytes | None, events: list[SyncEvent], lists: Sequence[Path]
 ) -> tuple[SyncEvent, ...]:
     """Fill in the address of each event from a new link; the lists are read only if needed."""
-    if all(event.address for event in events):
+    if secret is None or all(event.address for event in events):
         return tuple(events)
     index = index_by_id(secret, known_addresses(config, lists))
     return tuple(

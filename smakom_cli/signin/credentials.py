@@ -84,12 +84,6 @@ def find_password(username: str, environ: Mapping[str, str]) -> Password | None:
         return Password(value, "keyring", keyring_name()) if value is not None else None
 
 
-def lookup_password(username: str, environ: Mapping[str, str]) -> str | None:
-    """The SMTP password alone (see `find_password` for where it came from)."""
-    found = find_password(username, environ)
-    return found.value if found else None
-
-
 def unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes | None:
     """The key that signs a list's unsubscribe links; None when none was made yet.
 
@@ -130,11 +124,6 @@ def create_unsubscribe_secret(list_id: str) -> bytes:
         made = secrets.token_urlsafe(32)
         keyring.set_password(SERVICE, _secret_user(list_id), made)
     return made.encode("utf-8")
-
-
-def ensure_unsubscribe_secret(list_id: str, environ: Mapping[str, str]) -> bytes:
-    """The list's unsubscribe-link key, made and stored first if there is none (a real send)."""
-    return unsubscribe_secret(list_id, environ) or create_unsubscribe_secret(list_id)
 
 
 def unencrypted_keyring() -> UnencryptedKeyring | None:

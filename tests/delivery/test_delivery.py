@@ -11,9 +11,9 @@ from smakom_cli.config import load_config
 from smakom_cli.delivery.check import Finding
 from smakom_cli.delivery.journal import Journal
 from smakom_cli.delivery.mailing import Mailing, prepare
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.delivery.workflow import DeliveryReport, SendPlan, plan_send, run_send
 from smakom_cli.errors import SmakomError
+from smakom_cli.signin.resolver import Login
 from tests.delivery.test_dry_run import active_addresses
 from tests.smtp_server import SmtpTestServer, use_server
 from tests.tools import file_digests

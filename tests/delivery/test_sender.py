@@ -19,8 +19,9 @@ from smakom_cli.delivery.sender import (
     SendReport,
     send_messages,
 )
-from smakom_cli.delivery.smtp import Login, check_login
+from smakom_cli.delivery.smtp import check_login
 from smakom_cli.errors import SmakomError
+from smakom_cli.signin.resolver import Login
 from tests.smtp_server import Certificates, SmtpTestServer
 
 SENDER = "nyhetsbrev@smakom.se"

@@ -12,8 +12,8 @@ import pytest
 from smakom_cli.delivery.journal import Journal
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.delivery.sender import Outgoing, ProgressEvent, SendReport, send_messages
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.errors import SmakomError
+from smakom_cli.signin.resolver import Login
 from tests.delivery.test_sender import ADDRESSES, SENDER, open_journal, outgoing
 from tests.smtp_server import Certificates, SmtpTestServer, running_server
 

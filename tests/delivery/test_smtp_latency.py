@@ -8,7 +8,8 @@ import socket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smakom_cli.delivery.smtp import Login, connect, data_body, hang_up
+from smakom_cli.delivery.smtp import connect, data_body, hang_up
+from smakom_cli.signin.resolver import Login
 from tests.smtp_server import SmtpTestServer
 
 

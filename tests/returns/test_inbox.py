@@ -18,9 +18,9 @@ from smakom_cli.cli import app
 from smakom_cli.config import load_config
 from smakom_cli.delivery.journal import Journal, JournalHeader
 from smakom_cli.delivery.outcome import Outcome
-from smakom_cli.delivery.smtp import Login
 from smakom_cli.returns.inbox import Sorted, sort_inbox
 from smakom_cli.signin.credentials import lookup_imap_password
+from smakom_cli.signin.resolver import Login
 from tests.conftest import FIXTURES
 from tests.imap_server import PASSWORD, DovecotServer, require_dovecot_2_3, running_dovecot
 from tests.returns.test_bounces import SECRET

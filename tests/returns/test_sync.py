@@ -289,6 +289,7 @@ def test_an_unreachable_service_is_one_clear_line(
 ) -> None:
     """With nothing listening, sync says it cannot reach the service and exits 1."""
     monkeypatch.setenv("SMAKOM_SERVICE_KEY", SERVICE_KEY)
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", SECRET)
     with closed_port() as port:
         point_at(newsletter, port)
         result = runner.invoke(app, ["sync"])
