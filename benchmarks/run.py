@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import smtplib
 import socket
@@ -55,8 +56,8 @@ REPO = HERE.parent
 EXAMPLES = REPO / "examples"
 ISSUE = "issues/2021-01.md"
 BIN = Path(sys.executable).parent
-# Long enough for SMAKOM_UNSUBSCRIBE_SECRET; the links signed with it lead nowhere.
-SECRET = "benchmark-secret-" + "0123456789abcdef" * 2
+# Random, as the service refuses a key too regular to be one; the links signed with it lead nowhere.
+SECRET = secrets.token_urlsafe(32)
 
 FIRST = ("Anna", "Björn", "Cecilia", "David", "Elin", "Fredrik", "Göran", "Hanna", "Åsa", "Östen")
 LAST = ("Åberg", "Östlund", "Ärlig", "Sjöström", "Lindqvist", "Nyström", "Håkansson", "Ekström")
@@ -605,7 +606,8 @@ def sends(
 # --- 2b. the one-click service asked again during a send --------------------------------
 
 
-SERVICE_KEY = "benchmark-sync-key-" + "fedcba9876543210" * 2
+# Random, as the service refuses a key too regular to be one.
+SERVICE_KEY = secrets.token_urlsafe(32)
 LISTEN_EVERY = 0.1  # seconds: 600 times as often as a real send asks (once a minute)
 
 

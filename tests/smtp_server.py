@@ -93,6 +93,9 @@ class Faults:
     """Answer every MAIL FROM with 421 and close: a server that will not take mail now."""
     unavailable_after: int | None = None
     """Once this many messages are accepted, behave as `unavailable`: a server going down."""
+    gone_after: int | None = None
+    """Once this many messages are accepted and answered, stop listening and close the
+    connection: a server that goes away between two messages, never during one."""
     vanish_after_data: set[str] = field(default_factory=set)
     """Keep the message for these addresses but close the connection instead of answering,
     so the client cannot know it arrived."""
@@ -124,6 +127,8 @@ class RecordingHandler:
         # Not "auth_attempts": aiosmtpd offers every handler attribute named auth_* as a
         # mechanism, and EHLO would list an "attempts" mechanism.
         self.login_attempts = 0
+        self.listener: asyncio.AbstractServer | None = None
+        """The listening socket's server, for a fault that stops listening."""
         self.token_is_valid: Callable[[str, str], bool] | None = None
         """Set to accept AUTH XOAUTH2: (user, access token) → whether it is a live token."""
         self.xoauth2_tokens: list[str] = []
@@ -225,6 +230,10 @@ class RecordingHandler:
             assert server.transport is not None
             server.transport.abort()  # the "250" below is never written
         elif self._trip("drop_after", self.faults.drop_after):
+            _close_soon(server)
+        elif self._trip("gone_after", self.faults.gone_after):
+            assert self.listener is not None
+            self.listener.close()  # no new connection from now on
             _close_soon(server)
         return "250 OK"
 
@@ -371,6 +380,7 @@ def running_server(
         **tls,
     )
     controller.start()
+    handler.listener = controller.server
     handler.connections = 0  # the readiness probe is not a client
     handler.connected_at.clear()
     stopped = threading.Event()

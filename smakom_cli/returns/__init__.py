@@ -1,6 +1,6 @@
 """The way back from the readers: the one-click service (WSGI, SQLite), the sync that brings
 its events home, the inbox (IMAP session, sorting, bounce classifier) and the inbox log.
 
-May import: `compose`, `audience`, `signin`, `delivery.journal`, `delivery.outcome`, and the
+May import: `compose`, `audience`, `signin`, `delivery.journal` (who got which issue), and the
 modules at the top of the package. Never prints or prompts.
 """
