@@ -14,7 +14,7 @@ from smakom_cli.signin.resolver import Login
 
 def check_inbox(config: Config, login: Callable[[], Login], timeout: float) -> Finding:
     """Sign in over IMAP and look for the folders; the mailbox is never changed."""
-    from smakom_cli.returns.inbox import missing_folders
+    from smakom_cli.returns.imap import missing_folders
 
     inbox = config.inbox
     if not inbox.host or not inbox.username:
