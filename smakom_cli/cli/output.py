@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from smakom_cli.delivery.watch import Rendering
     from smakom_cli.delivery.workflow import DeliveryReport, SendPlan
     from smakom_cli.doctor import DoctorReport
-    from smakom_cli.returns.inbox import InboxReport
+    from smakom_cli.returns.inbox import InboxReport, Sorted
     from smakom_cli.returns.sync import SyncResult
 
 console = Console(highlight=False)
@@ -560,10 +560,66 @@ def show_sync(result: SyncResult) -> None:
         )
 
 
-def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
-    """What `smakom inbox` made of each new message, by kind, and where the report went."""
-    from smakom_cli.returns.inbox import SECTIONS, row
+INBOX_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("hard", N_("Hard bounces")),
+    ("soft", N_("Soft bounces")),
+    ("blocked", N_("Sending blocked")),
+    ("complaint", N_("Spam complaints")),
+    ("unsubscribe", N_("Unsubscribe requests")),
+    ("unreadable", N_("Unreadable")),
+    ("auto-reply", N_("Auto-replies")),
+    ("unknown", N_("Other mail")),
+)
 
+
+def inbox_report_lines(report: InboxReport) -> Iterator[str]:
+    """The report as plain text lines: one section per kind, a line per message."""
+    mode = _("dry run, nothing changed") if report.dry_run else _("sorted")
+    yield _("smakom inbox: {host}, folder {folder} ({mode})").format(
+        host=report.host, folder=report.folder, mode=mode
+    )
+    yield _(
+        "New messages: {count}; seen before: {seen}; moves finished from an earlier run: {finished}"
+    ).format(count=len(report.items), seen=report.already_seen, finished=report.finished_moves)
+    if report.interrupted:
+        yield _("Stopped early: {reason}").format(reason=report.interrupted)
+    for kind, title in INBOX_SECTIONS:
+        items = [i for i in report.items if i.verdict.kind == kind]
+        yield ""
+        yield f"{_(title)}: {len(items)}"
+        for item in items:
+            yield "\t".join(_inbox_row(item))
+
+
+def _inbox_row(item: Sorted) -> tuple[str, str, str, str]:
+    """Addresses, what was done, why (the server's reply, or date and subject of what a
+    person must read), and where it went."""
+    from smakom_cli.returns.sorting import bounce_reason
+
+    verdict = item.verdict
+    addresses = ", ".join(item.addresses or verdict.addresses) or verdict.sender or "?"
+    where = item.to if item.action == "move" else _("stays in place")
+    if verdict.kind == "unreadable" or item.action == "leave":
+        when = f"{verdict.date:%Y-%m-%d %H:%M} " if verdict.date else ""
+        why = when + (verdict.subject or _("(no subject)"))
+    elif verdict.kind in ("hard", "soft", "blocked"):
+        why = bounce_reason(verdict)
+    else:
+        why = verdict.reason
+    effect = verdict.reason if verdict.kind == "unreadable" else item.effect
+    if item.repeat:
+        effect = _("{effect} (sorted before, as another copy)").format(effect=effect)
+    return addresses, effect, why, where
+
+
+def show_inbox(report: InboxReport) -> None:
+    """What `smakom inbox` made of each new message, by kind; its report written where the
+    core says, with each issue's bounces."""
+    files = list(report.bounce_files)
+    if report.report_file is not None:
+        text = "\n".join(inbox_report_lines(report)) + "\n"
+        report.report_file.write_text(text, encoding="utf-8")
+        files.insert(0, report.report_file)
     title = f"{report.host}: {report.folder}"
     if report.dry_run:
         title = _("Dry run, nothing was changed ({where})").format(where=title)
@@ -573,14 +629,16 @@ def show_inbox(report: InboxReport, files: Sequence[Path]) -> None:
     grid.add_column(_("Done"))
     grid.add_column(_("Why"))
     grid.add_column(_("Folder"), overflow="fold")
-    for kind, _label in SECTIONS:
+    for kind, _label in INBOX_SECTIONS:
         for item in (i for i in report.items if i.verdict.kind == kind):
-            grid.add_row(_(_INBOX_KINDS.get(kind, kind)), *(Text(cell) for cell in row(item)))
+            grid.add_row(
+                _(_INBOX_KINDS.get(kind, kind)), *(Text(cell) for cell in _inbox_row(item))
+            )
     if report.items:
         console.print(grid)
     counts = ", ".join(
         f"{_(label).lower()} {sum(i.verdict.kind == kind for i in report.items)}"
-        for kind, label in SECTIONS
+        for kind, label in INBOX_SECTIONS
     )
     if report.items:
         info(

@@ -166,9 +166,7 @@ def inbox(
         typer.Option("--dry-run", help=_("Show what would be done; change nothing anywhere.")),
     ] = False,
 ) -> None:
-    from datetime import datetime
-
-    from smakom_cli.returns.inbox import read_inbox, require_mailbox, write_reports
+    from smakom_cli.returns.inbox import require_mailbox, sort_inbox
 
     config = state(ctx).config()
     require_mailbox(config)
@@ -180,8 +178,7 @@ def inbox(
     except SmakomError as exc:
         output.warning(_("{exc} Bounces are matched by address only.").format(exc=exc))
         secret = None
-    report = read_inbox(config, login, secret, dry_run=dry_run)
-    files = [] if dry_run else write_reports(config, report, datetime.now())
-    output.show_inbox(report, files)
+    report = sort_inbox(config, login, secret, dry_run=dry_run)
+    output.show_inbox(report)
     if report.interrupted:
         raise SmakomError(report.interrupted)

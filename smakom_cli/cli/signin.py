@@ -37,7 +37,8 @@ InboxOption = Annotated[
 
 
 def _login_inbox(config: Config, *, check: bool) -> None:
-    from smakom_cli.returns.inbox import check_login, require_mailbox
+    from smakom_cli.returns.imap import check_login
+    from smakom_cli.returns.inbox import require_mailbox
     from smakom_cli.signin.credentials import store_imap_password
 
     username = require_mailbox(config).username

@@ -2,7 +2,8 @@
 
 Each page is `<slug>.html`, the address `render.web_url` puts in every mail. A page is the
 same for every reader, so its templates get no subscriber and no unsubscribe token: only the
-general unsubscribe page (or address) from `smakom.toml`.
+unsubscribe address from `smakom.toml`, with a ready subject, and a line saying that the
+link in one's own newsletter works too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 
@@ -117,14 +119,24 @@ def _page_name(issue: Issue) -> str:
     return f"{issue.slug}.html"
 
 
+# The subject a reader's unsubscribe mail from the web version gets, ready written; `smakom
+# inbox` reads it as a request from the address it comes from.
+WEB_UNSUBSCRIBE_SUBJECT = "Avregistrera mig"
+
+
+def web_way_out(config: Config) -> str:
+    """How a reader of the public pages leaves: the unsubscribe address with a ready subject.
+
+    Never the one-click page: without a reader's own token it can only say the link does not
+    work. "" when there is no address (`smakom check` warns).
+    """
+    mailto = config.unsubscribe.mailto
+    return f"mailto:{mailto}?subject={quote(WEB_UNSUBSCRIBE_SUBJECT)}" if mailto else ""
+
+
 def _way_out(config: Config) -> dict[str, str]:
     """What every page shows besides the office's blocks: the way out and the feed."""
-    unsubscribe = config.unsubscribe
-    return {
-        "unsubscribe_url": unsubscribe.url
-        or (f"mailto:{unsubscribe.mailto}" if unsubscribe.mailto else ""),
-        "feed_url": FEED_NAME,
-    }
+    return {"unsubscribe_url": web_way_out(config), "feed_url": FEED_NAME}
 
 
 def _copied(image_srcs: Mapping[Path, str]) -> ImageResolver:

@@ -336,6 +336,18 @@ def _addresses(mail: _Mail) -> Iterator[Finding]:
 
 
 def _web_version(mail: _Mail) -> Iterator[Finding]:
+    from smakom_cli.compose.archive import web_way_out
+
+    if mail.config.newsletter.web_base_url and not web_way_out(mail.config):
+        yield Finding(
+            "warning",
+            mail.config.path.name,
+            _(
+                "the web version (`smakom archive`) has no way to unsubscribe that works for "
+                "anyone: its pages carry no personal link. Set [unsubscribe] mailto, an "
+                "address readers can write to."
+            ),
+        )
     if not mail.config.newsletter.web_base_url:
         yield Finding(
             "warning",

@@ -57,7 +57,7 @@ def _system_language() -> str | None:
 
         # LANG_SWEDISH is 0x1D, the primary language in the low ten bits of the LANGID.
         ui_language = ctypes.windll.kernel32.GetUserDefaultUILanguage()
-        return "sv" if ui_language & 0x3FF == 0x1D else None
+        return "sv" if (ui_language & 0x3FF) == 0x1D else None
     if sys.platform == "darwin":
         import plistlib
 

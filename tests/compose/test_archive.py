@@ -109,21 +109,29 @@ def test_the_site_holds_no_personal_data(runner: CliRunner, newsletter: Path) ->
         for value in personal:
             assert value not in text, (path.name, value)
     page = (out / "2021-01.html").read_text(encoding="utf-8")
-    assert '<a href="https://www.smakom.se/avregistrera">klicka här</a>' in page
+    assert "avregistrera?" not in page and 'href="https://www.smakom.se/avregistrera"' not in page
 
 
-def test_without_an_unsubscribe_page_the_site_offers_the_address(
-    runner: CliRunner, newsletter: Path
-) -> None:
-    """With only an unsubscribe address configured, the page links to it without a name."""
+def test_the_sites_way_out_works_for_anyone(runner: CliRunner, newsletter: Path) -> None:
+    """The pages' footer is the unsubscribe address with a ready subject, and a line about
+    the link in one's own mail (it was the one-click page without a token, which answers
+    "Länken fungerar inte")."""
+    page = (archive(runner) / "2021-01.html").read_text(encoding="utf-8")
+    assert '<a href="mailto:avregistrera@smakom.se?subject=Avregistrera%20mig">klicka här</a>' in (
+        page
+    )
+    assert "avregistreringslänken längst ner i nyhetsbrevet du har fått" in page
+
+
+def test_check_warns_when_the_site_has_no_way_out(runner: CliRunner, newsletter: Path) -> None:
+    """Without [unsubscribe] mailto the public pages can offer nobody a way out: check says so."""
     config = newsletter / "smakom.toml"
     text = config.read_text(encoding="utf-8")
-    config.write_text(
-        re.sub(r'(?m)^url = "https://www.smakom.se/avregistrera".*$', "", text), encoding="utf-8"
+    config.write_text(re.sub(r'(?m)^mailto = "avregistrera@smakom.se".*$', "", text), "utf-8")
+    result = runner.invoke(app, ["check", "issues/2021-01.md", "--offline"])
+    assert "the web version (`smakom archive`) has no way to unsubscribe" in " ".join(
+        result.output.split()
     )
-    out = archive(runner)
-    page = (out / "2021-01.html").read_text(encoding="utf-8")
-    assert '<a href="mailto:avregistrera@smakom.se">klicka här</a>' in page
 
 
 def test_the_mail_links_to_the_page_archive_writes(runner: CliRunner, newsletter: Path) -> None:

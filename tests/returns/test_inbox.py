@@ -18,7 +18,7 @@ from smakom_cli.cli import app
 from smakom_cli.config import load_config
 from smakom_cli.delivery.journal import Journal, JournalHeader
 from smakom_cli.delivery.outcome import Outcome
-from smakom_cli.returns.inbox import Sorted, read_inbox
+from smakom_cli.returns.inbox import Sorted, sort_inbox
 from smakom_cli.signin.credentials import lookup_imap_password
 from smakom_cli.signin.resolver import Login
 from tests.conftest import FIXTURES
@@ -327,7 +327,7 @@ def test_a_dropped_connection_is_finished_by_the_next_run(
     def drop(item: Sorted) -> None:
         dovecot.kick(mailbox)
 
-    report = read_inbox(config, Login(mailbox, password), SECRET, dry_run=False, on_message=drop)
+    report = sort_inbox(config, Login(mailbox, password), SECRET, dry_run=False, on_message=drop)
 
     assert report.interrupted and "run `smakom inbox` again" in report.interrupted
     assert len(report.items) == 1
@@ -403,7 +403,7 @@ def test_soft_bounces_on_three_issues_in_a_row_suppress(
         ],
     )
     config = load_config(newsletter / "smakom.toml")
-    preview = read_inbox(config, Login(config.inbox.username, PASSWORD), SECRET, dry_run=True)
+    preview = sort_inbox(config, Login(config.inbox.username, PASSWORD), SECRET, dry_run=True)
     assert preview.items[4].effect == "counted: 3 of 3 issues in a row; unsubscribed"
     assert preview.items[4].suppressed == (gunilla,)
     assert not (newsletter / "inbox.jsonl").exists()

@@ -15,8 +15,8 @@ from smakom_cli.delivery.journal import Journal, JournalHeader
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
 from smakom_cli.returns.bounces import Kind, Verdict
-from smakom_cli.returns.inbox import Deliveries, decide, soft_bounce_count
 from smakom_cli.returns.inbox_log import Entry, InboxLog, parse
+from smakom_cli.returns.sorting import Deliveries, decide, soft_bounce_count
 
 ANNA = "anna.aberg@example.com"
 
