@@ -269,7 +269,9 @@ def _refresh(mailing: Mailing, signin: Resolver, key: bytes) -> None:
     where the sender looks before each message."""
     config = mailing.config
     batch = fetch_events(config, signin.sync_key(), key, lists=[mailing.subscribers_path])
-    apply_events(config, batch)
+    # Nothing new (the usual answer) writes nothing: the sync state stays as the start left it.
+    if batch.events:
+        apply_events(config, batch)
 
 
 class _Listening:
