@@ -207,6 +207,14 @@ def subscribers_command(
         )
     for row in summary.invalid:
         output.info(_("  line {line}: {reason}").format(line=row.line, reason=row.reason))
+    if summary.duplicate_rows:
+        output.info(_("These rows repeat an address; its reader gets one message:"))
+    for duplicate in summary.duplicate_rows:
+        output.info(
+            _("  line {line}: {address} (first on line {first})").format(
+                line=duplicate.line, address=duplicate.address, first=duplicate.first_line
+            )
+        )
     if show_list:
         output.table(
             (_("E-mail"), _("Name"), _("Organisation")),

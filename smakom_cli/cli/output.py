@@ -205,6 +205,7 @@ def show_preview(preview: Preview) -> None:
     message = message.format(size=_size(preview.message_bytes))
     html_size = _("{size:.1f} KB (Gmail clips at 102 KB)").format(size=size)
     console.print(Text.assemble((_("Audience: "), "bold"), audience_line(preview.audience)))
+    show_left_out(preview.audience)
     console.print(Text.assemble((_("Message size: "), "bold"), message))
     console.print(Text.assemble((_("HTML size: "), "bold"), html_size))
     if preview.findings:
@@ -228,8 +229,36 @@ def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
     summary.add_row(_("Total size"), _size(report.total_bytes))
     summary.add_row(_("Folder"), Text(str(report.folder)))
     console.print(Panel(summary, title=_("Dry run: nothing was sent"), title_align="left"))
-    for row in audience.invalid:
-        warning(_("line {line}: {reason}").format(line=row.line, reason=row.reason))
+    show_left_out(audience)
+
+
+ROWS_SHOWN = 5
+
+
+def show_left_out(audience: AudienceSummary) -> None:
+    """The first few rows a send leaves out or sends once, by line, and how to see them all:
+    the same in the preview, the check and the dry run."""
+    lines = [
+        _("line {line}: {reason}").format(line=row.line, reason=row.reason)
+        for row in audience.invalid[:ROWS_SHOWN]
+    ]
+    lines += [
+        _(
+            "line {line}: {address} is on the list already (line {first}); it gets one message."
+        ).format(line=row.line, address=row.address, first=row.first_line)
+        for row in audience.duplicate_rows[: ROWS_SHOWN - len(lines)]
+    ]
+    for line in lines:
+        warning(line)
+    more = len(audience.invalid) + len(audience.duplicate_rows) - len(lines)
+    if more:
+        warning(
+            ngettext(
+                "and {count} more row like these: `smakom subscribers` lists every one.",
+                "and {count} more rows like these: `smakom subscribers` lists every one.",
+                more,
+            ).format(count=more)
+        )
 
 
 def show_plan(plan: SendPlan) -> None:
