@@ -16,6 +16,7 @@ os.environ["SMAKOM_LANG"] = "en"
 
 import keyring
 import pytest
+from hypothesis import settings
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
@@ -29,6 +30,12 @@ from tests.smtp_server import (
     running_server,
     use_server,
 )
+
+# No wall-clock deadline for a property's examples: on a loaded machine it fails fast code
+# (test_any_sync_state_file_is_read_or_refused took 1 s for one example while two suites
+# ran); speed is measured in benchmarks/, not in tests.
+settings.register_profile("smakom", deadline=None)
+settings.load_profile("smakom")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
