@@ -35,11 +35,31 @@ def check_setup(config_path: Path, environ: Mapping[str, str], options: Options)
         findings.append(check_issues(config))
     findings.append(check_keyring(environ))
     if config is not None and not options.offline:
-        findings += check_sender_domain(config, options)
+        findings += check_servers(config, environ, options)
     report = DoctorReport(tuple(findings), offline=options.offline)
     if config is not None and not options.offline:
         _record_run(config, report)
     return report
+
+
+def check_servers(config: Config, environ: Mapping[str, str], options: Options) -> list[Finding]:
+    """The checks that ask a server: SMTP, DNS, the one-click service, the inbox."""
+    from smakom_cli.doctor.inbox import check_inbox
+    from smakom_cli.doctor.service import check_service
+    from smakom_cli.doctor.smtp import check_smtp
+    from smakom_cli.signin.resolver import Login, Resolver
+
+    logins = Resolver(config, environ)
+
+    def smtp_login() -> Login | None:
+        # Looked up inside the check, so "not signed in" is its line, not the end of the run.
+        return logins.smtp_logins()()
+
+    findings = check_smtp(config.smtp, smtp_login, options.timeout)
+    findings += check_sender_domain(config, options)
+    findings += check_service(config, logins.link_key, logins.sync_key, options.timeout)
+    findings.append(check_inbox(config, logins.inbox_login, options.timeout))
+    return findings
 
 
 def check_sender_domain(config: Config, options: Options) -> list[Finding]:

@@ -219,6 +219,30 @@ def personal_namespace(client: IMAPClient) -> tuple[str, str]:
     return "", _str(folders[0][1]) if folders else "/"
 
 
+def missing_folders(inbox: InboxConfig, login: Login) -> list[str]:
+    """Sign in and name the configured folders the mailbox lacks; reads only, changes nothing."""
+    client = connect(inbox)
+    try:
+        sign_in(client, inbox, login)
+        session = Session(client)
+        existing = {_str(folder[2]).upper() for folder in client.list_folders()}
+        names = (
+            inbox.folder,
+            inbox.bounce_folder,
+            inbox.unsubscribe_folder,
+            inbox.auto_reply_folder,
+        )
+        return [name for name in names if session.server_name(name).upper() not in existing]
+    except (IMAPClientError, *CONNECTION_ERRORS) as exc:
+        raise SmakomError(
+            _("the mail server {host} answered: {reason}.").format(
+                host=inbox.host, reason=describe(exc)
+            )
+        ) from None
+    finally:
+        close(client)
+
+
 def _str(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")

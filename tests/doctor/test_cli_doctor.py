@@ -9,8 +9,11 @@ from typer.testing import CliRunner
 
 from smakom_cli.cli import app
 from tests.dns_server import DnsTestServer
-from tests.doctor.conftest import MemoryKeyring, use_provider
-from tests.doctor.zones import BROKEN_MICROSOFT, GOOGLE, MISALIGNED, changed
+from tests.doctor.conftest import MemoryKeyring, use_inbox, use_provider
+from tests.doctor.zones import BROKEN_MICROSOFT, GOOGLE, MISALIGNED, TENANT, changed
+from tests.imap_server import DovecotServer
+from tests.oauth_server import OAuthTestServer
+from tests.smtp_server import SmtpTestServer, use_server
 
 Zone = dict[tuple[str, str], list[str]]
 
@@ -26,20 +29,44 @@ def lines(output: list[str], status: str) -> list[str]:
 
 
 @pytest.fixture
-def microsoft(newsletter: Path) -> Path:
-    use_provider(newsletter, "microsoft365")
-    return newsletter
+def microsoft(setup: Path) -> Path:
+    return setup
 
 
-def test_good_zone_all_ok(
-    runner: CliRunner, microsoft: Path, dns: DnsTestServer, secure_keyring: MemoryKeyring
+def test_everything_ok(
+    runner: CliRunner,
+    microsoft: Path,
+    dns: DnsTestServer,
+    dovecot: DovecotServer,
+    secure_keyring: MemoryKeyring,
+    smtp_server: SmtpTestServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A Microsoft 365 domain with SPF, both DKIM CNAMEs, DMARC and MX: every line ok, exit 0."""
+    """The example folder at the test servers, a good Microsoft 365 zone and a secure keyring:
+    every line ok, exit 0, and nothing was sent."""
+    use_inbox(microsoft, dovecot, monkeypatch)
     code, output = doctor(runner, dns)
     assert code == 0, output
     assert not lines(output, "problem") and not lines(output, "warning"), output
-    for what in ("SPF (smakom.se)", "DKIM (smakom.se)", "DMARC (_dmarc.smakom.se)", "MX"):
-        assert any(what in line for line in lines(output, "ok")), output
+    checked = " ".join(lines(output, "ok"))
+    for what in (
+        "smakom.toml",
+        "issues/2021-01.md",
+        "keyring",
+        "SMTP (127.0.0.1",
+        "SMTP sign-in (kansli@smakom.se)",
+        "SPF (smakom.se)",
+        "DKIM (smakom.se)",
+        "DMARC (_dmarc.smakom.se)",
+        "DMARC alignment",
+        "MX (smakom.se)",
+        "one-click service",
+        "sync key",
+        "link-signing key",
+        "inbox (",
+    ):
+        assert what in checked, (what, output)
+    assert smtp_server.messages == []
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN_MICROSOFT))
@@ -72,9 +99,11 @@ def test_spf_alone_is_a_warning(runner: CliRunner, microsoft: Path, dns: DnsTest
     assert any("rests on SPF alone" in line for line in lines(output, "warning")), output
 
 
-def test_google(runner: CliRunner, newsletter: Path, dns: DnsTestServer) -> None:
+def test_google(
+    runner: CliRunner, setup: Path, dns: DnsTestServer, smtp_server: SmtpTestServer
+) -> None:
     """Google's include and its google._domainkey selector, through two levels of includes."""
-    use_provider(newsletter, "google")
+    use_provider(setup, smtp_server, "google")
     dns.zone = GOOGLE
     code, output = doctor(runner, dns)
     assert code == 0, output
@@ -85,9 +114,10 @@ def test_google(runner: CliRunner, newsletter: Path, dns: DnsTestServer) -> None
 
 
 def test_custom_selector_from_settings(
-    runner: CliRunner, newsletter: Path, dns: DnsTestServer
+    runner: CliRunner, setup: Path, dns: DnsTestServer, smtp_server: SmtpTestServer
 ) -> None:
     """A custom provider: the DKIM selector is [sender] dkim_selector; without it, a warning."""
+    use_provider(setup, smtp_server, "custom")
     dns.zone = changed(
         GOOGLE,
         {
@@ -98,7 +128,7 @@ def test_custom_selector_from_settings(
     )
     _code, output = doctor(runner, dns)
     assert any("dkim_selector" in line for line in lines(output, "warning")), output
-    path = newsletter / "smakom.toml"
+    path = setup / "smakom.toml"
     text = path.read_text(encoding="utf-8")
     path.write_text(
         text.replace("[sender]\n", '[sender]\ndkim_selector = "s2026"\n'), encoding="utf-8"
@@ -169,3 +199,34 @@ def test_check_points_to_doctor_until_it_ran(
     doctor(runner, dns)
     result = runner.invoke(app, ["check", "issues/2021-01.md", "--offline"])
     assert "smakom doctor" not in result.output, result.output
+
+
+def test_oauth2_sign_in(
+    runner: CliRunner,
+    setup: Path,
+    dns: DnsTestServer,
+    smtp_server: SmtpTestServer,
+    oauth_server: OAuthTestServer,
+) -> None:
+    """Microsoft 365 with OAuth2: before `smakom login` the sign-in line says to run it; after,
+    doctor signs in with a token from the OAuth2 server (XOAUTH2) and sends nothing."""
+    path = setup / "smakom.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(f'\n[oauth]\ntenant = "{TENANT}"\n', ""),
+        encoding="utf-8",
+    )
+    extra = 'provider = "microsoft365"\nauth = "oauth2"\n' + oauth_server.toml()
+    use_server(setup, smtp_server, extra=extra + f'tenant = "{TENANT}"\n')
+    smtp_server.handler.token_is_valid = lambda user, token: oauth_server.valid(
+        user, token, "https://outlook.office.com/SMTP.Send"
+    )
+    code, output = doctor(runner, dns)
+    sign_in = next(line for line in output if "SMTP sign-in" in line)
+    assert code == 1 and sign_in.startswith("problem") and "smakom login" in sign_in, output
+
+    oauth_server.approve_at_once = True
+    assert runner.invoke(app, ["login"]).exit_code == 0
+    _code, output = doctor(runner, dns)
+    sign_in = next(line for line in output if "SMTP sign-in" in line)
+    assert sign_in.startswith("ok") and "XOAUTH2" in sign_in, output
+    assert smtp_server.messages == []

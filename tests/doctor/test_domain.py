@@ -178,3 +178,14 @@ def test_any_answers_give_findings(
     findings = check_domain(domain, wanted)
     assert len(findings) == 5
     assert all(f.status in ("ok", "warning", "problem") for f in findings)
+
+
+@given(st.text(max_size=60))
+def test_any_dns_option_is_an_address_or_one_sentence(text: str) -> None:
+    """Whatever --dns is given, it is a (host, port) or a SmakomError, never another exception."""
+    try:
+        host, port = parse_server(text)
+    except SmakomError as exc:
+        assert "--dns" in str(exc)
+    else:
+        assert host and 1 <= port <= 65535
