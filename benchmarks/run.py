@@ -638,6 +638,7 @@ def core_send(folder: Path, n: int, *, listen_every: float | None) -> float:
     from smakom_cli.signin.resolver import Resolver
 
     shutil.rmtree(folder / "sent", ignore_errors=True)
+    shutil.rmtree(folder / ".smakom", ignore_errors=True)  # the witness goes with the journal
     (folder / "unsubscribed.sync.json").unlink(missing_ok=True)
     config = load_config(folder / "smakom.toml")
     mailing = prepare(config, folder / ISSUE, secret=None)

@@ -21,18 +21,8 @@ from pathlib import Path
 # The docs are written in English, whatever the language of the machine running this.
 os.environ["SMAKOM_LANG"] = "en"
 
-from smakom_cli.compose.images import IMAGE_MODES
-from smakom_cli.config import (
-    AUTH_METHODS,
-    FORMATS,
-    INBOX_SECURITY_MODES,
-    MULTILINE_KEYS,
-    RANGES,
-    SECURITY_MODES,
-    Config,
-)
+from smakom_cli.config import FORMATS, MULTILINE_KEYS, RANGES, Config
 from smakom_cli.errors import ExitCode
-from smakom_cli.signin.providers import PROVIDERS
 
 DOCS = Path(__file__).resolve().parent
 TESTS = DOCS.parent / "tests"
@@ -40,14 +30,6 @@ PACKAGE = DOCS.parent / "smakom_cli"
 # A test that needs a system program says so: require_program("dovecot", "dovecot-imapd").
 _REQUIRE = re.compile(r'require_program\(\s*"([^"]+)",\s*"([^"]+)"\s*\)')
 
-# The settings that take one of a few words, and the words, as config.py checks them.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "newsletter.images": IMAGE_MODES,
-    "smtp.security": SECURITY_MODES,
-    "smtp.auth": AUTH_METHODS,
-    "smtp.provider": PROVIDERS,
-    "inbox.security": INBOX_SECURITY_MODES,
-}
 SHAPES = {
     "email": "an e-mail address",
     "url": "a full `http://` or `https://` address",
@@ -83,8 +65,8 @@ def allowed(key: str, kind: type) -> str:
     """What config.py accepts for the key, in words."""
     if key in RANGES:
         return RANGES[key].describe(kind is int)
-    if key in CHOICES:
-        return " or ".join(f"`{word}`" for word in CHOICES[key])
+    if typing.get_origin(kind) is typing.Literal:  # one of a few words, as config.py checks
+        return " or ".join(f"`{word}`" for word in typing.get_args(kind))
     if key in FORMATS:
         shape = FORMATS[key]
         if shape not in SHAPES:
@@ -104,7 +86,8 @@ def settings_reference() -> str:
             shown_default = f'`"{default}"`' if default else '`""` (not set)'
         else:
             shown_default = f"`{default}`"
-        rows.append(f"| {shown_key} | {KINDS[kind]} | {shown_default} | {allowed(key, kind)} |")
+        shown_kind = KINDS[str if typing.get_origin(kind) is typing.Literal else kind]
+        rows.append(f"| {shown_key} | {shown_kind} | {shown_default} | {allowed(key, kind)} |")
     return "\n".join(rows)
 
 

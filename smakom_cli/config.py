@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from smakom_cli.compose.images import IMAGE_MODES
+from smakom_cli.compose.images import ImagePlacement
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _
 
 T = TypeVar("T")
 
 CONFIG_NAME = "smakom.toml"
-SECURITY_MODES = ("starttls", "tls", "none")
-AUTH_METHODS = ("password", "oauth2")
+# The choices a setting allows, as types: `_convert` refuses any other value when the file is
+# read, so mypy sees every comparison with them (a typo in `== "oauth2"` is an error).
+Security = Literal["starttls", "tls", "none"]
+InboxSecurity = Literal["tls", "starttls"]  # IMAP is never read unencrypted
+Auth = Literal["password", "oauth2"]
+Provider = Literal["microsoft365", "google", "custom"]  # the profiles of signin/providers.py
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class NewsletterConfig:
     templates: str = "templates"
     web_base_url: str = ""
     test_subject_prefix: str = "[TEST] "
-    images: str = "embed"
+    images: ImagePlacement = "embed"
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ class UnsubscribeConfig:
 class SmtpConfig:
     host: str = "localhost"
     port: int = 587
-    security: str = "starttls"
+    security: Security = "starttls"
     username: str = ""
     ca_file: str = ""
     timeout: float = 30.0
@@ -164,8 +168,8 @@ class SmtpConfig:
     retry_delay: float = 30.0
     max_message_mb: float = 25.0
     # Filled in from the provider's profile unless smakom.toml gives them (providers.py).
-    provider: str = "custom"
-    auth: str = "password"
+    provider: Provider = "custom"
+    auth: Auth = "password"
     rate_per_day: int = 0
 
 
@@ -191,7 +195,7 @@ class InboxConfig:
 
     host: str = ""
     port: int = 0  # 0: the usual port of the security mode, 993 (tls) or 143 (starttls)
-    security: str = "tls"
+    security: InboxSecurity = "tls"
     username: str = ""
     ca_file: str = ""
     timeout: float = 30.0
@@ -205,9 +209,6 @@ class InboxConfig:
     @property
     def server_port(self) -> int:
         return self.port or (143 if self.security == "starttls" else 993)
-
-
-INBOX_SECURITY_MODES = ("tls", "starttls")
 
 
 @dataclass(frozen=True)
@@ -362,15 +363,9 @@ def load_config(path: Path) -> Config:
 
 def _with_provider(config: Config, given: dict[str, Any]) -> Config:
     """Fill the [smtp] keys smakom.toml leaves out from the provider's profile."""
-    from smakom_cli.signin.providers import PROFILES, PROVIDERS
+    from smakom_cli.signin.providers import PROFILES
 
     smtp = config.smtp
-    if smtp.provider not in PROVIDERS:
-        raise SmakomError(
-            _("{path}: 'smtp.provider' must be one of {join}, not {provider!r}.").format(
-                path=config.path, join=", ".join(PROVIDERS), provider=smtp.provider
-            )
-        )
     profile = PROFILES.get(smtp.provider)
     if profile is None:
         return config
@@ -385,12 +380,6 @@ def _check_sign_in(config: Config) -> None:
     """[smtp] auth and the [oauth] app registration it needs."""
     smtp = config.smtp
     path = config.path
-    if smtp.auth not in AUTH_METHODS:
-        raise SmakomError(
-            _("{path}: 'smtp.auth' must be one of {join}, not {auth!r}.").format(
-                path=path, join=", ".join(AUTH_METHODS), auth=smtp.auth
-            )
-        )
     if smtp.auth != "oauth2":
         return
     if smtp.provider == "google":
@@ -459,6 +448,15 @@ def _convert(hint: Any, value: object, path: Path, key: str) -> object:
         if not isinstance(value, list):
             raise SmakomError(_("{path}: '{key}' must be a list.").format(path=path, key=key))
         return tuple(_convert(item_type, item, path, f"{key}[{i}]") for i, item in enumerate(value))
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise SmakomError(
+                _("{path}: '{key}' must be one of {join}, not {value!r}.").format(
+                    path=path, key=key, join=", ".join(choices), value=value
+                )
+            )
+        return value
     if hint in (int, float):
         return _number_setting(hint, value, path, key)
     if hint is str and isinstance(value, str):
@@ -480,14 +478,6 @@ def _convert(hint: Any, value: object, path: Path, key: str) -> object:
 
 
 def _check_values(config: Config) -> None:
-    smtp = config.smtp
-    path = config.path
-    if smtp.security not in SECURITY_MODES:
-        raise SmakomError(
-            _("{path}: 'smtp.security' must be one of {join}, not {security!r}.").format(
-                path=path, join=", ".join(SECURITY_MODES), security=smtp.security
-            )
-        )
     _check_images(config)
 
 
@@ -625,12 +615,6 @@ def _check_images(config: Config) -> None:
     """`[newsletter] images` and the provider's size limit: the keys the message size needs."""
     path = config.path
     mode = config.newsletter.images
-    if mode not in IMAGE_MODES:
-        raise SmakomError(
-            _('{path}: \'newsletter.images\' must be "embed" or "link", not {mode!r}.').format(
-                path=path, mode=mode
-            )
-        )
     if mode == "link" and not config.newsletter.web_base_url:
         raise SmakomError(
             _(
@@ -644,13 +628,6 @@ def _check_inbox(config: Config) -> None:
     """The [inbox] table: a known security mode and folders that can be told apart."""
     inbox = config.inbox
     path = config.path
-    if inbox.security not in INBOX_SECURITY_MODES:
-        raise SmakomError(
-            _(
-                "{path}: 'inbox.security' must be one of {join} (IMAP is never read "
-                "unencrypted), not {security!r}."
-            ).format(path=path, join=", ".join(INBOX_SECURITY_MODES), security=inbox.security)
-        )
     folders = {"folder": inbox.folder}
     folders |= {
         key: getattr(inbox, key)

@@ -565,6 +565,7 @@ INBOX_SECTIONS: tuple[tuple[str, str], ...] = (
     ("soft", N_("Soft bounces")),
     ("blocked", N_("Sending blocked")),
     ("complaint", N_("Spam complaints")),
+    ("stranger", N_("Bounces and complaints about addresses never sent the newsletter")),
     ("unsubscribe", N_("Unsubscribe requests")),
     ("unreadable", N_("Unreadable")),
     ("auto-reply", N_("Auto-replies")),
@@ -581,14 +582,37 @@ def inbox_report_lines(report: InboxReport) -> Iterator[str]:
     yield _(
         "New messages: {count}; seen before: {seen}; moves finished from an earlier run: {finished}"
     ).format(count=len(report.items), seen=report.already_seen, finished=report.finished_moves)
+    yield _inbox_totals(report)
     if report.interrupted:
         yield _("Stopped early: {reason}").format(reason=report.interrupted)
     for kind, title in INBOX_SECTIONS:
-        items = [i for i in report.items if i.verdict.kind == kind]
+        items = [i for i in report.items if _inbox_section(i) == kind]
         yield ""
         yield f"{_(title)}: {len(items)}"
         for item in items:
             yield "\t".join(_inbox_row(item))
+
+
+def _inbox_section(item: Sorted) -> str:
+    """A bounce or complaint about someone never sent the newsletter is a stranger's, apart
+    from the readers'."""
+    if item.verdict.kind in ("hard", "soft", "complaint") and item.action == "leave":
+        return "stranger"
+    return item.verdict.kind
+
+
+def _inbox_totals(report: InboxReport) -> str:
+    unsubscribed = sum(len(item.suppressed) for item in report.items)
+    moved = sum(item.action == "move" for item in report.items)
+    left = len(report.items) - moved
+    if report.dry_run:
+        text = _(
+            "Totals: would unsubscribe {unsubscribed}; would move {moved}; "
+            "would leave {left} for a person"
+        )
+    else:
+        text = _("Totals: unsubscribed {unsubscribed}; moved {moved}; left {left} for a person")
+    return text.format(unsubscribed=unsubscribed, moved=moved, left=left)
 
 
 def _inbox_row(item: Sorted) -> tuple[str, str, str, str]:
@@ -630,14 +654,15 @@ def show_inbox(report: InboxReport) -> None:
     grid.add_column(_("Why"))
     grid.add_column(_("Folder"), overflow="fold")
     for kind, _label in INBOX_SECTIONS:
-        for item in (i for i in report.items if i.verdict.kind == kind):
+        for item in (i for i in report.items if _inbox_section(i) == kind):
             grid.add_row(
-                _(_INBOX_KINDS.get(kind, kind)), *(Text(cell) for cell in _inbox_row(item))
+                _(_INBOX_KINDS.get(item.verdict.kind, item.verdict.kind)),
+                *(Text(cell) for cell in _inbox_row(item)),
             )
     if report.items:
         console.print(grid)
     counts = ", ".join(
-        f"{_(label).lower()} {sum(i.verdict.kind == kind for i in report.items)}"
+        f"{_(label).lower()} {sum(_inbox_section(i) == kind for i in report.items)}"
         for kind, label in INBOX_SECTIONS
     )
     if report.items:
@@ -648,6 +673,7 @@ def show_inbox(report: InboxReport) -> None:
                 len(report.items),
             ).format(count=len(report.items), counts=counts)
         )
+        info(_inbox_totals(report))
     else:
         info(_("No new mail in {folder}.").format(folder=report.folder))
     if report.already_seen:

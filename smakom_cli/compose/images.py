@@ -10,9 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+import typing
 from pathlib import Path
+from typing import Literal
 
-IMAGE_MODES = ("embed", "link")
+# How a mail carries local images: inside it, or as links to the web archive's copies.
+ImagePlacement = Literal["embed", "link"]
+IMAGE_MODES: tuple[ImagePlacement, ...] = typing.get_args(ImagePlacement)
 COLUMN_WIDTH = 552  # the 600 px layout less 24 px padding on each side
 
 

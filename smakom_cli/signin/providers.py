@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smakom_cli.i18n import N_, _
+
+if TYPE_CHECKING:
+    from smakom_cli.config import Auth, Security
 
 CUSTOM = "custom"
 
@@ -23,8 +26,8 @@ class Profile:
     title: str
     host: str
     port: int
-    security: str
-    auth: str
+    security: Security
+    auth: Auth
     rate_per_minute: int
     rate_per_day: int
 

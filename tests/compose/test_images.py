@@ -94,7 +94,7 @@ ISSUE_LINKS = (ISSUE, "date: 2021-01-05\n", "date: 2021-01-05\nimages: link\n")
 BAD_SETTINGS = {
     "unknown-mode": (
         [("smakom.toml", 'images = "embed"', 'images = "bilagor"')],
-        "'newsletter.images' must be \"embed\" or \"link\", not 'bilagor'",
+        "'newsletter.images' must be one of embed, link, not 'bilagor'",
     ),
     "link-without-web-address": (
         [("smakom.toml", 'images = "embed"', 'images = "link"'), NO_WEB_ADDRESS],
