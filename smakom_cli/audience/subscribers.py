@@ -91,6 +91,15 @@ class InvalidRow:
 
 
 @dataclass(frozen=True)
+class DuplicateRow:
+    """A row whose address is on the list already: that reader gets one message."""
+
+    line: int
+    address: str
+    first_line: int
+
+
+@dataclass(frozen=True)
 class AudienceSummary:
     """What a send would do with the list: `valid == active + unsubscribed + duplicates`."""
 
@@ -100,6 +109,7 @@ class AudienceSummary:
     unsubscribed: int
     duplicates: int
     invalid: tuple[InvalidRow, ...]
+    duplicate_rows: tuple[DuplicateRow, ...] = ()
 
 
 def parse_address(text: str) -> Address:
@@ -268,24 +278,27 @@ def iter_recipients(path: Path, suppressed: Callable[[str], bool]) -> Iterator[S
 
 def summarise(path: Path, suppressed: Callable[[str], bool]) -> AudienceSummary:
     """Count what a send would do with each row, and collect the rows it would leave out."""
-    seen: set[str] = set()
-    rows = valid = active = unsubscribed = duplicates = 0
+    first_lines: dict[str, int] = {}
+    rows = valid = active = unsubscribed = 0
     invalid: list[InvalidRow] = []
+    duplicates: list[DuplicateRow] = []
     for item in iter_subscribers(path):
         rows += 1
         if isinstance(item, InvalidRow):
             invalid.append(item)
             continue
         valid += 1
-        if item.key in seen:
-            duplicates += 1
+        if item.key in first_lines:
+            duplicates.append(DuplicateRow(item.line, item.email, first_lines[item.key]))
             continue
-        seen.add(item.key)
+        first_lines[item.key] = item.line
         if suppressed(item.key):
             unsubscribed += 1
         else:
             active += 1
-    return AudienceSummary(rows, valid, active, unsubscribed, duplicates, tuple(invalid))
+    return AudienceSummary(
+        rows, valid, active, unsubscribed, len(duplicates), tuple(invalid), tuple(duplicates)
+    )
 
 
 def find_subscriber(path: Path, email: str) -> Subscriber | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,8 +37,13 @@ def _address_from_argument(config: Config, arg: str) -> str:
     from smakom_cli.returns.sync import known_addresses
     from smakom_cli.signin.credentials import unsubscribe_secret
 
-    if not config.unsubscribe.url:
-        raise SmakomError(_("'{text}' is not an e-mail address.").format(text=text))
+    if not config.unsubscribe.url or not _looks_like_a_link(text):
+        raise SmakomError(
+            _(
+                "'{text}' is not an e-mail address (it has no @), nor an unsubscribe link; "
+                "give the address as name@example.org."
+            ).format(text=text)
+        )
     secret = unsubscribe_secret(config.list_id, os.environ)
     if secret is None:
         raise SmakomError(
@@ -49,6 +55,16 @@ def _address_from_argument(config: Config, arg: str) -> str:
             ).format(text=text, list_id=config.list_id)
         )
     return address_from_token(secret, text, known_addresses(config))
+
+
+# A whole link, a token (base64url, 34 characters) or an old `<address>.<signature>` token.
+_LINK_OR_TOKEN = re.compile(r"\S*://\S+|[A-Za-z0-9_-]{30,}|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}")
+
+
+def _looks_like_a_link(text: str) -> bool:
+    """Whether `text` could be an unsubscribe link or token at all: only then is the key,
+    and so the keyring, needed (a mistyped address gets a word about the address)."""
+    return _LINK_OR_TOKEN.fullmatch(text) is not None
 
 
 def _listed(path: Path, keys: list[str]) -> set[str] | None:
@@ -207,6 +223,14 @@ def subscribers_command(
         )
     for row in summary.invalid:
         output.info(_("  line {line}: {reason}").format(line=row.line, reason=row.reason))
+    if summary.duplicate_rows:
+        output.info(_("These rows repeat an address; its reader gets one message:"))
+    for duplicate in summary.duplicate_rows:
+        output.info(
+            _("  line {line}: {address} (first on line {first})").format(
+                line=duplicate.line, address=duplicate.address, first=duplicate.first_line
+            )
+        )
     if show_list:
         output.table(
             (_("E-mail"), _("Name"), _("Organisation")),

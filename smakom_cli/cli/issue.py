@@ -132,6 +132,7 @@ def check(
     probed = None if offline else probe_service(mailing.config)
     findings += [probed] if probed else []
     output.show_findings(findings)
+    output.show_left_out(mailing.audience())
     warn_if_not_synced(mailing.config)
     if not doctor_ran(mailing.config):
         output.info(

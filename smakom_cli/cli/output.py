@@ -205,6 +205,7 @@ def show_preview(preview: Preview) -> None:
     message = message.format(size=_size(preview.message_bytes))
     html_size = _("{size:.1f} KB (Gmail clips at 102 KB)").format(size=size)
     console.print(Text.assemble((_("Audience: "), "bold"), audience_line(preview.audience)))
+    show_left_out(preview.audience)
     console.print(Text.assemble((_("Message size: "), "bold"), message))
     console.print(Text.assemble((_("HTML size: "), "bold"), html_size))
     if preview.findings:
@@ -228,8 +229,36 @@ def show_outbox(report: OutboxReport, audience: AudienceSummary) -> None:
     summary.add_row(_("Total size"), _size(report.total_bytes))
     summary.add_row(_("Folder"), Text(str(report.folder)))
     console.print(Panel(summary, title=_("Dry run: nothing was sent"), title_align="left"))
-    for row in audience.invalid:
-        warning(_("line {line}: {reason}").format(line=row.line, reason=row.reason))
+    show_left_out(audience)
+
+
+ROWS_SHOWN = 5
+
+
+def show_left_out(audience: AudienceSummary) -> None:
+    """The first few rows a send leaves out or sends once, by line, and how to see them all:
+    the same in the preview, the check and the dry run."""
+    lines = [
+        _("line {line}: {reason}").format(line=row.line, reason=row.reason)
+        for row in audience.invalid[:ROWS_SHOWN]
+    ]
+    lines += [
+        _(
+            "line {line}: {address} is on the list already (line {first}); it gets one message."
+        ).format(line=row.line, address=row.address, first=row.first_line)
+        for row in audience.duplicate_rows[: ROWS_SHOWN - len(lines)]
+    ]
+    for line in lines:
+        warning(line)
+    more = len(audience.invalid) + len(audience.duplicate_rows) - len(lines)
+    if more:
+        warning(
+            ngettext(
+                "and {count} more row like these: `smakom subscribers` lists every one.",
+                "and {count} more rows like these: `smakom subscribers` lists every one.",
+                more,
+            ).format(count=more)
+        )
 
 
 def show_plan(plan: SendPlan) -> None:
@@ -565,6 +594,7 @@ INBOX_SECTIONS: tuple[tuple[str, str], ...] = (
     ("soft", N_("Soft bounces")),
     ("blocked", N_("Sending blocked")),
     ("complaint", N_("Spam complaints")),
+    ("stranger", N_("Bounces and complaints about addresses never sent the newsletter")),
     ("unsubscribe", N_("Unsubscribe requests")),
     ("unreadable", N_("Unreadable")),
     ("auto-reply", N_("Auto-replies")),
@@ -581,14 +611,37 @@ def inbox_report_lines(report: InboxReport) -> Iterator[str]:
     yield _(
         "New messages: {count}; seen before: {seen}; moves finished from an earlier run: {finished}"
     ).format(count=len(report.items), seen=report.already_seen, finished=report.finished_moves)
+    yield _inbox_totals(report)
     if report.interrupted:
         yield _("Stopped early: {reason}").format(reason=report.interrupted)
     for kind, title in INBOX_SECTIONS:
-        items = [i for i in report.items if i.verdict.kind == kind]
+        items = [i for i in report.items if _inbox_section(i) == kind]
         yield ""
         yield f"{_(title)}: {len(items)}"
         for item in items:
             yield "\t".join(_inbox_row(item))
+
+
+def _inbox_section(item: Sorted) -> str:
+    """A bounce or complaint about someone never sent the newsletter is a stranger's, apart
+    from the readers'."""
+    if item.verdict.kind in ("hard", "soft", "complaint") and item.action == "leave":
+        return "stranger"
+    return item.verdict.kind
+
+
+def _inbox_totals(report: InboxReport) -> str:
+    unsubscribed = sum(len(item.suppressed) for item in report.items)
+    moved = sum(item.action == "move" for item in report.items)
+    left = len(report.items) - moved
+    if report.dry_run:
+        text = _(
+            "Totals: would unsubscribe {unsubscribed}; would move {moved}; "
+            "would leave {left} for a person"
+        )
+    else:
+        text = _("Totals: unsubscribed {unsubscribed}; moved {moved}; left {left} for a person")
+    return text.format(unsubscribed=unsubscribed, moved=moved, left=left)
 
 
 def _inbox_row(item: Sorted) -> tuple[str, str, str, str]:
@@ -630,14 +683,15 @@ def show_inbox(report: InboxReport) -> None:
     grid.add_column(_("Why"))
     grid.add_column(_("Folder"), overflow="fold")
     for kind, _label in INBOX_SECTIONS:
-        for item in (i for i in report.items if i.verdict.kind == kind):
+        for item in (i for i in report.items if _inbox_section(i) == kind):
             grid.add_row(
-                _(_INBOX_KINDS.get(kind, kind)), *(Text(cell) for cell in _inbox_row(item))
+                _(_INBOX_KINDS.get(item.verdict.kind, item.verdict.kind)),
+                *(Text(cell) for cell in _inbox_row(item)),
             )
     if report.items:
         console.print(grid)
     counts = ", ".join(
-        f"{_(label).lower()} {sum(i.verdict.kind == kind for i in report.items)}"
+        f"{_(label).lower()} {sum(_inbox_section(i) == kind for i in report.items)}"
         for kind, label in INBOX_SECTIONS
     )
     if report.items:
@@ -648,6 +702,7 @@ def show_inbox(report: InboxReport) -> None:
                 len(report.items),
             ).format(count=len(report.items), counts=counts)
         )
+        info(_inbox_totals(report))
     else:
         info(_("No new mail in {folder}.").format(folder=report.folder))
     if report.already_seen:

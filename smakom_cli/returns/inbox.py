@@ -224,7 +224,7 @@ class _Run:
     def _one(self, uidvalidity: int, uid: int, raw: bytes) -> None:
         verdict = classify(raw, self.context)
         earlier = self._by_message_id.get(verdict.message_id) if verdict.message_id else None
-        decision = decide(verdict, self.deliveries, self.log, self.inbox)
+        decision = decide(verdict, self.deliveries, self.log, self.inbox, dry_run=self.dry_run)
         if earlier is not None and earlier.action == "leave" and decision.action == "leave":
             # The same message seen under another UID (the mailbox was rebuilt): once is enough.
             self.already_seen += 1

@@ -60,10 +60,17 @@ class Decision:
     reason: str = ""
 
 
-def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: InboxConfig) -> Decision:
-    """What to do about one message; changes nothing."""
+def decide(
+    verdict: Verdict,
+    deliveries: Deliveries,
+    log: InboxLog,
+    inbox: InboxConfig,
+    *,
+    dry_run: bool = False,
+) -> Decision:
+    """What to do about one message; changes nothing. A dry run's effects say "would"."""
     if verdict.kind in ("hard", "soft"):
-        return _decide_bounce(verdict, deliveries, log, inbox)
+        return _decide_bounce(verdict, deliveries, log, inbox, dry_run=dry_run)
     if verdict.kind == "unsubscribe":
         if not verdict.confirmed or not verdict.addresses:
             left = _("left for a person: {reason}").format(reason=verdict.reason)
@@ -77,7 +84,7 @@ def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: Inbox
         return Decision(
             "move",
             inbox.unsubscribe_folder,
-            _("unsubscribed"),
+            _("would unsubscribe") if dry_run else _("unsubscribed"),
             verdict.issue,
             verdict.addresses,
             unsubscribe=verdict.addresses,
@@ -97,7 +104,7 @@ def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: Inbox
         return Decision(
             "move",
             inbox.unsubscribe_folder,
-            _("unsubscribed"),
+            _("would unsubscribe") if dry_run else _("unsubscribed"),
             verdict.issue or deliveries.issues_of(sent[0])[-1],
             sent,
             unsubscribe=sent,
@@ -127,7 +134,7 @@ def decide(verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: Inbox
 
 
 def _decide_bounce(
-    verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: InboxConfig
+    verdict: Verdict, deliveries: Deliveries, log: InboxLog, inbox: InboxConfig, *, dry_run: bool
 ) -> Decision:
     matched: list[tuple[str, str]] = []
     for address in verdict.addresses:
@@ -144,13 +151,13 @@ def _decide_bounce(
         else:
             effect = _("never sent this newsletter: left for a person")
         return Decision("leave", "", effect, verdict.issue, verdict.addresses)
-    addresses = tuple(address for address, _ in matched)
+    addresses = tuple(address for address, _issue in matched)
     issue = matched[0][1]
     if verdict.kind == "hard":
         return Decision(
             "move",
             inbox.bounce_folder,
-            _("unsubscribed"),
+            _("would unsubscribe") if dry_run else _("unsubscribed"),
             issue,
             addresses,
             unsubscribe=addresses,
@@ -171,11 +178,15 @@ def _decide_bounce(
         )
         effect = _("counted: {each}").format(each=each)
     if over and len(counts) == 1:
-        effect = _("{effect}; unsubscribed").format(effect=effect)
+        done = _("{effect}; would unsubscribe") if dry_run else _("{effect}; unsubscribed")
+        effect = done.format(effect=effect)
     elif over:
-        effect = _("{effect}; unsubscribed {addresses}").format(
-            effect=effect, addresses=", ".join(over)
+        done = (
+            _("{effect}; would unsubscribe {addresses}")
+            if dry_run
+            else _("{effect}; unsubscribed {addresses}")
         )
+        effect = done.format(effect=effect, addresses=", ".join(over))
     reason = _("soft bounces on {limit} issues in a row; the last: {bounce_reason}").format(
         limit=limit, bounce_reason=bounce_reason(verdict)
     )

@@ -85,6 +85,18 @@ def test_unsubscribe_twice_is_harmless(runner: CliRunner, folder: Path) -> None:
     assert (folder / "unsubscribed.csv").read_bytes() == before
 
 
+def test_an_address_without_an_at_sign_is_named_as_one(runner: CliRunner, newsletter: Path) -> None:
+    """`smakom unsubscribe annaexample.com` says what is wrong with the address (it used to
+    answer about the link-signing key in the keyring)."""
+    before = (newsletter / "unsubscribed.csv").read_bytes()
+    result = runner.invoke(app, ["unsubscribe", "annaexample.com"])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "'annaexample.com' is not an e-mail address (it has no @)" in said
+    assert "keyring" not in said
+    assert (newsletter / "unsubscribed.csv").read_bytes() == before
+
+
 def test_unsubscribe_an_invalid_address(runner: CliRunner, folder: Path) -> None:
     """A typo is one clear error line, exit 1, and nobody is unsubscribed."""
     result = runner.invoke(app, ["unsubscribe", "cecilia@example.se", "anna.svensson@"])

@@ -306,3 +306,34 @@ def test_open_without_a_browser_says_where_the_html_is(newsletter: Path, tmp_pat
     assert "no web browser could be opened on this computer" in said
     assert "2021-01.preview.html" in said
     assert (newsletter / "outbox" / "2021-01.preview.html").is_file()
+
+
+def test_preview_check_and_dry_run_name_the_rows_they_leave_out(
+    runner: CliRunner, newsletter: Path
+) -> None:
+    """The invalid and the repeated rows by line number, the first five, and how to see
+    all, the same way in each (preview and check said only "1 invalid row(s) left out")."""
+    expected = [
+        "line 16: 'lars.angstrom@' is not an e-mail address",
+        "line 9: ANNA.ABERG@Example.com is on the list already (line 2); it gets one message.",
+    ]
+    outputs = [
+        " ".join(runner.invoke(app, args).output.split())
+        for args in (
+            ["preview", EXAMPLE],
+            ["check", EXAMPLE, "--offline"],
+            ["send", EXAMPLE, "--dry-run"],
+        )
+    ]
+    for said in outputs:
+        for line in expected:
+            assert line in said, said
+        assert "more rows like these" not in said
+
+    with (newsletter / "subscribers.csv").open("a", encoding="utf-8") as rows:
+        rows.write("".join(f"fel{n}@\n" for n in range(5)))
+    said = " ".join(runner.invoke(app, ["check", EXAMPLE, "--offline"]).output.split())
+    assert "line 16: 'lars.angstrom@'" in said
+    assert "and 2 more rows like these: `smakom subscribers` lists every one." in said
+    listed = " ".join(runner.invoke(app, ["subscribers"]).output.split())
+    assert "line 9: ANNA.ABERG@Example.com (first on line 2)" in listed

@@ -191,19 +191,20 @@ def test_every_kind_of_mail_ends_in_its_place(
     assert "5.1.10" in anna["reason"] and anna["when"] == "2021-01-05T08:01:12Z"
     johan = next(r for r in rows if r["email"] == "johan.alvsjo@example.org")
     assert "unsubscribe johan.alvsjo@example.org" in johan["reason"]
-    assert "22 new messages: hard bounces 10, soft bounces 1, sending blocked 1" in output
-    assert "spam complaints 1, unsubscribe requests 3" in output
+    assert "22 new messages: hard bounces 9, soft bounces 1, sending blocked 1" in output
+    strangers = "bounces and complaints about addresses never sent the newsletter 1"
+    assert f"spam complaints 1, {strangers}, unsubscribe requests 3" in output
+    assert "Totals: unsubscribed 12; moved 18; left 4 for a person" in output
     assert "lars.privat@exampl" in output  # the table, whose cells wrap
     text = _report(newsletter)
     assert "counted: 1 of 3 issues in a row" in text
     assert "lars.privat@example.net" in text and "a person should check it" in text
     assert "maria.soderberg@example.com\tleft for a person: writes about someone else" in text
     assert "never sent this newsletter: left for a person" in text
-    assert (
-        "Hard bounces: 10" in text
-        and "Sending blocked: 1" in text
-        and "olivia.strom@example.com\tleft in place" in text
-    )
+    assert "Hard bounces: 9" in text and "Sending blocked: 1" in text
+    assert "Bounces and complaints about addresses never sent the newsletter: 1" in text
+    # What is left for a person says when it came and what it is about, to find it by.
+    assert "olivia.strom@example.com\tleft in place\t2021-01-06 14:45 SV: SmåKom" in text
     bounces = (newsletter / "sent" / "2021-01.bounces.txt").read_text(encoding="utf-8")
     assert "Bounces read by smakom inbox: 9 hard, 1 soft" in bounces
     assert "qarin.ek" not in bounces
@@ -306,7 +307,8 @@ def test_dry_run_changes_nothing(
     output = _inbox(runner, "--dry-run")
 
     assert "Dry run, nothing was changed" in output
-    assert "22 new messages: hard bounces 10" in output
+    assert "22 new messages: hard bounces 9" in output
+    assert "Totals: would unsubscribe 12; would move 18; would leave 4 for a person" in output
     assert {p: p.read_bytes() for p in newsletter.rglob("*") if p.is_file()} == before
     assert _where(dovecot, mailbox) == where
     with dovecot.client(mailbox) as client:
@@ -404,7 +406,7 @@ def test_soft_bounces_on_three_issues_in_a_row_suppress(
     )
     config = load_config(newsletter / "smakom.toml")
     preview = sort_inbox(config, Login(config.inbox.username, PASSWORD), SECRET, dry_run=True)
-    assert preview.items[4].effect == "counted: 3 of 3 issues in a row; unsubscribed"
+    assert preview.items[4].effect == "counted: 3 of 3 issues in a row; would unsubscribe"
     assert preview.items[4].suppressed == (gunilla,)
     assert not (newsletter / "inbox.jsonl").exists()
 
