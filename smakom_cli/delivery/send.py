@@ -37,7 +37,6 @@ from smakom_cli.returns.sync import (
     pending_unsubscribes,
     service_urls,
 )
-from smakom_cli.signin.credentials import SERVICE_KEY_VARIABLE
 from smakom_cli.signin.resolver import NoSyncKey, Resolver, no_sync_key
 
 # The one-click service is asked for new events at least this often while a send runs
@@ -239,10 +238,7 @@ def _fetch_unsubscribes(mailing: Mailing, signin: Resolver, key: bytes | None) -
         raise SmakomError(no_sync_key(or_else=_("send with --no-sync"))) from None
     except SmakomError as exc:  # no keyring on this machine
         raise SmakomError(
-            _(
-                "{exc} The one-click service's sync key can come from "
-                "{service_key_variable}; or send with --no-sync."
-            ).format(exc=exc, service_key_variable=SERVICE_KEY_VARIABLE)
+            _("{exc} Or send with --no-sync.").format(exc=exc)
         ) from None
     try:
         batch = fetch_events(config, sync_key, key, lists=[mailing.subscribers_path])

@@ -152,7 +152,7 @@ def service_key(list_id: str, environ: Mapping[str, str]) -> str | None:
         return text
     if not list_id:
         return None
-    with _keyring():
+    with _keyring(stand_in=SERVICE_KEY_VARIABLE):
         return keyring.get_password(SERVICE, f"service-key:{list_id}")
 
 
@@ -268,13 +268,20 @@ def _backend_name(backend: keyring.backend.KeyringBackend) -> str:
 
 
 @contextmanager
-def _keyring(*, oauth: bool = False) -> Iterator[None]:
-    """Turn the keyring's errors into one sentence that says how to go on without it."""
-    advice = _(
-        "Set {password_variable} (and {secret_variable}) in the environment "
-        "for unattended runs, or install a keyring backend (see "
-        "https://pypi.org/project/keyring/)."
-    ).format(password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE)
+def _keyring(*, oauth: bool = False, stand_in: str = "") -> Iterator[None]:
+    """Turn the keyring's errors into one sentence that says how to go on without it:
+    `stand_in` is the environment variable that can hold what was looked up."""
+    if stand_in:
+        advice = _(
+            "Set {variable} in the environment for unattended runs, or install a keyring "
+            "backend (see https://pypi.org/project/keyring/)."
+        ).format(variable=stand_in)
+    else:
+        advice = _(
+            "Set {password_variable} (and {secret_variable}) in the environment "
+            "for unattended runs, or install a keyring backend (see "
+            "https://pypi.org/project/keyring/)."
+        ).format(password_variable=PASSWORD_VARIABLE, secret_variable=SECRET_VARIABLE)
     if oauth:
         # Tokens renew themselves, so they cannot live in an environment variable.
         advice = _(

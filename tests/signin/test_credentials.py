@@ -330,3 +330,20 @@ def test_an_unsubscribe_link_without_the_key_is_refused(
     assert result.exit_code == 1
     assert "its key is not in the keyring" in result.output
     assert test_keyring.get_password("smakom", LIST_SECRET) is None
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_without_a_keyring_a_send_names_the_key_that_is_missing(
+    runner: CliRunner, synced_newsletter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the password and the link key in the environment, only the sync key is missing,
+    and that is what a send names (it said "Set SMAKOM_SMTP_PASSWORD (and …)")."""
+    monkeypatch.setenv("SMAKOM_SMTP_PASSWORD", SECRET)
+    monkeypatch.setenv("SMAKOM_UNSUBSCRIBE_SECRET", "x" * 40)
+    monkeypatch.delenv("SMAKOM_SERVICE_KEY")
+    result = runner.invoke(app, ["send", "issues/2021-01.md", "--yes"])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "Set SMAKOM_SERVICE_KEY in the environment" in said
+    assert "--no-sync" in said
+    assert "SMAKOM_SMTP_PASSWORD" not in said
