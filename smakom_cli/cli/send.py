@@ -103,7 +103,6 @@ def send(
         no_sync=no_sync,
     )
     from smakom_cli.delivery.mailing import write_outbox
-    from smakom_cli.delivery.send import SendOptions
 
     mailing = prepare(ctx, issue, subscribers, sending=not dry_run)
     if dry_run:
@@ -121,6 +120,8 @@ def send(
     if to:
         _send_proofs(mailing, to, as_email)
         return
+    from smakom_cli.delivery.send import SendOptions  # not for a dry run: it loads the sender
+
     options = SendOptions(
         force=force, resend_uncertain=resend_uncertain, again=again, sync=not no_sync
     )
