@@ -25,6 +25,7 @@ EXPECTED_ROWS = (
     "aiosmtpd sink, 4 connection(s): smakom / bare smtplib",
     "aiosmtpd sink, 1 connection(s): durable ceiling",
     "aiosmtpd sink, 4 connection(s): durable ceiling",
+    "aiosmtpd sink, 1 connection: asking the one-click service every 60 s",
     "aiosmtpd sink, 1 connection: asking the one-click service every 0.1 s",
     "peak RSS, dry run N=20 ",
     "peak RSS, dry run N=200 ",

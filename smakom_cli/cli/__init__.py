@@ -1,5 +1,9 @@
 """The command line only: one module per command group, the output (Rich) and exit codes. Each
-command parses, calls the core, shows and exits; nothing under `cli/` is imported by the core.
+command parses, calls one core function, shows and exits; nothing under `cli/` is imported by
+the core. The environment is read here (the language aside, which `i18n` chooses) and handed
+to the sign-in resolver.
+
+May import: every part of the package.
 """
 
 from smakom_cli.cli import audience, doctor, issue, returns, send, signin

@@ -237,9 +237,7 @@ def _fetch_unsubscribes(mailing: Mailing, signin: Resolver, key: bytes | None) -
     except NoSyncKey:
         raise SmakomError(no_sync_key(or_else=_("send with --no-sync"))) from None
     except SmakomError as exc:  # no keyring on this machine
-        raise SmakomError(
-            _("{exc} Or send with --no-sync.").format(exc=exc)
-        ) from None
+        raise SmakomError(_("{exc} Or send with --no-sync.").format(exc=exc)) from None
     try:
         batch = fetch_events(config, sync_key, key, lists=[mailing.subscribers_path])
     except SmakomError as exc:
@@ -265,7 +263,9 @@ def _refresh(mailing: Mailing, signin: Resolver, key: bytes) -> None:
     where the sender looks before each message."""
     config = mailing.config
     batch = fetch_events(config, signin.sync_key(), key, lists=[mailing.subscribers_path])
-    apply_events(config, batch)
+    # Nothing new (the usual answer) writes nothing: the sync state stays as the start left it.
+    if batch.events:
+        apply_events(config, batch)
 
 
 class _Listening:
