@@ -237,9 +237,7 @@ def _fetch_unsubscribes(mailing: Mailing, signin: Resolver, key: bytes | None) -
     except NoSyncKey:
         raise SmakomError(no_sync_key(or_else=_("send with --no-sync"))) from None
     except SmakomError as exc:  # no keyring on this machine
-        raise SmakomError(
-            _("{exc} Or send with --no-sync.").format(exc=exc)
-        ) from None
+        raise SmakomError(_("{exc} Or send with --no-sync.").format(exc=exc)) from None
     try:
         batch = fetch_events(config, sync_key, key, lists=[mailing.subscribers_path])
     except SmakomError as exc:

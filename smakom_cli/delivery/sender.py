@@ -594,7 +594,13 @@ class _Worker(threading.Thread):
             self.drops_in_a_row = 0
         if outcome == Outcome.SENDER_REFUSED:
             advice = explain_reply(self.shared.smtp.provider, reply) or (
-                _("Check [sender] email, and that [smtp] username may send as it.")
+                # 530 (RFC 4954 6): the server takes mail only after a login, none was made.
+                _(
+                    "The server wants a login first: set [smtp] username in smakom.toml and "
+                    "store its password with `smakom login`."
+                )
+                if reply.startswith("530")
+                else _("Check [sender] email, and that [smtp] username may send as it.")
             )
             error = SmakomError(
                 _("{where} refused the sender address {envelope_from} ({reply}). {advice}").format(

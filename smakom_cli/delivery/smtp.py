@@ -278,6 +278,15 @@ def explain(exc: OSError, smtp: SmtpConfig, login: Login | None) -> SmakomError:
                 '= "tls".'
             ).format(place=place)
         )
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in str(exc):
+        # smtplib reports a server that never answers as a closed connection.
+        return Unreachable(
+            _(
+                "{place} took the connection but did not answer within {timeout:g} seconds "
+                "([smtp] timeout). The server may be overloaded, or another service listens "
+                "there: check [smtp] host and port, or try again later."
+            ).format(place=place, timeout=smtp.timeout)
+        )
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return Unreachable(
             _(

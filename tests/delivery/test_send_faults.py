@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -136,3 +137,45 @@ def test_who_unsubscribes_during_the_send_is_skipped_and_counted(
     assert last not in [r.lower() for r in live.recipients()]
     assert "Skipped (unsubscribed during the send): 1" in report_of(newsletter)
     assert re.search(r"Skipped \(unsubscribed during the send\)\s+1\b", result.output)
+
+
+def test_a_server_that_wants_a_login_says_so(
+    runner: CliRunner, newsletter: Path, smtp_server: SmtpTestServer
+) -> None:
+    """530 "Authentication required" to MAIL FROM (no [smtp] username, so no login): the
+    advice is to log in, not about [sender] email."""
+    use_server(newsletter, smtp_server)
+    config = newsletter / "smakom.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace(f'username = "{smtp_server.username}"', 'username = ""'), "utf-8"
+    )
+    result = runner.invoke(app, ["send", ISSUE, "--yes"])
+    said = " ".join(result.output.split())
+    assert "530 5.7.0 Authentication required" in said, said
+    assert "The server wants a login first: set [smtp] username" in said
+    assert "Check [sender] email" not in said
+    assert smtp_server.messages == []
+
+
+def test_a_server_that_never_answers_is_named_as_such(
+    runner: CliRunner, newsletter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes the connection and never greets: the answer names the timeout
+    (it said "Check [smtp] port and security")."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()  # connections wait in the backlog, never answered
+        port = listener.getsockname()[1]
+        config = newsletter / "smakom.toml"
+        text = config.read_text(encoding="utf-8")
+        text = re.sub(r"(?m)^host = .*$", 'host = "127.0.0.1"\ntimeout = 0.5', text, count=1)
+        text = re.sub(r"(?m)^port = 587.*$", f"port = {port}", text, count=1)
+        text = re.sub(r'(?m)^security = "starttls".*$', 'security = "none"', text, count=1)
+        text = re.sub(r"(?m)^retry_attempts = .*$", "retry_attempts = 0", text, count=1)
+        config.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("SMAKOM_SMTP_PASSWORD", "lösen")
+        result = runner.invoke(app, ["send", ISSUE, "--yes"])
+    said = " ".join(result.output.split())
+    assert "did not answer within 0.5 seconds ([smtp] timeout)" in said, said
+    assert "port and security" not in said
