@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
+from smakom_cli.errors import SmakomError
 
 
 def commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -62,3 +64,23 @@ def test_send_help_lists_every_exit_code(runner: CliRunner) -> None:
     text = " ".join(result.output.split())
     for code in ExitCode:
         assert f"{code.value} {code.meaning}" in text, code
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_command(
+    runner: CliRunner, newsletter: Path, where: str
+) -> None:
+    """`--debug` added at the end of the command that just failed works as at the front."""
+    words = ["check", "issues/no-such-issue.md"]
+    args = ["--debug", *words] if where == "before" else [*words, "--debug"]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, SmakomError), result.output
+    assert "no-such-issue.md" in str(result.exception)
+
+
+def test_debug_after_a_lone_dash_dash_is_an_argument(runner: CliRunner, newsletter: Path) -> None:
+    """After `--`, '--debug' is a word like any other, not the option."""
+    result = runner.invoke(app, ["unsubscribe", "--", "--debug"])
+    assert result.exit_code == 1
+    assert "'--debug' is not an e-mail address" in result.output
+    assert "Traceback" not in result.output

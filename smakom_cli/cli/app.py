@@ -54,6 +54,14 @@ class _Group(Group):
             output.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
             raise typer.Exit(ExitCode.ERROR) from None
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """`--debug` anywhere before a lone `--` is the global option: it is what one adds at
+        the end of the command that has just failed (`smakom send issues/2021-01.md --debug`)."""
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            args = ["--debug", *(arg for arg in args[:end] if arg != "--debug"), *args[end:]]
+        return super().parse_args(ctx, args)
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """Each command with its whole one-line summary (click cuts it at about 45 letters)."""
         rows = []
