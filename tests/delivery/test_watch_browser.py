@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import chromium
 from tests.delivery.conftest import ISSUE, WAIT_SECONDS
 from tests.delivery.test_watch import edit
 from tests.tools import require_program
@@ -16,35 +17,17 @@ from tests.tools import require_program
 
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Debian's chromium through chromedriver: headless, offline, a fresh profile."""
+    """A headless Chromium with JavaScript, which the page needs to reload itself."""
     driver_path = require_program("chromedriver", "chromium-driver")
-    chromium = require_program("chromium", "chromium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Selenium must use the installed browser and driver, never download one.
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=800,600",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(WAIT_SECONDS)
-    try:
+    binary = require_program("chromium", "chromium")
+    with chromium(
+        driver_path,
+        binary,
+        tmp_path / "chromium-profile",
+        monkeypatch,
+        page_load_seconds=WAIT_SECONDS,
+    ) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from smakom_cli.audience.unsubscribe_links import make_token
+from tests.browser import chromium
 from tests.service_server import SECRET, RunningService, running_service
 from tests.tools import require_program
 
@@ -19,38 +20,18 @@ WIDTH, HEIGHT = 800, 600
 
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """Debian's chromium through chromedriver: headless, offline, a fresh profile, no JS."""
+    """A headless Chromium with JavaScript switched off: the page must work without it."""
     driver_path = require_program("chromedriver", "chromium-driver")
-    chromium = require_program("chromium", "chromium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Selenium must use the installed browser and driver, never download one.
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--window-size={WIDTH},{HEIGHT}",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"profile.managed_default_content_settings.javascript": 2}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(20)
-    try:
+    binary = require_program("chromium", "chromium")
+    with chromium(
+        driver_path,
+        binary,
+        tmp_path / "chromium-profile",
+        monkeypatch,
+        size=(WIDTH, HEIGHT),
+        javascript=False,
+    ) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
