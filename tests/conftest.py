@@ -17,6 +17,7 @@ os.environ["SMAKOM_LANG"] = "en"
 import keyring
 import pytest
 from hypothesis import settings
+from keyring.backend import KeyringBackend
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
@@ -51,6 +52,34 @@ def test_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pl
     monkeypatch.delenv("SMAKOM_SMTP_PASSWORD", raising=False)
     backend = PlaintextKeyring()
     backend.file_path = str(data_home / "python_keyring" / backend.filename)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that keeps nothing on disk, as a secure system keyring looks to smakom."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.entries.pop((service, username), None)
+
+
+@pytest.fixture
+def secure_keyring() -> Iterator[MemoryKeyring]:
+    backend = MemoryKeyring()
     previous = keyring.get_keyring()
     keyring.set_keyring(backend)
     yield backend

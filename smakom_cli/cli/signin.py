@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from smakom_cli.config import Config
+    from smakom_cli.signin.credentials import UnencryptedKeyring
     from smakom_cli.signin.oauth import DeviceCode
 
 
@@ -39,28 +40,30 @@ InboxOption = Annotated[
 def _login_inbox(config: Config, *, check: bool) -> None:
     from smakom_cli.returns.imap import check_login
     from smakom_cli.returns.inbox import require_mailbox
-    from smakom_cli.signin.credentials import store_imap_password
+    from smakom_cli.signin.credentials import IMAP_PASSWORD_VARIABLE, store_imap_password
 
     username = require_mailbox(config).username
     where = f"{config.inbox.host}:{config.inbox.server_port}"
     resolver = signin(config)
-    if check:
-        login = resolver.inbox_login()
-        check_login(config.inbox, login)
-        how = "OAuth2" if login.method == "xoauth2" else "a password"
-        output.success(
-            _("Logged in to the mailbox {where} as {username} with {how}.").format(
-                where=where, username=username, how=how
-            )
-        )
-        return
-    if resolver.inbox_signs_in_with_oauth():
+    oauth = resolver.inbox_signs_in_with_oauth()
+    if oauth and not check:
         raise SmakomError(
             _(
                 "the mailbox {username} signs in with OAuth2 like the sending: run "
                 "`smakom login` (no mailbox password is needed)."
             ).format(username=username)
         )
+    if not oauth:
+        _warn_if_unencrypted_keyring(IMAP_PASSWORD_VARIABLE)
+    if check:
+        check_login(config.inbox, resolver.inbox_login())
+        done = (
+            _("Logged in to the mailbox {where} as {username} with OAuth2.")
+            if oauth
+            else _("Logged in to the mailbox {where} as {username} with a password.")
+        )
+        output.success(done.format(where=where, username=username))
+        return
     password = typer.prompt(
         _("Mailbox password for {username} at {where}").format(username=username, where=where),
         hide_input=True,
@@ -102,7 +105,7 @@ def login(
     ] = False,
     inbox: InboxOption = False,
 ) -> None:
-    from smakom_cli.signin.credentials import store_password
+    from smakom_cli.signin.credentials import PASSWORD_VARIABLE, store_password
 
     config = state(ctx).config()
     if service_key:
@@ -118,7 +121,7 @@ def login(
             _make_link_key(config)
         return
     where = f"{config.smtp.host}:{config.smtp.port}"
-    _warn_if_unencrypted_keyring()
+    _warn_if_unencrypted_keyring(PASSWORD_VARIABLE)
     if check:
         from smakom_cli.delivery.smtp import check_login
 
@@ -161,6 +164,7 @@ def _oauth_login(config: Config, *, check: bool) -> None:
 
     sign_in = signin(config).oauth()
     username = sign_in.settings.username
+    _warn_if_oauth_sign_in_unencrypted(username)
     if check:
         from smakom_cli.delivery.smtp import check_login, where
 
@@ -204,14 +208,13 @@ def _oauth_login(config: Config, *, check: bool) -> None:
     output.info(_("Run `smakom login --check` to see it is valid."))
 
 
-def _warn_if_unencrypted_keyring() -> None:
+def _warn_if_unencrypted_keyring(password_variable: str) -> None:
     """Say so when the keyring is a plain file: the password would be readable in it."""
-    from smakom_cli.signin.credentials import PASSWORD_VARIABLE, unencrypted_keyring
+    from smakom_cli.signin.credentials import unencrypted_keyring
 
     found = unencrypted_keyring()
     if found is None:
         return
-    where = _("in {file}").format(file=found.file) if found.file else _("in a file")
     output.warning(
         _(
             "the keyring backend ({backend}) keeps passwords unencrypted {where}: "
@@ -220,8 +223,31 @@ def _warn_if_unencrypted_keyring() -> None:
             "on Linux; `keyring --list-backends` shows them, "
             "PYTHON_KEYRING_BACKEND chooses one), or on a server set "
             "{password_variable} in the environment instead of `smakom login`."
-        ).format(backend=found.backend, where=where, password_variable=PASSWORD_VARIABLE)
+        ).format(backend=found.backend, where=_where(found), password_variable=password_variable)
     )
+
+
+def _warn_if_oauth_sign_in_unencrypted(username: str) -> None:
+    """The OAuth2 sign-in is as good as a password while it lasts, and has no stand-in in
+    the environment (it renews itself), so a plain-file keyring is worth a warning of its own."""
+    from smakom_cli.signin.credentials import unencrypted_keyring
+
+    found = unencrypted_keyring()
+    if found is None:
+        return
+    output.warning(
+        _(
+            "the keyring backend ({backend}) keeps the OAuth2 sign-in unencrypted "
+            "{where}: anyone who can read that file can send mail as {username} until "
+            "the sign-in is revoked. Use a secure backend (Windows Credential Locker, "
+            "macOS Keychain, or Secret Service on Linux; `keyring --list-backends` "
+            "shows them, PYTHON_KEYRING_BACKEND chooses one)."
+        ).format(backend=found.backend, where=_where(found), username=username)
+    )
+
+
+def _where(found: UnencryptedKeyring) -> str:
+    return _("in {file}").format(file=found.file) if found.file else _("in a file")
 
 
 def _store_service_key(config: Config) -> None:

@@ -6,9 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
 
 from tests.dns_server import DnsTestServer, running_dns_server
 from tests.doctor.zones import MICROSOFT, TENANT
@@ -32,34 +30,6 @@ def dns(dns_module: DnsTestServer) -> DnsTestServer:
     dns_module.broken = {}
     dns_module.asked.clear()
     return dns_module
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that keeps nothing on disk, as a secure system keyring looks to smakom."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.entries.pop((service, username), None)
-
-
-@pytest.fixture
-def secure_keyring() -> Iterator[MemoryKeyring]:
-    backend = MemoryKeyring()
-    previous = keyring.get_keyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
+from tests.conftest import MemoryKeyring
 from tests.dns_server import DnsTestServer
-from tests.doctor.conftest import MemoryKeyring, use_inbox, use_provider
+from tests.doctor.conftest import use_inbox, use_provider
 from tests.doctor.zones import BROKEN_MICROSOFT, GOOGLE, MISALIGNED, TENANT, changed
 from tests.imap_server import DovecotServer
 from tests.oauth_server import OAuthTestServer

@@ -523,6 +523,8 @@ def test_login_inbox_keeps_the_password_in_the_keyring(
     result = runner.invoke(app, ["login", "--inbox"], input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     assert lookup_imap_password(mailbox, {}) == PASSWORD
+    assert "keeps passwords unencrypted" in result.output
+    assert "SMAKOM_IMAP_PASSWORD" in result.output
     result = runner.invoke(app, ["login", "--inbox", "--check"])
     assert result.exit_code == 0, result.output
     assert f"Logged in to the mailbox 127.0.0.1:{dovecot.imaps_port}" in result.output

@@ -10,10 +10,12 @@ from pathlib import Path
 import keyring
 import keyring.backends.fail
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
 from smakom_cli.cli import app
 from smakom_cli.signin.credentials import lookup_token_cache, store_password
+from tests.conftest import MemoryKeyring
 from tests.delivery.test_dry_run import active_addresses
 from tests.oauth_server import OAuthTestServer
 from tests.smtp_server import SmtpTestServer, use_server
@@ -66,6 +68,47 @@ def test_login_shows_the_code_and_signs_in(
     assert "Signed in as kansli@smakom.se with OAuth2" in shown
     assert lookup_token_cache("kansli@smakom.se") is not None
     assert not any(secret in shown for secret in oauth_server.secrets())
+
+
+def test_login_warns_before_the_code_when_the_sign_in_would_be_kept_in_a_plain_file(
+    runner: CliRunner,
+    newsletter: Path,
+    smtp_server: SmtpTestServer,
+    oauth_server: OAuthTestServer,
+    test_keyring: PlaintextKeyring,
+) -> None:
+    """The OAuth2 sign-in sends mail as the office while it lasts: a keyring that is a plain
+    file is named before the code is shown, as the password login does."""
+    use_oauth(newsletter, smtp_server, oauth_server)
+
+    shown = login(runner, oauth_server)
+    check = runner.invoke(app, ["login", "--check"])
+
+    warning = (
+        "Warning: the keyring backend (file PlaintextKeyring) keeps the OAuth2 sign-in "
+        f"unencrypted in {test_keyring.file_path}"
+    )
+    assert warning in " ".join(shown.split())
+    assert "send mail as kansli@smakom.se" in shown
+    assert shown.index("PlaintextKeyring") < shown.index(oauth_server.grants[0].user_code)
+    assert check.exit_code == 0, check.output
+    assert "keeps the OAuth2 sign-in unencrypted" in check.output
+
+
+def test_login_with_a_secure_keyring_gives_no_warning(
+    runner: CliRunner,
+    newsletter: Path,
+    smtp_server: SmtpTestServer,
+    oauth_server: OAuthTestServer,
+    secure_keyring: MemoryKeyring,
+) -> None:
+    """With a keyring that is not a plain file the OAuth2 login says nothing about it."""
+    use_oauth(newsletter, smtp_server, oauth_server)
+
+    shown = login(runner, oauth_server)
+
+    assert "unencrypted" not in shown
+    assert lookup_token_cache("kansli@smakom.se") is not None
 
 
 def test_login_check_tells_the_method_and_when_the_token_expires(

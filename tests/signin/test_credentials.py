@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
-import keyring.backend
 import keyring.backends.fail
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -22,6 +21,7 @@ from smakom_cli.signin.credentials import (
     store_password,
     unsubscribe_secret,
 )
+from tests.conftest import MemoryKeyring
 from tests.smtp_server import SmtpTestServer
 
 USER = "kansli@smakom.se"
@@ -214,25 +214,6 @@ def test_login_check_with_a_wrong_password(
     assert SECRET not in result.output
 
 
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring backend that keeps secrets in memory, as an OS keyring keeps them safe."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.secrets.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.secrets[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        del self.secrets[(service, username)]
-
-
 def test_login_warns_about_a_plaintext_keyring(
     runner: CliRunner, config: Path, test_keyring: PlaintextKeyring
 ) -> None:
@@ -261,19 +242,15 @@ def test_login_check_warns_about_a_plaintext_keyring(
     assert "keeps passwords unencrypted in " + test_keyring.file_path in result.output
 
 
-def test_a_secure_keyring_gets_no_warning(runner: CliRunner, config: Path) -> None:
+def test_a_secure_keyring_gets_no_warning(
+    runner: CliRunner, config: Path, secure_keyring: MemoryKeyring
+) -> None:
     """With a keyring that is not a plain file, login says nothing about encryption."""
-    previous = keyring.get_keyring()
-    memory = MemoryKeyring()
-    keyring.set_keyring(memory)
-    try:
-        result = runner.invoke(app, ["--config", str(config), "login"], input=f"{SECRET}\n")
-    finally:
-        keyring.set_keyring(previous)
+    result = runner.invoke(app, ["--config", str(config), "login"], input=f"{SECRET}\n")
 
     assert result.exit_code == 0, result.output
     assert "unencrypted" not in result.output
-    assert memory.secrets[("smakom", USER)] == SECRET
+    assert secure_keyring.entries[("smakom", USER)] == SECRET
 
 
 LIST_SECRET = "unsubscribe-secret:nyhetsbrev.smakom.se"
