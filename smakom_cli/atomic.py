@@ -1,8 +1,8 @@
-"""Replacing a file whole: a reader, or a crash, sees the old file or the new one, never half.
+"""Writing files: replaced whole, and named in every error.
 
-The data goes to a temporary file beside the target (`.<name>.<random>.tmp`), is flushed to
-disk, then renamed over the target; the folder is flushed too, so that the rename survives a
-power cut.
+A replaced file's data goes to a temporary file beside the target (`.<name>.<random>.tmp`), is
+flushed to disk, then renamed over the target; the folder is flushed too, so that the rename
+survives a power cut. A reader, or a crash, sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
@@ -10,10 +10,24 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PRIVATE = 0o600
 """A new file only its owner may read and write."""
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Name `path` in an error raised while writing it: a failed write (a full disk, a limit
+    on file sizes) carries no file name of its own, so the user would not know which file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def replace_file(path: Path, data: bytes, *, new_mode: int = 0o666) -> None:
@@ -30,7 +44,7 @@ def replace_file(path: Path, data: bytes, *, new_mode: int = 0o666) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     descriptor = os.open(temporary, flags, new_mode)
     try:
-        with os.fdopen(descriptor, "wb") as file:
+        with writing(path), os.fdopen(descriptor, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

@@ -7,6 +7,7 @@ each concept. Heavy imports happen inside the commands so `smakom --help` starts
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,24 @@ __all__ = [
 ]
 
 
+# No room for what is written: a full disk, a quota, a limit on file sizes (`ulimit -f`).
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _os_error_line(exc: OSError) -> str:
+    """The operating system's words and the file they are about, with what to do when the
+    cause is that the file could not grow."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    if exc.errno in _NO_ROOM:
+        return _(
+            "{path} could not be written ({reason}): make room on the disk, or have the "
+            "limit on file sizes raised, then run the command again."
+        ).format(path=exc.filename, reason=reason)
+    return f"{reason}: {exc.filename}"
+
+
 class _Group(Group):
     """Turns every user error into one red line and `ExitCode.ERROR`, in this one place."""
 
@@ -51,7 +70,7 @@ class _Group(Group):
         except OSError as exc:
             if ctx.meta.get("smakom.debug"):
                 raise
-            output.error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+            output.error(_os_error_line(exc))
             raise typer.Exit(ExitCode.ERROR) from None
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:

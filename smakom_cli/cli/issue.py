@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from smakom_cli.atomic import writing
 from smakom_cli.cli.app import IssueArgument, SubscribersOption, app, output, state, usage_error
 from smakom_cli.cli.common import exit_if_a_send_would_stop, prepare, warn_if_not_synced
 from smakom_cli.errors import ExitCode
@@ -59,7 +60,8 @@ def preview(
     if html or open_browser:
         target = html or config.outbox_dir / f"{mailing.issue.slug}.preview.html"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(browser_html(mailing.rendered, result.html), encoding="utf-8")
+        with writing(target):
+            target.write_text(browser_html(mailing.rendered, result.html), encoding="utf-8")
         output.success(_("HTML written to {target}").format(target=target))
         if open_browser:
             import webbrowser

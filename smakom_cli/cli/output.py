@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from smakom_cli.atomic import writing
 from smakom_cli.i18n import N_, _, ngettext
 
 if TYPE_CHECKING:
@@ -671,7 +672,8 @@ def show_inbox(report: InboxReport) -> None:
     files = list(report.bounce_files)
     if report.report_file is not None:
         text = "\n".join(inbox_report_lines(report)) + "\n"
-        report.report_file.write_text(text, encoding="utf-8")
+        with writing(report.report_file):
+            report.report_file.write_text(text, encoding="utf-8")
         files.insert(0, report.report_file)
     title = f"{report.host}: {report.folder}"
     if report.dry_run:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from smakom_cli.atomic import writing
 from smakom_cli.compose.issue import Issue, load_issue
 from smakom_cli.compose.render import (
     ImageResolver,
@@ -74,7 +75,8 @@ def write_archive(
     for one in rendered:
         page = folder / _page_name(one.issue)
         context = template_context(config, web_src, one.issue, one.content.sections)
-        page.write_text(_render(env, PAGE_TEMPLATE, {**context, **way_out}), encoding="utf-8")
+        with writing(page):
+            page.write_text(_render(env, PAGE_TEMPLATE, {**context, **way_out}), encoding="utf-8")
         pages.append(page)
     copied = []
     for image in images.values():
@@ -86,13 +88,16 @@ def write_archive(
             )
         target = folder / image.src
         target.parent.mkdir(parents=True, exist_ok=True)
-        copied.append(Path(shutil.copyfile(image.path, target)))
+        with writing(target):
+            copied.append(Path(shutil.copyfile(image.path, target)))
     index = folder / "index.html"
     entries = [(issue, _page_name(issue)) for issue in issues]
     context = {**template_context(config, web_src), **way_out, "entries": entries}
-    index.write_text(_render(env, INDEX_TEMPLATE, context), encoding="utf-8")
+    with writing(index):
+        index.write_text(_render(env, INDEX_TEMPLATE, context), encoding="utf-8")
     feed = folder / FEED_NAME
-    ET.ElementTree(_feed(config, rendered)).write(feed, encoding="utf-8", xml_declaration=True)
+    with writing(feed):
+        ET.ElementTree(_feed(config, rendered)).write(feed, encoding="utf-8", xml_declaration=True)
     return ArchiveReport(folder, tuple(pages), index, feed, tuple(copied))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from smakom_cli.atomic import writing
 from smakom_cli.compose.render import default_templates_dir
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.i18n import ngettext
 
 
 def create_newsletter(
@@ -32,11 +33,24 @@ def create_newsletter(
     if existing:
         names = ", ".join(str(path) for path in existing)
         raise SmakomError(
-            _("{names} already exist(s); smakom init never overwrites a file.").format(names=names)
+            ngettext(
+                "{names} already exists; smakom init never overwrites a file.",
+                "{names} already exist; smakom init never overwrites a file.",
+                len(existing),
+            ).format(names=names)
         )
-    for target, template in files.items():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(template.read_bytes())
+    written: list[Path] = []
+    try:
+        for target, template in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with writing(target), target.open("xb") as file:
+                written.append(target)
+                file.write(template.read_bytes())
+    except BaseException:
+        # A folder left half made would refuse the next `smakom init` ("already exists").
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return list(files)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smakom_cli.atomic import writing
 from smakom_cli.audience.subscribers import (
     AudienceSummary,
     Subscriber,
@@ -165,6 +166,8 @@ def write_outbox(mailing: Mailing, folder: Path) -> OutboxReport:
     count = size = 0
     for count, outgoing in enumerate(mailing.messages(mailing.recipients()), start=1):
         name = re.sub(r"[^A-Za-z0-9@._+-]", "_", outgoing.envelope_to)
-        (folder / f"{count:05d}-{name}.eml").write_bytes(outgoing.message)
+        path = folder / f"{count:05d}-{name}.eml"
+        with writing(path):
+            path.write_bytes(outgoing.message)
         size += len(outgoing.message)
     return OutboxReport(folder=folder, messages=count, total_bytes=size)

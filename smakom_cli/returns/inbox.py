@@ -26,6 +26,7 @@ from typing import Literal
 from filelock import FileLock, Timeout
 from imapclient.exceptions import IMAPClientError
 
+from smakom_cli.atomic import writing
 from smakom_cli.audience.references import ids_for
 from smakom_cli.audience.subscribers import Subscriber, iter_subscribers, parse_address
 from smakom_cli.audience.suppression import SuppressionList
@@ -305,7 +306,8 @@ def write_bounce_files(config: Config, report: InboxReport, now: datetime) -> li
             "",
             *(f"{e.kind}\t{', '.join(e.addresses)}\t{e.reason}" for e in entries),
         ]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with writing(path):
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(path)
     return written
 
