@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from smakom_cli.compose.images import ImagePlacement
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _
+from smakom_cli.textfiles import read_saved_text
 
 T = TypeVar("T")
 
@@ -327,11 +328,13 @@ def find_config(start: Path) -> Path:
 def load_config(path: Path) -> Config:
     """Read and check `smakom.toml`; every unknown key or wrong type is an error naming it."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_saved_text(path)
     except FileNotFoundError:
         raise SmakomError(_("{path}: no such configuration file.").format(path=path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SmakomError(_("{path}: cannot be read ({exc}).").format(path=path, exc=exc)) from None
+    except OSError as exc:
+        raise SmakomError(
+            _("{path}: cannot be read ({exc}).").format(path=path, exc=exc.strerror or exc)
+        ) from None
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

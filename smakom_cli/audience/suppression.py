@@ -445,8 +445,15 @@ class _Events:
     def read(self, data: bytes) -> list[Damage]:
         """Fold every line of `data` in; the damaged lines, in file order."""
         lines = _LINE_BREAK.split(data.removeprefix(_BOM))
-        if not any(line.strip() for line in lines):
-            return [Damage(0, _("the file is empty but should start with the header row"), _FIX)]
+        if b"\0" in data:
+            # Saved as "Unicode" (UTF-16): every line would be damaged, and nobody found.
+            return [
+                Damage(
+                    0,
+                    _("the file has NUL bytes: it was saved as 'Unicode' or UTF-16, not as UTF-8"),
+                    _("Save it as 'CSV UTF-8', or restore the file from a backup."),
+                )
+            ]
         damage: list[Damage] = []
         header_seen = False
         for number, raw in enumerate(lines, start=1):
@@ -471,6 +478,9 @@ class _Events:
             header_seen = True
             if problem is not None:
                 damage.append(problem)
+        if not header_seen:
+            # Also a file of characters that are all white space to Python ("\x1f").
+            return [Damage(0, _("the file is empty but should start with the header row"), _FIX)]
         return damage
 
     def _line(self, number: int, text: str, *, header: bool) -> Damage | None:
@@ -567,8 +577,10 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _short(text: str, limit: int = 60) -> str:
-    """A value short enough for one line of a message."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A value short enough for one line of a message, its control characters shown as
+    escapes (a NUL or an escape sequence must not reach the terminal)."""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # The file is read again whenever it changes, also during a send; checking an address costs

@@ -102,28 +102,40 @@ def _discard_standard_streams() -> None:
     os.close(null)
 
 
+# Control characters other than the line break and the tab, as escapes: a message may quote
+# a file or a mail (a NUL of a UTF-16 file, an escape sequence), which must not reach the
+# terminal as they are.
+_VISIBLE = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if chr(code) not in "\n\t"
+}
+
+
+def _visible(text: str) -> str:
+    return text.translate(_VISIBLE)
+
+
 def error(message: str) -> None:
     """One red line on standard error: what went wrong and what to do."""
-    err_console.print(Text.assemble((_("Error: "), "bold red"), message), soft_wrap=True)
+    err_console.print(Text.assemble((_("Error: "), "bold red"), _visible(message)), soft_wrap=True)
 
 
 def warning(message: str) -> None:
-    err_console.print(Text.assemble((_("Warning: "), "yellow"), message), soft_wrap=True)
+    err_console.print(Text.assemble((_("Warning: "), "yellow"), _visible(message)), soft_wrap=True)
 
 
 def success(message: str) -> None:
-    console.print(Text.assemble(("✓ ", "green"), message), soft_wrap=True)
+    console.print(Text.assemble(("✓ ", "green"), _visible(message)), soft_wrap=True)
 
 
 def info(message: str) -> None:
-    console.print(Text(message), soft_wrap=True)
+    console.print(Text(_visible(message)), soft_wrap=True)
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str = "") -> None:
     """A table on standard output; cells are shown as written, never read as Rich markup."""
     grid = Table(*columns, title=title or None, title_justify="left")
     for row in rows:
-        grid.add_row(*(Text(cell) for cell in row))
+        grid.add_row(*(Text(_visible(cell)) for cell in row))
     console.print(grid)
 
 

@@ -24,6 +24,7 @@ from smakom_cli.compose.images import IMAGE_MODES
 from smakom_cli.config import is_control
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
+from smakom_cli.textfiles import read_saved_text
 
 REQUIRED_KEYS = ("subject",)
 OPTIONAL_KEYS = ("preheader", "title", "date", "banner", "images")
@@ -54,16 +55,11 @@ def load_issue(path: Path) -> Issue:
     """Read an issue file and check its front matter."""
     try:
         # Line ends as they are: a CR inside a front matter line is refused, not a new line.
-        with path.open(encoding="utf-8-sig", newline="") as file:
-            text = file.read()
+        text = read_saved_text(path, newline="")
     except FileNotFoundError:
         raise SmakomError(_("{path}: no such issue file.").format(path=path)) from None
     except IsADirectoryError:
         raise SmakomError(_("{path}: is a folder, not an issue file.").format(path=path)) from None
-    except UnicodeDecodeError:
-        raise SmakomError(
-            _("{path}: is not UTF-8 text; save it as UTF-8.").format(path=path)
-        ) from None
     front, body, body_line = _split_front_matter(path, text)
     meta = _parse_front_matter(path, front)
     subject = _text(meta, "subject")

@@ -391,6 +391,37 @@ def render_template(
         ) from None
     except jinja2.TemplateNotFound as exc:
         raise SmakomError(_("template {name} not found.").format(name=exc.name)) from None
+    except UnicodeDecodeError:
+        raise SmakomError(
+            _("template {name}: is not UTF-8 text; save it as UTF-8.").format(name=name)
+        ) from None
+    except SmakomError:
+        raise
+    except Exception as exc:
+        # A template is a program the office may edit: whatever its expressions raise
+        # ({{ 1 / 0 }}, an unknown filter inside a branch) is a mistake in that file, named
+        # with its line; --debug shows the whole story.
+        raise SmakomError(
+            _("template {value} line {lineno}: {message}.").format(
+                value=name, lineno=_template_line(exc, env, name), message=str(exc).rstrip(".")
+            )
+        ) from exc
+
+
+def _template_line(exc: BaseException, env: jinja2.Environment, name: str) -> str:
+    """The line of template `name` that was running when `exc` was raised (Jinja puts the
+    template's own lines into the traceback), or "?"."""
+    try:
+        filename = env.get_template(name).filename
+    except Exception:  # it failed as it loaded: no line of it ran
+        return "?"
+    line = "?"
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == filename:
+            line = str(trace.tb_lineno)
+        trace = trace.tb_next
+    return line
 
 
 def demoted(section: Section) -> Section:

@@ -77,9 +77,9 @@ def make_config(folder: Path, text: str) -> None:
     write(folder / "smakom.toml", text)
 
 
-def add_template(folder: Path, text: str) -> None:
+def add_template(folder: Path, text: str, encoding: str = "utf-8") -> None:
     (folder / "templates").mkdir()
-    write(folder / "templates" / "newsletter.html", text)
+    (folder / "templates" / "newsletter.html").write_text(text, encoding=encoding)
 
 
 EXAMPLE = "issues/2021-01.md"
@@ -104,6 +104,21 @@ BAD_INPUT = {
         lambda f: add_template(f, "{{ subjekt }}"),
         EXAMPLE,
         "unknown variable: 'subjekt' is undefined",
+    ),
+    "template-division-by-zero": (
+        lambda f: add_template(f, "<p>\n{{ 1 / 0 }}</p>"),
+        EXAMPLE,
+        r"template newsletter\.html line 2: division by zero\.",
+    ),
+    "template-unknown-filter-in-a-branch": (
+        lambda f: add_template(f, "{% if issue %}{{ issue.subject | kapitäler }}{% endif %}"),
+        EXAMPLE,
+        r"template newsletter\.html line 1: No filter named 'kapitäler' found\.",
+    ),
+    "template-saved-as-utf-16": (
+        lambda f: add_template(f, "<p>{{ issue.subject }}</p>", encoding="utf-16"),
+        EXAMPLE,
+        r"template newsletter\.html: is not UTF-8 text; save it as UTF-8",
     ),
     "no-config": (lambda f: (f / "smakom.toml").unlink(), EXAMPLE, "No smakom.toml found"),
     "config-unknown-key": (

@@ -84,7 +84,7 @@ def test_comment_lines_and_every_key(tmp_path: Path) -> None:
         ("subject: Hej\u2028Bcc: x@y.z\n", "line 2: 'subject' must be one line of text"),
         ("subject: Hej\rBcc: x@y.z\n", "line 2: 'subject' must be one line of text"),
         ('subject: "Hej\\r\\nBcc: x@y.z"\n', "line 2: 'subject' must be one line of text"),
-        ("preheader: Hej\x00\nsubject: Hej\n", "line 2: 'preheader' must be one line of text"),
+        ("preheader: Hej\x00\nsubject: Hej\n", "line 2: a NUL character, which no text has"),
         ("date: 2021-02-30\nsubject: Hej\n", "line 2: 'date' must be a date like 2021-01-15"),
         ("subject:\n", "no 'subject:' line"),
     ],
