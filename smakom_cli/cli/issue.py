@@ -169,11 +169,13 @@ def init(
 
     from smakom_cli.compose.scaffold import create_newsletter
 
-    for path in create_newsletter(folder, dt.date.today(), example=example, language=LANGUAGE):
+    created = create_newsletter(folder, dt.date.today(), example=example, language=LANGUAGE)
+    for path in created:
         output.success(_("created {path}").format(path=path))
+    issue = next(path for path in created if path.parent.name == "issues")
     output.info(
-        _("Next: edit {value}, then `smakom preview` the issue in {value2}.").format(
-            value=folder / "smakom.toml", value2=folder / "issues"
+        _("Next: edit {config}, then in {folder}: `smakom preview {issue}`.").format(
+            config=folder / "smakom.toml", folder=folder, issue=issue.relative_to(folder).as_posix()
         )
     )
 

@@ -201,6 +201,25 @@ def test_init_example_is_the_bundled_example(runner: CliRunner, tmp_path: Path) 
     assert "never overwrites" in result.output
 
 
+def test_init_says_which_issue_it_made_and_how_to_preview_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue `smakom init` makes is this month's, and its last line is the command that
+    previews it (the README's workflow named a January 2021 file a new folder does not have)."""
+    import datetime as dt
+
+    result = runner.invoke(app, ["init", str(tmp_path / "brev")])
+
+    assert result.exit_code == 0, result.output
+    month = f"issues/{dt.date.today():%Y-%m}.md"
+    assert (tmp_path / "brev" / month).is_file()
+    last = result.output.strip().splitlines()[-1]
+    assert last.endswith(f"`smakom preview {month}`.")
+    monkeypatch.chdir(tmp_path / "brev")
+    preview = runner.invoke(app, ["preview", month])
+    assert "Envelope" in preview.output, preview.output
+
+
 def test_init_never_overwrites(runner: CliRunner, tmp_path: Path) -> None:
     """A second `smakom init` into the same folder refuses and changes nothing."""
     folder = tmp_path / "brev"
