@@ -57,7 +57,7 @@ from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.audience.witness import JournalRecord, Witness
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
-from smakom_cli.i18n import _
+from smakom_cli.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from smakom_cli.compose.issue import Issue
@@ -556,18 +556,26 @@ def _check_witness(
             JournalState.read(path)  # emptied or damaged at its start: say so, with the line
         if state is None:
             raise SmakomError(
-                _(
+                ngettext(
+                    "{path} is missing, but it recorded {count} recipient who got issue "
+                    "'{issue}' or may have (smakom's witness, {witness}, remembers). Restore it "
+                    "from a backup (to send the issue to everyone again on purpose, restore it "
+                    "and use `smakom send --again`); smakom will not send this issue until then.",
                     "{path} is missing, but it recorded {count} recipients who got issue "
                     "'{issue}' or may have (smakom's witness, {witness}, remembers). Restore it "
                     "from a backup (to send the issue to everyone again on purpose, restore it "
-                    "and use `smakom send --again`); smakom will not send this issue until then."
+                    "and use `smakom send --again`); smakom will not send this issue until then.",
+                    record.count,
                 ).format(path=path, count=record.count, issue=record.issue, witness=witness.path)
             )
         keys = protected(state)
         if len(keys) < record.count:
-            problem = _(
+            problem = ngettext(
+                "it names {count} recipient who got this issue or may have, but it "
+                "named {recorded} when its last send ended: {missing} missing",
                 "it names {count} recipients who got this issue or may have, but it "
-                "named {recorded} when its last send ended: {missing} are missing"
+                "named {recorded} when its last send ended: {missing} missing",
+                len(keys),
             ).format(count=len(keys), recorded=record.count, missing=record.count - len(keys))
         elif len(keys) == record.count and witness.digest(keys) != record.digest:
             problem = _(

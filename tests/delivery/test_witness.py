@@ -7,6 +7,7 @@ preview, the dry run and the send.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -107,6 +108,21 @@ def test_a_journal_restored_from_an_older_backup_stops_every_command(
     assert "Restore the whole journal from a backup" in error
     assert len(live.messages) == RECIPIENTS
     assert not (newsletter / "outbox" / "2021-01").exists()
+
+
+def test_a_journal_cut_to_one_recipient_says_so_in_the_singular(
+    runner: CliRunner, newsletter: Path, live: SmtpTestServer
+) -> None:
+    """Cut short, ever shorter: each count is worded for itself ("1 recipients" before)."""
+    lines = sent_to_thirty(runner, newsletter, live).split(b"\n")
+    said = []
+    for cut in range(3, 12):
+        (newsletter / JOURNAL).write_bytes(b"\n".join(lines[:cut]) + b"\n")
+        result = runner.invoke(app, ["check", ISSUE, "--offline"])
+        assert result.exit_code == 1, result.output
+        said.append(" ".join(result.output.split()))
+    assert any("it names 1 recipient who got this issue" in line for line in said), said
+    assert not any(re.search(r"\b1 recipients\b", line) for line in said), said
 
 
 def test_a_deleted_or_emptied_journal_is_named_not_taken_as_nothing_sent(
