@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from smakom_cli.config import Config
-    from smakom_cli.signin.credentials import UnencryptedKeyring
     from smakom_cli.signin.oauth import DeviceCode
 
 
@@ -164,7 +163,7 @@ def _oauth_login(config: Config, *, check: bool) -> None:
 
     sign_in = signin(config).oauth()
     username = sign_in.settings.username
-    _warn_if_oauth_sign_in_unencrypted(username)
+    _warn_if_unencrypted_keyring(oauth_user=username)
     if check:
         from smakom_cli.delivery.smtp import check_login, where
 
@@ -208,46 +207,34 @@ def _oauth_login(config: Config, *, check: bool) -> None:
     output.info(_("Run `smakom login --check` to see it is valid."))
 
 
-def _warn_if_unencrypted_keyring(password_variable: str) -> None:
-    """Say so when the keyring is a plain file: the password would be readable in it."""
+def _warn_if_unencrypted_keyring(password_variable: str = "", *, oauth_user: str = "") -> None:
+    """Say so when the keyring is a plain file: the password, or the OAuth2 sign-in of
+    `oauth_user` (as good as a password while it lasts, and with no stand-in in the
+    environment, as it renews itself), would be readable in it."""
     from smakom_cli.signin.credentials import unencrypted_keyring
 
     found = unencrypted_keyring()
     if found is None:
         return
-    output.warning(
-        _(
+    where = _("in {file}").format(file=found.file) if found.file else _("in a file")
+    if oauth_user:
+        message = _(
+            "the keyring backend ({backend}) keeps the OAuth2 sign-in unencrypted "
+            "{where}: anyone who can read that file can send mail as {username} until "
+            "the sign-in is revoked. Use a secure backend (Windows Credential Locker, "
+            "macOS Keychain, or Secret Service on Linux; `keyring --list-backends` "
+            "shows them, PYTHON_KEYRING_BACKEND chooses one)."
+        ).format(backend=found.backend, where=where, username=oauth_user)
+    else:
+        message = _(
             "the keyring backend ({backend}) keeps passwords unencrypted {where}: "
             "anyone who can read that file can read the password. Use a secure "
             "backend (Windows Credential Locker, macOS Keychain, or Secret Service "
             "on Linux; `keyring --list-backends` shows them, "
             "PYTHON_KEYRING_BACKEND chooses one), or on a server set "
             "{password_variable} in the environment instead of `smakom login`."
-        ).format(backend=found.backend, where=_where(found), password_variable=password_variable)
-    )
-
-
-def _warn_if_oauth_sign_in_unencrypted(username: str) -> None:
-    """The OAuth2 sign-in is as good as a password while it lasts, and has no stand-in in
-    the environment (it renews itself), so a plain-file keyring is worth a warning of its own."""
-    from smakom_cli.signin.credentials import unencrypted_keyring
-
-    found = unencrypted_keyring()
-    if found is None:
-        return
-    output.warning(
-        _(
-            "the keyring backend ({backend}) keeps the OAuth2 sign-in unencrypted "
-            "{where}: anyone who can read that file can send mail as {username} until "
-            "the sign-in is revoked. Use a secure backend (Windows Credential Locker, "
-            "macOS Keychain, or Secret Service on Linux; `keyring --list-backends` "
-            "shows them, PYTHON_KEYRING_BACKEND chooses one)."
-        ).format(backend=found.backend, where=_where(found), username=username)
-    )
-
-
-def _where(found: UnencryptedKeyring) -> str:
-    return _("in {file}").format(file=found.file) if found.file else _("in a file")
+        ).format(backend=found.backend, where=where, password_variable=password_variable)
+    output.warning(message)
 
 
 def _store_service_key(config: Config) -> None:
