@@ -28,18 +28,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from smakom_cli.atomic import remove_temporary_files, replace_file
 from smakom_cli.audience.subscribers import detect_encoding, parse_address
 from smakom_cli.audience.witness import Witness
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _, ngettext
+from smakom_cli.locks import WAIT_SECONDS, holding, stayed_locked
 
 HEADER = ("email", "action", "when", "source", "reason")
 UNSUBSCRIBED = "unsubscribed"
 RESUBSCRIBED = "resubscribed"
-LOCK_TIMEOUT = 30.0
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 _BOM = b"\xef\xbb\xbf"
@@ -221,16 +219,8 @@ class SuppressionList:
         follows_ties: bool = False,
     ) -> list[Change]:
         keys = [parse_address(address).key for address in addresses]
-        try:
-            with FileLock(self._lock_path, timeout=LOCK_TIMEOUT):
-                return self._record_locked(keys, action, source, reason, when, follows_ties)
-        except Timeout:
-            raise SmakomError(
-                _(
-                    "{name} stayed locked by another smakom command for {lock_timeout:.0f} "
-                    "seconds. Wait for it to finish and try again."
-                ).format(name=self.path.name, lock_timeout=LOCK_TIMEOUT)
-            ) from None
+        with holding(self._lock_path, timeout=WAIT_SECONDS, busy=stayed_locked(self.path)):
+            return self._record_locked(keys, action, source, reason, when, follows_ties)
 
     def _record_locked(
         self,

@@ -26,17 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
+from smakom_cli.locks import WAIT_SECONDS, holding, stayed_locked
 
 FOLDER = ".smakom"
 FILE = "witness.json"
 KEY_FILE = "witness.key"
 _VERSION = 1
-_LOCK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,28 +111,20 @@ class Witness:
     def updating(self) -> Iterator[Draft]:
         """Change the witness under its lock; written in one step if the draft was changed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with FileLock(self._lock_path, timeout=_LOCK_TIMEOUT):
-                if self._key() is None:
-                    replace_file(self._key_path, secrets.token_hex(32).encode(), new_mode=PRIVATE)
-                    self.path.unlink(missing_ok=True)  # a witness without its key tells nothing
-                record = self.read()
-                draft = Draft(
-                    journals=None if record.journals is None else dict(record.journals),
-                    unsubscribed=None if record.unsubscribed is None else set(record.unsubscribed),
-                )
-                before = _dump(draft) if self.path.exists() else b""
-                yield draft
-                after = _dump(draft)
-                if after != before:
-                    replace_file(self.path, after, new_mode=PRIVATE)
-        except Timeout:
-            raise SmakomError(
-                _(
-                    "{file} stayed locked by another smakom command for {seconds:.0f} seconds. "
-                    "Wait for it to finish and try again."
-                ).format(file=self.path, seconds=_LOCK_TIMEOUT)
-            ) from None
+        with holding(self._lock_path, timeout=WAIT_SECONDS, busy=stayed_locked(self.path)):
+            if self._key() is None:
+                replace_file(self._key_path, secrets.token_hex(32).encode(), new_mode=PRIVATE)
+                self.path.unlink(missing_ok=True)  # a witness without its key tells nothing
+            record = self.read()
+            draft = Draft(
+                journals=None if record.journals is None else dict(record.journals),
+                unsubscribed=None if record.unsubscribed is None else set(record.unsubscribed),
+            )
+            before = _dump(draft) if self.path.exists() else b""
+            yield draft
+            after = _dump(draft)
+            if after != before:
+                replace_file(self.path, after, new_mode=PRIVATE)
 
     def _key(self) -> bytes | None:
         try:

@@ -43,7 +43,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -51,13 +51,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from smakom_cli.atomic import PRIVATE, replace_file
 from smakom_cli.audience.witness import JournalRecord, Witness
 from smakom_cli.delivery.outcome import Outcome
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _, ngettext
+from smakom_cli.locks import holding, take
 
 if TYPE_CHECKING:
     from smakom_cli.compose.issue import Issue
@@ -361,23 +362,18 @@ def hold_issue(folder: Path, header: JournalHeader, *, issue_file: Path) -> Iter
     started = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
     computer = platform.node() or "this computer"
     run = f"{issue_file}, process {os.getpid()} on {computer}, since {started}"
-    held: list[tuple[FileLock, Path]] = []
-    try:
+    with ExitStack() as held:
+        notes = []
         for name in names:
-            lock = FileLock(locks / f"{name}.lock", thread_local=False)
             note = locks / f"{name}.txt"
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                raise SmakomError(_busy(note)) from None
-            held.append((lock, note))
-        for _path, note in held:
+            held.enter_context(
+                holding(locks / f"{name}.lock", timeout=0, busy=functools.partial(_busy, note))
+            )
+            held.callback(note.unlink, missing_ok=True)
+            notes.append(note)
+        for note in notes:
             note.write_text(run + "\n", encoding="utf-8")
         yield
-    finally:
-        for lock, note in reversed(held):
-            note.unlink(missing_ok=True)
-            lock.release()
 
 
 def _busy(note: Path) -> str:
@@ -687,16 +683,14 @@ class Journal:
     ) -> Journal:
         """Lock the journal at `path` (creating it with `header`) and start a session in it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path.with_name(path.name + ".lock"), thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise SmakomError(
-                _(
-                    "Another smakom is sending this issue right now ({path} is in use). "
-                    "Wait for it to finish, then run the command again."
-                ).format(path=path)
-            ) from None
+        lock = take(
+            path.with_name(path.name + ".lock"),
+            timeout=0,
+            busy=lambda: _(
+                "Another smakom is sending this issue right now ({path} is in use). "
+                "Wait for it to finish, then run the command again."
+            ).format(path=path),
+        )
         try:
             if not path.exists():
                 _create(path, header)

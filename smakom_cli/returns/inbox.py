@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from filelock import FileLock, Timeout
 from imapclient.exceptions import IMAPClientError
 
 from smakom_cli.atomic import writing
@@ -33,6 +32,7 @@ from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.config import Config, InboxConfig
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _, ngettext
+from smakom_cli.locks import holding
 from smakom_cli.returns.bounces import Context, Verdict, classify
 from smakom_cli.returns.imap import CONNECTION_ERRORS, Session, close, connect, describe, sign_in
 from smakom_cli.returns.inbox_log import Entry, InboxLog
@@ -92,18 +92,10 @@ def sort_inbox(
         return _read(config, login, secret, dry_run=True, on_message=on_message)
     when = now or datetime.now()
     # Two runs at once would both sort the same new messages.
-    lock = FileLock(config.folder / f"{LOG_NAME}.run.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SmakomError(
-            _("another smakom inbox is sorting this mailbox right now; wait for it to finish.")
-        ) from None
-    try:
+    busy = _("another smakom inbox is sorting this mailbox right now; wait for it to finish.")
+    with holding(config.folder / f"{LOG_NAME}.run.lock", timeout=0, busy=lambda: busy):
         report = _read(config, login, secret, dry_run=False, on_message=on_message)
         bounce_files = write_bounce_files(config, report, when)
-    finally:
-        lock.release()
     report_file = None
     if report.items or report.interrupted:
         report_file = config.journal_dir / f"inbox-{when:%Y%m%d-%H%M%S}.report.txt"

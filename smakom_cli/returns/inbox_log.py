@@ -21,17 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from filelock import FileLock, Timeout
-
 from smakom_cli.atomic import PRIVATE
 from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import _
+from smakom_cli.locks import WAIT_SECONDS, holding, stayed_locked
 from smakom_cli.returns.bounces import Kind
 
 Action = Literal["move", "leave"]
 KINDS: frozenset[str] = frozenset(get_args(Kind))
 ACTIONS: frozenset[str] = frozenset(("move", "leave"))
-LOCK_TIMEOUT = 30.0
 _FIELDS = {
     "time": str,
     "folder": str,
@@ -124,18 +122,11 @@ class InboxLog:
         append; the message it was about had not been moved yet and is sorted again.
         """
         line = (json.dumps(_record(entry), ensure_ascii=False) + "\n").encode("utf-8")
-        lock = FileLock(self.path.with_name(self.path.name + ".lock"))
+        lock = self.path.with_name(self.path.name + ".lock")
         try:
-            with lock.acquire(timeout=LOCK_TIMEOUT):
+            with holding(lock, timeout=WAIT_SECONDS, busy=stayed_locked(self.path)):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._write(line)
-        except Timeout:
-            raise SmakomError(
-                _(
-                    "{name} stayed locked by another smakom inbox for {lock_timeout:.0f} "
-                    "seconds. Wait for it to finish and try again."
-                ).format(name=self.path.name, lock_timeout=LOCK_TIMEOUT)
-            ) from None
         except OSError as exc:
             raise SmakomError(
                 _("{path} cannot be written ({value}).").format(
