@@ -14,7 +14,6 @@ from typing import Literal
 
 from smakom_cli.compose.render import RenderedIssue
 from smakom_cli.config import Config
-from smakom_cli.errors import SmakomError
 from smakom_cli.i18n import N_, _
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -24,7 +23,6 @@ MESSAGE_WARN_BYTES = 500 * 1024  # every subscriber downloads it; most newslette
 CSS_PROBLEMS_SHOWN = 5
 _HREF = re.compile(r"""\shref\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{%20|%7B%7B", re.DOTALL)
-_SAMPLE_ADDRESS = "mottagare@example.org"
 # Where each header that cannot be folded short enough comes from.
 _HEADER_SOURCES = {
     "From": N_("[sender] email"),
@@ -50,15 +48,20 @@ class _Mail:
     config: Config
     html: str
     text: str
+    message: bytes | None
 
     @property
     def name(self) -> str:
         return self.rendered.issue.path.name
 
 
-def check_issue(rendered: RenderedIssue, config: Config, html: str, text: str) -> list[Finding]:
-    """Check an issue as one recipient would get it (`html` and `text` personalised)."""
-    mail = _Mail(rendered, config, html, text)
+def check_issue(
+    rendered: RenderedIssue, config: Config, html: str, text: str, message: bytes | None
+) -> list[Finding]:
+    """Check an issue as one recipient would get it: `html` and `text` personalised, and
+    `message` whole as a send builds it (None when it cannot be built: an image that cannot
+    be read, which the check names)."""
+    mail = _Mail(rendered, config, html, text, message)
     checks = (
         _subject,
         _size,
@@ -111,7 +114,8 @@ def _message_size(mail: _Mail) -> Iterator[Finding]:
     what the provider may refuse (`[smtp] max_message_mb`)."""
     from smakom_cli.compose.message import estimated_size
 
-    size = estimated_size(mail.rendered, mail.html, mail.text)
+    message = mail.message
+    size = estimated_size(mail.rendered, mail.html, mail.text) if message is None else len(message)
     limit = mail.config.smtp.max_message_mb * 1024 * 1024
     shown = _megabytes(size)
     if mail.rendered.image_mode == "embed" and mail.rendered.images:
@@ -144,18 +148,12 @@ def _message_size(mail: _Mail) -> Iterator[Finding]:
 def _line_lengths(mail: _Mail) -> Iterator[Finding]:
     """Every server refuses a message with a line over 998 octets ("500 Line too long"), so
     it would be refused for every recipient. Subjects and names are folded to fit; what
-    cannot be split (a URL, an address) is found here, on one message built as a send would."""
-    from smakom_cli.audience.unsubscribe_links import link_for
-    from smakom_cli.compose.message import LINE_LIMIT, MessageBuilder, Recipient, overlong_lines
+    cannot be split (a URL, an address) is found here, on the message as a send builds it."""
+    from smakom_cli.compose.message import LINE_LIMIT, overlong_lines
 
-    try:
-        builder = MessageBuilder(mail.rendered, mail.config)
-    except SmakomError:
+    if mail.message is None:
         return  # an image that cannot be read: `_images` reports it
-    # Any key makes a token of the same length, so the sample's lines are as long as the real.
-    link = link_for(mail.config, bytes(32), _SAMPLE_ADDRESS)
-    message = builder.build(Recipient(_SAMPLE_ADDRESS, "", {}), link)
-    for where, length in overlong_lines(message).items():
+    for where, length in overlong_lines(mail.message).items():
         source = _HEADER_SOURCES.get(where.removesuffix(" header"))
         yield Finding(
             "error",

@@ -79,8 +79,18 @@ class Mailing:
 
     def check(self) -> list[Finding]:
         """The pre-send check, on the message the first recipient would get."""
-        html, text = self.personalise(self.sample())
-        return check_issue(self.rendered, self.config, html, text)
+        sample = self.sample()
+        html, text = self.personalise(sample)
+        return check_issue(self.rendered, self.config, html, text, self.sample_message(sample))
+
+    def sample_message(self, subscriber: Subscriber) -> bytes | None:
+        """The whole message `subscriber` would get, built as a send builds it; None when it
+        cannot be built (an image that cannot be read, which the check names)."""
+        try:
+            builder = MessageBuilder(self.rendered, self.config, secret=self.secret)
+        except SmakomError:
+            return None
+        return self._outgoing(builder, subscriber).message
 
     def messages(
         self, subscribers: Iterable[Subscriber], *, subject_prefix: str = ""
@@ -92,13 +102,16 @@ class Mailing:
             self.rendered, self.config, subject_prefix=subject_prefix, secret=self.secret
         )
         for subscriber in subscribers:
-            recipient = Recipient(
-                address=subscriber.address,
-                name=subscriber.name,
-                values=personal_values(subscriber.fields, ""),
-            )
-            link = link_for(self.config, self.secret, subscriber.key)
-            yield Outgoing(subscriber.key, subscriber.address, builder.build(recipient, link))
+            yield self._outgoing(builder, subscriber)
+
+    def _outgoing(self, builder: MessageBuilder, subscriber: Subscriber) -> Outgoing:
+        recipient = Recipient(
+            address=subscriber.address,
+            name=subscriber.name,
+            values=personal_values(subscriber.fields, ""),
+        )
+        link = link_for(self.config, self.secret, subscriber.key)
+        return Outgoing(subscriber.key, subscriber.address, builder.build(recipient, link))
 
     def proofs(self, addresses: Iterable[str], sample: Subscriber | None) -> Iterator[Outgoing]:
         """Test messages to `addresses`, the subject marked, the content personalised as

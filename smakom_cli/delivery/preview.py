@@ -7,12 +7,10 @@ import html as html_lib
 from dataclasses import dataclass
 
 from smakom_cli.audience.subscribers import AudienceSummary, Subscriber
-from smakom_cli.audience.unsubscribe_links import link_for
-from smakom_cli.compose.message import MessageBuilder, Recipient, estimated_size
-from smakom_cli.compose.render import RenderedIssue, personal_values
+from smakom_cli.compose.message import estimated_size
+from smakom_cli.compose.render import RenderedIssue
 from smakom_cli.delivery.check import Finding, check_issue
 from smakom_cli.delivery.mailing import Mailing
-from smakom_cli.errors import SmakomError
 
 
 @dataclass(frozen=True)
@@ -39,17 +37,12 @@ def build_preview(mailing: Mailing, as_email: str | None = None) -> Preview:
     config = mailing.config
     recipient = mailing.sample(as_email)
     html, text = mailing.personalise(recipient)
-    findings = tuple(check_issue(mailing.rendered, config, html, text))
-    try:
-        message_bytes = len(
-            MessageBuilder(mailing.rendered, config).build(
-                Recipient(recipient.address, recipient.name, personal_values(recipient.fields, "")),
-                link_for(config, mailing.secret, recipient.key),
-            )
-        )
-    except SmakomError:
-        # An image that cannot be read is one of the findings; the preview still shows.
-        message_bytes = estimated_size(mailing.rendered, html, text)
+    message = mailing.sample_message(recipient)
+    findings = tuple(check_issue(mailing.rendered, config, html, text, message))
+    # Without a message (an image that cannot be read, one of the findings) it still shows.
+    message_bytes = (
+        estimated_size(mailing.rendered, html, text) if message is None else len(message)
+    )
     sender = config.sender
     return Preview(
         sender=f"{sender.name} <{sender.email}>" if sender.name else sender.email,

@@ -218,7 +218,7 @@ def test_the_check_errs_exactly_when_a_line_would_be_refused(
     html, text = sample.personalise(personal_values({"name": "Anna"}, url))
     refused = [
         finding
-        for finding in check_issue(sample, config, html, text)
+        for finding in check_issue(sample, config, html, text, data)
         if "mail servers refuse lines over 998" in finding.message
     ]
     too_long = max(len(line) for line in data.split(b"\r\n")) > 998

@@ -8,9 +8,10 @@ from typer.testing import CliRunner, Result
 
 from smakom_cli.cli import app
 from smakom_cli.compose.issue import load_issue
-from smakom_cli.compose.render import default_templates_dir, personal_values, render_issue
+from smakom_cli.compose.render import default_templates_dir, render_issue
 from smakom_cli.config import load_config
-from smakom_cli.delivery.check import GMAIL_CLIP_BYTES, IMAGE_MAX_BYTES, Finding, check_issue
+from smakom_cli.delivery.check import GMAIL_CLIP_BYTES, IMAGE_MAX_BYTES, Finding
+from smakom_cli.delivery.mailing import prepare
 
 ISSUE = "issues/2021-01.md"
 
@@ -43,11 +44,8 @@ def folder_template(folder: Path, name: str, old: str = "", new: str = "") -> No
 
 
 def findings_for(folder: Path) -> list[Finding]:
-    """The check's findings for the example issue, personalised as a subscriber."""
-    config = load_config(folder / "smakom.toml")
-    rendered = render_issue(load_issue(folder / ISSUE), config)
-    values = personal_values({"name": "Anna"}, "https://www.smakom.se/avregistrera?token=t")
-    return check_issue(rendered, config, *rendered.personalise(values))
+    """The check's findings for the example issue, as its first subscriber would get it."""
+    return prepare(load_config(folder / "smakom.toml"), folder / ISSUE, secret=bytes(32)).check()
 
 
 def test_the_example_is_ready_to_send(runner: CliRunner, newsletter: Path) -> None:
