@@ -19,7 +19,7 @@ PRIVATE = 0o600
 
 
 @contextmanager
-def writing(path: Path) -> Iterator[None]:
+def writing(path: Path | str) -> Iterator[None]:
     """Name `path` in an error raised while writing it: a failed write (a full disk, a limit
     on file sizes) carries no file name of its own, so the user would not know which file."""
     try:

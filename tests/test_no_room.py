@@ -67,3 +67,18 @@ def test_init_without_room_leaves_no_half_made_folder(runner: CliRunner, tmp_pat
     again = runner.invoke(app, ["init", str(tmp_path / "brev")])
     assert again.exit_code == 0, again.output
     assert (tmp_path / "brev" / "smakom.toml").stat().st_size > 0
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_named_as_the_output(newsletter: Path) -> None:
+    """`smakom check … > /dev/full`: the error says the output could not be written (it said
+    only "No space left on device", as if a file of the folder were meant)."""
+    command = [sys.executable, "-m", "smakom_cli", "check", "issues/2021-01.md", "--offline"]
+    with Path("/dev/full").open("w") as full:
+        result = subprocess.run(
+            command, cwd=newsletter, stdout=full, stderr=subprocess.PIPE, text=True, check=False
+        )
+
+    assert result.returncode == 1, result.stderr
+    assert "the output could not be written (No space left on device)" in result.stderr
+    assert "Traceback" not in result.stderr

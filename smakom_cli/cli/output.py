@@ -35,9 +35,35 @@ if TYPE_CHECKING:
     from smakom_cli.returns.inbox import InboxReport, Sorted
     from smakom_cli.returns.sync import SyncResult
 
-console = Console(highlight=False)
+
+class _Standard:
+    """A standard stream as it is at each write (a send swaps it for one that cannot fail,
+    a test runner for its capture), named in a failed write: the operating system's error
+    (`> /dev/full`, a full disk) names no file."""
+
+    def __init__(self, name: str, shown: str) -> None:
+        self._name = name
+        self._shown = shown
+
+    def _stream(self) -> IO[str]:
+        stream: IO[str] = getattr(sys, self._name)
+        return stream
+
+    def write(self, text: str) -> int:
+        with writing(self._shown):
+            return self._stream().write(text)
+
+    def flush(self) -> None:
+        with writing(self._shown):
+            self._stream().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream(), name)
+
+
+console = Console(file=_Standard("stdout", _("the output")), highlight=False)  # type: ignore[arg-type]
 _RATE_EVERY_SECONDS = 0.5
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(file=_Standard("stderr", _("the error output")), highlight=False)  # type: ignore[arg-type]
 
 
 @dataclass
