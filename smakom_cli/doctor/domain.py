@@ -548,9 +548,9 @@ def dmarc_verdict(domain: str, answers: Sequence[Answer]) -> Finding:
             return Finding(
                 "warning",
                 what,
-                _("p={policy} for only {percent} % of the mail that fails (pct={percent})").format(
-                    policy=policy, percent=percent
-                ),
+                _(
+                    "p={policy} for only {percent} percent of the mail that fails (pct={percent})"
+                ).format(policy=policy, percent=percent),
                 _("Remove pct= from the TXT record at {name} when you are ready.").format(
                     name=answer.name
                 ),
