@@ -102,7 +102,8 @@ def system_programs() -> str:
     """The table of the programs the tests start, from their require_program calls, each
     test file described by the first line of its docstring."""
     needs: dict[Path, dict[str, str]] = {}
-    for test in sorted(TESTS.rglob("test_*.py")):
+    # A conftest.py's fixtures start programs for every test beside them.
+    for test in sorted([*TESTS.rglob("test_*.py"), *TESTS.rglob("conftest.py")]):
         text = test.read_text(encoding="utf-8")
         found = dict(_REQUIRE.findall(text))
         if found:
