@@ -57,13 +57,6 @@ def check_inbox(config: Config, login: Callable[[], Login], timeout: float) -> F
     return Finding(
         "ok",
         what,
-        f"signed in; reads '{inbox.folder}'; `smakom inbox` creates "
-        + ", ".join(f"'{name}'" for name in missing)
-        + _(" the first time it moves mail there"),
-    )
-    return Finding(
-        "ok",
-        what,
         _("signed in; reads '{folder}'; the folders it sorts into exist").format(
             folder=inbox.folder
         ),

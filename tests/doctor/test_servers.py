@@ -107,6 +107,22 @@ def test_inbox_ok(dovecot: DovecotServer, tmp_path: Path) -> None:
     assert "smakom/studsar" in finding.found
 
 
+def test_inbox_with_every_folder_says_they_exist(dovecot: DovecotServer, tmp_path: Path) -> None:
+    """With the folders smakom sorts into already made, the line says so (it said
+    "`smakom inbox` creates  the first time it moves mail there", naming no folder)."""
+    config = mailbox(dovecot, tmp_path)
+    inbox = config.inbox
+    with dovecot.client(inbox.username) as client:
+        delimiter = client.list_folders()[0][1].decode()
+        for name in (inbox.bounce_folder, inbox.unsubscribe_folder, inbox.auto_reply_folder):
+            client.create_folder(name.replace("/", delimiter))
+
+    finding = check_inbox(config, lambda: Login(inbox.username, IMAP_PASSWORD), 5)
+
+    assert finding.status == "ok", finding
+    assert finding.found == "signed in; reads 'INBOX'; the folders it sorts into exist"
+
+
 def test_inbox_missing_folder(dovecot: DovecotServer, tmp_path: Path) -> None:
     """A folder to read that the mailbox lacks is a problem naming it.
 
