@@ -1,5 +1,5 @@
 """What many tests need: the real programs (Dovecot, Chromium, smtp-sink), found on the PATH,
-and a fingerprint of every file in a folder.
+a fingerprint of every file in a folder, and the one red line of a failed command.
 
 Where a program is missing a test skips and says why; in CI (`CI=true`) a missing one is a failure,
 because `.ci/run` installs them all and a skip there would hide a broken install.
@@ -40,3 +40,10 @@ def file_digests(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file() and not (path.suffix == ".lock" and path.stat().st_size == 0)
     }
+
+
+def one_error_line(output: str) -> str:
+    """The command's one "Error:" line (exactly one, and no traceback)."""
+    [line] = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert "Traceback" not in output
+    return line

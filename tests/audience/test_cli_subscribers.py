@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.cli import app
+from tests.tools import one_error_line
 
 REPO = Path(__file__).resolve().parents[2]
 SUBSCRIBERS = """\
@@ -265,7 +266,7 @@ def test_a_runaway_quote_stops_every_command_with_the_same_line(
     ):
         result = runner.invoke(app, command)
         assert result.exit_code == 1, (command, result.output)
-        [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        line = one_error_line(result.output)
         errors.add(line)
     [error] = errors
     assert "openq.csv line 2: a quote mark opens a value" in error

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.cli import app
+from tests.tools import one_error_line
 
 ISSUE = "issues/2021-01.md"
 # An office member typed a reason with a quote mark and never closed it (issue 10).
@@ -24,12 +25,6 @@ def damage(newsletter: Path) -> bytes:
     with path.open("ab") as file:
         file.write(STRAY_QUOTE)
     return path.read_bytes()
-
-
-def one_error_line(output: str) -> str:
-    [line] = [line for line in output.splitlines() if line.startswith("Error:")]
-    assert "Traceback" not in output
-    return line
 
 
 def test_a_stray_quote_stops_the_dry_run(runner: CliRunner, newsletter: Path) -> None:

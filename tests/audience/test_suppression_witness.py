@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from smakom_cli.audience.suppression import SuppressionList
 from smakom_cli.cli import app
 from smakom_cli.errors import SmakomError
+from tests.tools import one_error_line
 
 ISSUE = "issues/2021-01.md"
 LEFT = ["anna@kommun.se", "bo.berg@kommun.se", "carl@ragunda.se", "dora@are.se", "eva@kommun.se"]
@@ -60,7 +61,7 @@ def test_a_list_cut_inside_a_value_stops_check_and_the_dry_run(
     for command in (["check", ISSUE, "--offline"], ["send", ISSUE, "--dry-run"]):
         result = runner.invoke(app, command)
         assert result.exit_code == 1, (command, result.output)
-        [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        line = one_error_line(result.output)
         lines.add(line)
     [line] = lines
     assert "no longer suppresses 1 person who had unsubscribed" in line

@@ -23,6 +23,7 @@ from smakom_cli.delivery.mailing import prepare
 from smakom_cli.delivery.workflow import plan_send
 from smakom_cli.errors import SmakomError
 from tests.smtp_server import SmtpTestServer
+from tests.tools import one_error_line
 
 ISSUE = "issues/2021-01.md"
 RECIPIENTS = 30
@@ -43,11 +44,6 @@ def sent_to_thirty(runner: CliRunner, newsletter: Path, live: SmtpTestServer) ->
     assert result.exit_code == 0, result.output
     assert len(live.messages) == RECIPIENTS
     return (newsletter / JOURNAL).read_bytes()
-
-
-def one_line(output: str) -> str:
-    [line] = [line for line in output.splitlines() if line.startswith("Error:")]
-    return line
 
 
 def cuts(data: bytes) -> list[int]:
@@ -101,7 +97,7 @@ def test_a_journal_restored_from_an_older_backup_stops_every_command(
     ):
         result = runner.invoke(app, command)
         assert result.exit_code == 1, (command, result.output)
-        errors.add(one_line(result.output))
+        errors.add(one_error_line(result.output))
     [error] = errors
     assert "2021-01.jsonl" in error
     assert "named 30 when its last send ended" in " ".join(error.split())
